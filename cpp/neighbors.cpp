@@ -133,17 +133,24 @@ NeighborList neighbor_list(const double* positions, int64_t n_atoms, const doubl
     NeighborList out;
     if (n_atoms == 0 || cutoff == 0.0) return out;
 
-    // Refuse requests whose candidate-pair count is absurd (e.g. a 1000 Å cutoff in a
-    // 1 Å cell) instead of hanging or exhausting memory.
+    // Refuse requests that would need absurd memory or time (e.g. a 1000 Å cutoff in a
+    // 3 Å cell) instead of exhausting memory: estimate candidate tests and pairs found.
     {
-        double visited = 1.0;
-        for (int d = 0; d < 3; ++d) visited *= 2.0 * bins.search[d] + 1.0;
+        double visited = 1.0, searched_volume = 1.0;
+        for (int d = 0; d < 3; ++d) {
+            visited *= 2.0 * bins.search[d] + 1.0;
+            double height = (bins.frame.pbc[d] ? frame.heights[d] / bins.n_bins[d] : 0.0);
+            double span = (2.0 * bins.search[d] + 1.0) * height;
+            searched_volume *= (span > 0.0 ? std::max(span, 2.0 * cutoff) : 2.0 * cutoff);
+        }
         double per_bin = static_cast<double>(n_atoms) / bins.total_bins();
         double candidates = static_cast<double>(n_atoms) * per_bin * visited;
-        if (candidates > 2.0e10)
-            throw std::invalid_argument("cutoff " + std::to_string(cutoff) + " Å needs about " +
-                                        std::to_string(candidates) +
-                                        " distance tests for this cell; reduce the cutoff or check the cell");
+        double sphere = 4.0 / 3.0 * M_PI * cutoff * cutoff * cutoff;
+        double pairs = candidates * std::min(1.0, sphere / searched_volume);
+        if (candidates > 1.0e11 || pairs > 1.0e9)
+            throw std::invalid_argument("cutoff " + std::to_string(cutoff) + " Å would give about " +
+                                        std::to_string(pairs) + " pairs (" + std::to_string(candidates) +
+                                        " distance tests) for this cell; reduce the cutoff or check the cell");
     }
 
     const double cut2 = cutoff * cutoff;
