@@ -1,0 +1,57 @@
+"""Random defects used to test robustness (thesis Table 5.1 protocol).
+
+- displacements: every atom moves by a Gaussian vector with standard deviation
+  ``delta · d_NN`` per Cartesian component (``delta`` a fraction, e.g. 0.07 for 7 %);
+- missing atoms: a fraction ``eta`` of the atoms (rounded, at least one when eta > 0) is
+  removed at random, never all of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..structure import Structure
+
+__all__ = ["displace_atoms", "remove_atoms", "make_defective"]
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def displace_atoms(structure: Structure, delta: float, d_nn: float, seed=None) -> Structure:
+    """Gaussian displacements with standard deviation ``delta * d_nn`` Å per component."""
+    if not (0 <= float(delta) < 1):
+        raise ValueError(f"delta must be a fraction in [0, 1), got {delta}")
+    if not (np.isfinite(d_nn) and d_nn > 0):
+        raise ValueError(f"d_nn must be a positive length in Å, got {d_nn}")
+    noise = _rng(seed).normal(0.0, float(delta) * float(d_nn), size=structure.positions.shape)
+    return Structure(structure.positions + noise, structure.cell, structure.pbc, structure.numbers, info=dict(structure.info))
+
+
+def remove_atoms(structure: Structure, eta: float, seed=None) -> Structure:
+    """Remove ``round(eta * n)`` random atoms (at least one if ``eta > 0``, never all)."""
+    if not (0 <= float(eta) < 1):
+        raise ValueError(f"eta must be a fraction in [0, 1), got {eta}")
+    n = len(structure)
+    k = int(round(float(eta) * n))
+    if eta > 0:
+        k = max(k, 1)
+    k = min(k, n - 1)
+    if k <= 0:
+        return structure
+    drop = _rng(seed).choice(n, size=k, replace=False)
+    keep = np.ones(n, dtype=bool)
+    keep[drop] = False
+    return Structure(structure.positions[keep], structure.cell, structure.pbc, structure.numbers[keep], info=dict(structure.info))
+
+
+def make_defective(structure: Structure, *, delta: float = 0.0, eta: float = 0.0, d_nn: float | None = None, seed=None) -> Structure:
+    """Remove a fraction ``eta`` of atoms, then displace the rest by ``delta · d_nn``."""
+    rng = _rng(seed)
+    out = remove_atoms(structure, eta, rng) if eta > 0 else structure
+    if delta > 0:
+        if d_nn is None:
+            raise ValueError("d_nn (Å) is needed for displacements")
+        out = displace_atoms(out, delta, d_nn, rng)
+    return out

@@ -1,0 +1,290 @@
+"""Build the ARISE training set and train the shipped Bayesian MLP (thesis 4.3.3).
+
+    python -m cryspext.training.arise build   [--data DIR] [--cache cache/arise]
+    python -m cryspext.training.arise train   [--cache cache/arise] [--out python/cryspext/models/arise]
+    python -m cryspext.training.arise all     (both)
+
+Training set (thesis 4.3.3.2): for each of the 108 prototypes the periodic cell and three finite
+isotropic supercells (nanotubes: the finite tube only) → 396 pristine structures, each described by
+the ARISE SOAP vector at r_cut ∈ {3.0, 3.2, …, 5.0}·d_NN × σ ∈ {0.08, 0.10, 0.12}·d_NN × extrinsic
+scaling ∈ {0.95, 1.00, 1.05} (99 settings) → 39 204 vectors. Extrinsic scaling s divides positions by
+s·d_NN; since SOAP of the normalised vector only depends on lengths relative to r_cut and σ, this
+equals computing with r_cut·s and σ·s on the d_NN-scaled structure, which is what is done here.
+
+Model selection (thesis 4.3.3.3): training uses pristine vectors only; the checkpoint kept is the one
+with the best accuracy on a validation set of pristine (central setting) plus mildly defective
+structures (δ ∈ {0.1, 0.2, 0.6} % of d_NN, η ∈ {1, 2, 5} % missing atoms; one realisation each, seed
+fixed and different from the robustness benchmark's).
+
+Everything is seeded (``--seed``, default 0): rebuilding gives the same arrays and hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RCUTS = tuple(round(3.0 + 0.2 * k, 1) for k in range(11))
+SIGMAS = (0.08, 0.10, 0.12)
+EXTRINSIC = (0.95, 1.0, 1.05)
+CENTRAL = dict(cutoff=4.0, sigma=0.1, n_max=9, l_max=6)
+VALIDATION_DELTAS = (0.001, 0.002, 0.006)
+VALIDATION_ETAS = (0.01, 0.02, 0.05)
+VALIDATION_SEED = 12345  # the robustness benchmark uses other seeds
+REPO = Path(__file__).resolve().parents[3]
+
+
+def settings_grid() -> list[tuple[float, float, float]]:
+    """The 99 (r_cut, σ, extrinsic) triples, r_cut and σ in units of d_NN."""
+    return [(rc, sg, ex) for rc in RCUTS for sg in SIGMAS for ex in EXTRINSIC]
+
+
+def _soap(structures, rc: float, sigma: float, ext: float) -> np.ndarray:
+    from cryspext.descriptors import arise_soap_batch
+
+    return np.asarray(
+        arise_soap_batch(structures, cutoff=rc * ext, sigma=sigma * ext, n_max=CENTRAL["n_max"], l_max=CENTRAL["l_max"]),
+        dtype=np.float32,
+    )
+
+
+def _hash(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Building the data set
+# --------------------------------------------------------------------------------------------
+
+
+def build(data: str | None, cache: Path, seed: int = 0, limit: int | None = None) -> Path:
+    """Compute (and cache per prototype) the pristine training set and the validation set."""
+    from tqdm import tqdm
+
+    from cryspext.arise.defects import make_defective
+    from cryspext.arise.prototypes import load_prototypes, training_structures
+    from cryspext.descriptors import nearest_neighbor_distance
+
+    cache.mkdir(parents=True, exist_ok=True)
+    protos = load_prototypes(data)
+    if limit:
+        protos = protos[:limit]
+    grid = settings_grid()
+    t0 = time.perf_counter()
+    for label, proto in enumerate(tqdm(protos, desc="prototypes", unit="proto")):
+        part = cache / f"train_{label:03d}.npz"
+        if part.is_file():
+            continue
+        tagged = training_structures(proto)
+        structures = [s for _, s in tagged]
+        blocks = [_soap(structures, rc, sg, ex) for rc, sg, ex in grid]  # each (n_struct, 316)
+        x = np.stack(blocks, axis=1)  # (n_struct, 99, 316)
+        # Validation: pristine at the central setting plus mildly defective copies.
+        rng = np.random.default_rng([VALIDATION_SEED, seed, label])
+        val = [(s, "pristine") for s in structures]
+        for tag, s in tagged:
+            d_nn = float(nearest_neighbor_distance(s))
+            for delta in VALIDATION_DELTAS:
+                val.append((make_defective(s, delta=delta, d_nn=d_nn, seed=rng), f"delta={delta}"))
+            for eta in VALIDATION_ETAS:
+                val.append((make_defective(s, eta=eta, seed=rng), f"eta={eta}"))
+        xv = _soap([s for s, _ in val], CENTRAL["cutoff"], CENTRAL["sigma"], 1.0)
+        np.savez(
+            part,
+            x=x,
+            tags=np.array([t for t, _ in tagged]),
+            n_atoms=np.array([len(s) for s in structures]),
+            x_val=xv,
+            val_tags=np.array([t for _, t in val]),
+        )
+    names = [p.name for p in protos]
+    xs, ys, xv, yv, vt = [], [], [], [], []
+    for label in range(len(protos)):
+        with np.load(cache / f"train_{label:03d}.npz") as z:
+            x = z["x"].reshape(-1, z["x"].shape[-1])
+            xs.append(x)
+            ys.append(np.full(len(x), label))
+            xv.append(z["x_val"])
+            yv.append(np.full(len(z["x_val"]), label))
+            vt.append(z["val_tags"])
+    out = cache / "arise_dataset.npz"
+    x, y = np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+    np.savez(out, x=x, y=y, x_val=np.concatenate(xv), y_val=np.concatenate(yv).astype(np.int64), val_tags=np.concatenate(vt), classes=np.array(names))
+    meta = {
+        "n_train": int(len(x)),
+        "n_val": int(sum(len(v) for v in xv)),
+        "hash_sha256": _hash(x, y),
+        "seconds_this_run": round(time.perf_counter() - t0, 1),
+        "settings": {"r_cut_dnn": list(RCUTS), "sigma_dnn": list(SIGMAS), "extrinsic": list(EXTRINSIC)},
+    }
+    (cache / "arise_dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps(meta))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def _accuracy(module, x, y, batch: int = 8192) -> float:
+    import torch
+
+    module.eval()
+    correct = 0
+    with torch.inference_mode():
+        for s in range(0, len(x), batch):
+            logits = module(x[s : s + batch], stochastic=False)
+            correct += int((logits.argmax(1) == y[s : s + batch]).sum())
+    return correct / max(1, len(x))
+
+
+def train(
+    dataset: Path,
+    out_dir: Path,
+    *,
+    epochs: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    threads: int = 2,
+    name: str = "arise",
+) -> dict:
+    """Train the MLP on pristine vectors, keep the best validation checkpoint, export TorchScript."""
+    import torch
+    from torch.nn import functional as F
+
+    from cryspext._version import __version__
+    from cryspext.arise.model import DROPOUT, BayesianMLP
+    from cryspext.models import save_torchscript
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    z = np.load(dataset)
+    classes = [str(c) for c in z["classes"]]
+    x = torch.from_numpy(z["x"].astype(np.float32))
+    y = torch.from_numpy(z["y"])
+    xv = torch.from_numpy(z["x_val"].astype(np.float32))
+    yv = torch.from_numpy(z["y_val"])
+    val_tags = z["val_tags"]
+    pristine = torch.from_numpy(val_tags == "pristine")
+    data_hash = _hash(z["x"], z["y"])
+
+    model = BayesianMLP(n_out=len(classes))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    g = torch.Generator().manual_seed(seed)
+    best = (-1.0, -1.0, 0)
+    best_state = None
+    history = []
+    t0 = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        perm = torch.randperm(len(x), generator=g)
+        total = 0.0
+        for s in range(0, len(x), batch_size):
+            idx = perm[s : s + batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(idx)
+        sched.step()
+        acc_val = _accuracy(model, xv, yv)
+        acc_pristine = _accuracy(model, xv[pristine], yv[pristine])
+        score = (acc_val, acc_pristine)
+        history.append({"epoch": epoch, "loss": total / len(x), "val_acc": acc_val, "val_pristine_acc": acc_pristine})
+        if score > best[:2]:
+            best = (acc_val, acc_pristine, epoch)
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if epoch == 1 or epoch % 10 == 0 or epoch == epochs:
+            print(
+                f"epoch {epoch:4d}  loss {total / len(x):.4f}  val {acc_val:.4%}  pristine {acc_pristine:.4%}  "
+                f"best {best[0]:.4%}@{best[2]}  {time.perf_counter() - t0:.0f}s",
+                flush=True,
+            )
+    seconds = time.perf_counter() - t0
+    model.load_state_dict(best_state)
+    model.eval()
+    acc_train = _accuracy(model, x, y)
+    per_tag = {}
+    with np.errstate(all="ignore"):
+        for tag in sorted(set(val_tags.tolist())):
+            m = torch.from_numpy(val_tags == tag)
+            per_tag[tag] = _accuracy(model, xv[m], yv[m])
+    card = {
+        "name": name,
+        "family": "arise",
+        "description": "ARISE Bayesian MLP (Leitherer et al., Nat. Commun. 12, 6234 (2021)) retrained by cryspext on its own SOAP",
+        "classes": classes,
+        "n_features": int(x.shape[1]),
+        "architecture": {"layers": [int(x.shape[1]), 256, 512, 256, len(classes)], "activation": "relu", "dropout": DROPOUT, "dropout_before_every_dense_layer": True, "parameters": int(sum(p.numel() for p in model.parameters()))},
+        "descriptor": {"function": "cryspext.descriptors.arise_soap", **CENTRAL, "scale": True},
+        "uncertainty_log_base": "e (nats)",
+        "training": {
+            "data": "ARISE prototypes (shared/data/arise, Tutorial_ARISE, Apache-2.0); periodic cell + 3 finite isotropic supercells (nanotubes: finite only)",
+            "settings_grid": {"r_cut_dnn": list(RCUTS), "sigma_dnn": list(SIGMAS), "extrinsic": list(EXTRINSIC)},
+            "n_train": int(len(x)),
+            "n_validation": int(len(xv)),
+            "validation": "pristine (central setting) + delta in {0.1,0.2,0.6}% and eta in {1,2,5}%, one realisation each",
+            "data_hash_sha256": data_hash,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimizer": f"Adam lr={lr}, cosine decay",
+            "seed": seed,
+            "torch_threads": threads,
+            "seconds": round(seconds, 1),
+            "best_epoch": best[2],
+        },
+        "metrics": {
+            "train_accuracy_deterministic": acc_train,
+            "validation_accuracy": best[0],
+            "validation_pristine_accuracy": best[1],
+            "validation_accuracy_by_kind": per_tag,
+        },
+        "cryspext_version": __version__,
+        "torch_version": torch.__version__,
+        "license": "Apache-2.0 (trained on Apache-2.0 data from AndreasLeitherer/Tutorial_ARISE)",
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_torchscript(model, out_dir / f"{name}.pt", card)
+    print(json.dumps({"seconds": round(seconds, 1), **card["metrics"], "best_epoch": best[2]}))
+    return card
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cryspext.training.arise", description=__doc__.split("\n\n")[0])
+    p.add_argument("step", choices=["build", "train", "all"], help="build the cached data set, train, or both")
+    p.add_argument("--data", default=None, help="shared/data (or its arise/) folder; default: $CRYSPEXT_SHARED_DATA or ../shared/data")
+    p.add_argument("--cache", default=str(REPO / "cache" / "arise"), help="cache folder for descriptors (default ./cache/arise)")
+    p.add_argument("--out", default=str(REPO / "python" / "cryspext" / "models" / "arise"), help="where to write <name>.pt/.json")
+    p.add_argument("--name", default="arise")
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    p.add_argument("--limit", type=int, default=None, help="only the first N prototypes (for quick checks)")
+    args = p.parse_args(argv)
+    cache = Path(args.cache)
+    if args.step in ("build", "all"):
+        build(args.data, cache, seed=args.seed, limit=args.limit)
+    if args.step in ("train", "all"):
+        train(cache / "arise_dataset.npz", Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads, name=args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
