@@ -48,6 +48,8 @@ def remove_atoms(structure: Structure, eta: float, seed=None) -> Structure:
 
 def make_defective(structure: Structure, *, delta: float = 0.0, eta: float = 0.0, d_nn: float | None = None, seed=None) -> Structure:
     """Remove a fraction ``eta`` of atoms, then displace the rest by ``delta · d_nn``."""
+    if not (0 <= float(delta) < 1 and 0 <= float(eta) < 1):
+        raise ValueError(f"delta and eta must be fractions in [0, 1), got delta={delta}, eta={eta}")
     rng = _rng(seed)
     out = remove_atoms(structure, eta, rng) if eta > 0 else structure
     if delta > 0:
