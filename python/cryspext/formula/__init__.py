@@ -1,0 +1,29 @@
+"""From a formula or a unit cell alone: likely Bravais lattice, space group and lattice parameters.
+
+* ``predict_formula("LiFePO4", top_k=3)`` — CRYSPNet-style ensembles on Magpie-style features.
+* ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry.
+* ``parse_formula`` / ``formula_features`` — the parser and the feature vector behind them.
+
+The element data ship with cryspext (``data/elements.json``); pymatgen and matminer are not
+needed at run time.
+"""
+
+from __future__ import annotations
+
+from .features import FEATURE_NAMES, formula_features
+from .lattice import BRAVAIS, BRAVAIS_NAMES, bravais_of_spacegroup
+from .parse import as_composition, parse_formula
+from .predict import FormulaModels, predict_cell, predict_formula
+
+__all__ = [
+    "predict_formula",
+    "predict_cell",
+    "parse_formula",
+    "as_composition",
+    "formula_features",
+    "FEATURE_NAMES",
+    "BRAVAIS",
+    "BRAVAIS_NAMES",
+    "bravais_of_spacegroup",
+    "FormulaModels",
+]

@@ -1,0 +1,85 @@
+"""Setting-independent features of a unit cell (a, b, c in Å; α, β, γ in degrees).
+
+The same lattice can be written in many bases (a CIF's conventional cell, a Niggli-reduced
+cell, another monoclinic setting...). A model fed the raw six numbers learns the *setting*
+(e.g. "α = β = γ = 90° and a = b" → tetragonal) and fails on another basis — the leakage the
+thesis of seed 001 does not test. Here every input is first made canonical: the metric lattice
+type found by ASE (``Cell.get_bravais_lattice``, one of 14) and the Niggli-reduced cell
+(``ase.build.tools.niggli_reduce_cell``), which is unique for a lattice. Then the ratios of
+seed 001 are taken on that reduced cell: b/a, c/a, |a − c|/(a + c), abc/V.
+
+The cell is read as a lattice: a conventional centred cell (e.g. cubic F given as a = b = c,
+90°) is the lattice of that cell, so centring must come from the statistics of the data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["ASE_LATTICES", "CELL_FEATURE_NAMES", "canonical_cell", "cell_features", "cell_volume"]
+
+ASE_LATTICES = ["CUB", "FCC", "BCC", "TET", "BCT", "ORC", "ORCF", "ORCI", "ORCC", "HEX", "RHL",
+                "MCL", "MCLC", "TRI"]
+
+CELL_FEATURE_NAMES = (
+    [f"lattice_{n}" for n in ASE_LATTICES]
+    + ["a", "b", "c", "cos_alpha", "cos_beta", "cos_gamma", "log_volume",
+       "b_over_a", "c_over_a", "anisotropy", "abc_over_v"]
+)
+
+
+def _check(params) -> np.ndarray:
+    try:
+        p = np.asarray(params, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError("cell parameters must be six numbers (a, b, c, alpha, beta, gamma)") from None
+    if p.shape != (6,):
+        raise ValueError(f"expected six cell parameters (a, b, c, α, β, γ), got {p.size}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"cell parameters must be finite, got {p.tolist()}")
+    if np.any(p[:3] <= 0):
+        raise ValueError(f"cell lengths must be positive (Å), got {p[:3].tolist()}")
+    if np.any(p[3:] <= 0) or np.any(p[3:] >= 180):
+        raise ValueError(f"cell angles must be in (0, 180) degrees, got {p[3:].tolist()}")
+    ca, cb, cg = np.cos(np.radians(p[3:]))
+    if 1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg <= 1e-10:
+        raise ValueError(f"angles {p[3:].tolist()} do not form a cell (zero or imaginary volume)")
+    return p
+
+
+def canonical_cell(params, tolerance: float = 2e-3) -> tuple[str, np.ndarray]:
+    """(ASE metric lattice type, Niggli-reduced a, b, c, α, β, γ) of a cell.
+
+    ``tolerance`` is ASE's ``eps`` for recognising equal lengths/right angles (relative scale).
+    """
+    from ase.build.tools import niggli_reduce_cell
+    from ase.cell import Cell
+
+    p = _check(params)
+    cell = Cell.fromcellpar(p)
+    try:
+        name = cell.get_bravais_lattice(eps=tolerance).name
+    except (RuntimeError, ValueError):  # ASE could not decide: treat as triclinic
+        name = "TRI"
+    reduced, _op = niggli_reduce_cell(np.array(cell))
+    return name, Cell(reduced).cellpar()
+
+
+def cell_features(params, tolerance: float = 2e-3) -> np.ndarray:
+    """Feature vector (len(CELL_FEATURE_NAMES),) of a cell, identical for any basis of it."""
+    name, r = canonical_cell(params, tolerance)
+    a, b, c = r[:3]
+    volume = float(cell_volume(r))
+    onehot = np.zeros(len(ASE_LATTICES))
+    onehot[ASE_LATTICES.index(name)] = 1.0
+    cosines = np.cos(np.radians(r[3:]))
+    derived = [math.log(volume), b / a, c / a, abs(a - c) / (a + c), a * b * c / volume]
+    return np.concatenate([onehot, [a, b, c], cosines, derived])
+
+
+def cell_volume(p) -> float:
+    """Volume (Å³) of a cell from (a, b, c, α, β, γ)."""
+    ca, cb, cg = np.cos(np.radians(p[3:6]))
+    return float(p[0] * p[1] * p[2] * math.sqrt(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg))

@@ -1,0 +1,107 @@
+"""``cryspext formula FORMULA`` and ``cryspext formula cell a b c alpha beta gamma``."""
+
+from __future__ import annotations
+
+import json
+
+_SG_SYMBOLS = None
+
+
+def _sg_symbol(number: int) -> str:
+    """Hermann–Mauguin symbol when spglib is installed, else ''."""
+    try:
+        import spglib
+    except ImportError:
+        return ""
+    global _SG_SYMBOLS
+    if _SG_SYMBOLS is None:
+        _SG_SYMBOLS = {}
+        for hall in range(1, 531):
+            t = spglib.get_spacegroup_type(hall)
+            _SG_SYMBOLS.setdefault(t.number, t.international_short)
+    return _SG_SYMBOLS.get(number, "")
+
+
+def _formula(args) -> int:
+    from .predict import predict_formula
+
+    if args.formula == "cell":
+        if len(args.cell) != 6:
+            raise ValueError(
+                "usage: cryspext formula cell A B C ALPHA BETA GAMMA (Å and degrees); "
+                f"got {len(args.cell)} numbers"
+            )
+        return _cell(args)
+    if args.cell:
+        raise ValueError(f"unexpected extra arguments {args.cell} after the formula")
+    result = predict_formula(args.formula, top_k=args.top)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['formula']}: most likely Bravais lattices (ensemble mean ± spread)")
+    for i, cand in enumerate(result["candidates"], 1):
+        print(f"{i}. {cand['name']:<15} ({cand['bravais']})  p = {cand['probability']:.2f} "
+              f"± {cand['spread']:.2f}")
+        sgs = ", ".join(
+            f"{s['number']} {_sg_symbol(s['number'])} ({s['probability']:.2f})".replace("  ", " ")
+            for s in cand["spacegroups"]
+        )
+        print(f"   space groups: {sgs}")
+        lat = cand["lattice"]
+        lengths = "  ".join(f"{k} = {lat[k]['value']:.2f}±{lat[k]['std']:.2f} Å" for k in "abc")
+        angles = "  ".join(
+            f"{k} = {lat[k]['value']:.1f}±{lat[k]['std']:.1f}°" for k in ("alpha", "beta", "gamma")
+        )
+        print(f"   lattice: {lengths}\n            {angles}")
+    return 0
+
+
+def _cell(args) -> int:
+    from .predict import predict_cell
+
+    try:
+        values = [float(v) for v in args.cell]
+    except ValueError:
+        raise ValueError(f"cell parameters must be numbers, got {args.cell}") from None
+    result = predict_cell(*values, top_k=args.top)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    r = result["reduced_cell"]
+    print(f"metric lattice of this cell: {result['lattice_type']}; Niggli cell "
+          f"{r[0]:.3f} {r[1]:.3f} {r[2]:.3f} Å, {r[3]:.2f} {r[4]:.2f} {r[5]:.2f}°")
+    for i, s in enumerate(result["spacegroups"], 1):
+        print(f"{i}. space group {s['number']:>3} {_sg_symbol(s['number']):<12} "
+              f"({s['bravais']})  p = {s['probability']:.2f} ± {s['spread']:.2f}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "formula",
+        help="likely Bravais lattice, space group and cell of a formula (or from a cell)",
+        description=(
+            "Predict the likely Bravais lattices of a compound from its formula alone, each "
+            "with its most likely space groups and lattice parameters (CRYSPNet-style "
+            "ensembles trained on Materials Project). The ± values are the spread of the "
+            "ensemble: large spread = the models disagree. "
+            "With 'cell' instead of a formula, rank space groups from the six cell parameters."
+        ),
+        epilog=(
+            "examples:\n"
+            "  cryspext formula LiFePO4\n"
+            "  cryspext formula 'CuSO4·5H2O' --top 2 --json\n"
+            "  cryspext formula Al2.6652O4\n"
+            "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
+            "Formulas: nested (), [] and {} groups, decimal amounts, hydrates joined by · or *. "
+            "Charges (SO4^2-) and variables (La2-xSrxCuO4) are refused."
+        ),
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
+    p.add_argument("formula", help="chemical formula, e.g. LiFePO4; or the word 'cell'")
+    p.add_argument("cell", nargs="*", help="with 'cell': a b c (Å) alpha beta gamma (degrees)")
+    p.add_argument("--top", type=int, default=3,
+                   help="how many Bravais lattices (or space groups with 'cell') to list "
+                        "(default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_formula)

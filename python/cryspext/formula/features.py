@@ -1,0 +1,100 @@
+"""Composition features in the CRYSPNet / Magpie style, computed from the shipped element table.
+
+For each elemental property (``elements.PROPERTIES``): the mole-fraction weighted mean, the
+average deviation Σ xᵢ|fᵢ − mean|, the minimum, maximum and range. No mode features: they jump
+when the majority element changes (CRYSPNet, Sec. II B). Then stoichiometry p-norms
+(p = 0, 2, 3, 5, 7, 10), the fraction of valence electrons in s, p, d and f orbitals, ionic
+character (charge balance possible with common oxidation states, max and mean
+1 − exp(−(Δχ)²/4)) and the mole fraction of each element Z = 1..103.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .elements import MAX_Z, PROPERTIES, SYMBOLS, element_table
+from .parse import as_composition
+
+__all__ = ["FEATURE_NAMES", "formula_features", "composition_features"]
+
+_STATS = ["mean", "avg_dev", "min", "max", "range"]
+_PNORMS = [0, 2, 3, 5, 7, 10]
+_ORBITALS = ["s", "p", "d", "f"]
+
+FEATURE_NAMES: list[str] = (
+    [f"{s}_{p}" for p in PROPERTIES for s in _STATS]
+    + [f"stoich_p{p}" for p in _PNORMS]
+    + [f"frac_{o}_valence" for o in _ORBITALS]
+    + ["charge_balance_possible", "max_ionic_char", "avg_ionic_char"]
+    + [f"x_{SYMBOLS[z - 1]}" for z in range(1, MAX_Z + 1)]
+)
+
+_IDX = {p: i for i, p in enumerate(PROPERTIES)}
+# Beyond this many oxidation-state combinations the charge-balance search gives up (→ 0).
+_MAX_COMBINATIONS = 200_000
+
+
+def _charge_balanced(amounts: np.ndarray, states: list[list[int]]) -> bool:
+    """True if one common oxidation state per element makes the formula neutral.
+
+    Elements without listed states (noble gases) count as 0. Fractional amounts are allowed
+    (balance within 1e-6 of the total amount).
+    """
+    choices = [s if s else [0] for s in states]
+    if int(np.prod([len(c) for c in choices])) > _MAX_COMBINATIONS:
+        return False
+    tol = 1e-6 * float(amounts.sum())
+    for combo in itertools.product(*choices):
+        if abs(float(np.dot(amounts, combo))) <= tol:
+            # A formula of one element is not an ionic compound.
+            return len(amounts) > 1 and any(c != 0 for c in combo)
+    return False
+
+
+def composition_features(composition: dict[str, float]) -> np.ndarray:
+    """Feature vector (len(FEATURE_NAMES),) of an {element: amount} composition."""
+    table, oxi = element_table()
+    z = []
+    for el in composition:
+        idx = SYMBOLS.index(el) + 1 if el in SYMBOLS else 0
+        if not 1 <= idx <= MAX_Z:
+            raise ValueError(
+                f"no elemental property data for {el!r}: cryspext supports elements with "
+                f"Z = 1..{MAX_Z} ({SYMBOLS[0]}..{SYMBOLS[MAX_Z - 1]})"
+            )
+        z.append(idx)
+    z = np.asarray(z)
+    amounts = np.array([composition[el] for el in composition], dtype=float)
+    x = amounts / amounts.sum()
+    f = table[z - 1]  # (n_elements, n_properties)
+
+    mean = x @ f
+    avg_dev = x @ np.abs(f - mean)
+    fmin, fmax = f.min(axis=0), f.max(axis=0)
+    stats = np.stack([mean, avg_dev, fmin, fmax, fmax - fmin], axis=1).reshape(-1)
+
+    pnorms = [float(len(x)) if p == 0 else float((x**p).sum() ** (1.0 / p)) for p in _PNORMS]
+
+    valence = np.array([mean[_IDX[f"n{o}_valence"]] for o in _ORBITALS])
+    total = mean[_IDX["n_valence"]]
+    orbital = valence / total if total > 0 else np.zeros(4)
+
+    chi = f[:, _IDX["electronegativity"]]
+    ionic = 1.0 - np.exp(-0.25 * (chi[:, None] - chi[None, :]) ** 2)
+    max_ionic = float(ionic.max())
+    # Over unordered pairs i < j (the diagonal is zero), as in Ward et al.'s Magpie set.
+    avg_ionic = 0.5 * float(x @ ionic @ x)
+    balanced = float(_charge_balanced(amounts, [oxi[i - 1] for i in z]))
+
+    fractions = np.zeros(MAX_Z)
+    np.add.at(fractions, z - 1, x)
+    return np.concatenate(
+        [stats, pnorms, orbital, [balanced, max_ionic, avg_ionic], fractions]
+    ).astype(np.float64)
+
+
+def formula_features(formula) -> np.ndarray:
+    """Features of a formula str, pymatgen ``Composition`` or {element: amount} mapping."""
+    return composition_features(as_composition(formula))

@@ -1,0 +1,182 @@
+"""Ranked Bravais lattices, space groups and lattice parameters from a formula or a unit cell.
+
+``predict_formula`` follows CRYSPNet (Fig. 3): an ensemble of networks gives the Bravais-lattice
+probabilities; for each likely lattice, that lattice's space-group and lattice-parameter
+ensembles run. The spread across ensemble members is the confidence measure: ``bravais_spread``
+is the standard deviation of one class's probability over the members, a parameter's ``std`` the
+standard deviation of the members' predictions (Å or degrees).
+
+``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
+the cell canonical (metric lattice type + Niggli reduction), so any basis of a lattice gives the
+same answer.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .cellgeom import canonical_cell, cell_features
+from .features import formula_features
+from .lattice import BRAVAIS, BRAVAIS_NAMES, full_parameters
+from .parse import as_composition
+
+__all__ = ["FormulaModels", "predict_formula", "predict_cell"]
+
+FAMILY = "formula"
+
+
+class FormulaModels:
+    """The four shipped TorchScript models and their cards, from ``directory``.
+
+    Default: the package's ``models/formula`` folder. Batched methods take feature matrices
+    (rows from ``features.formula_features``) and return per-member outputs.
+    """
+
+    def __init__(self, directory: str | Path | None = None):
+        from ..models import MODELS_DIR, load_torchscript
+
+        self.directory = Path(directory) if directory else MODELS_DIR / FAMILY
+        import json
+
+        def load(name):
+            pt = self.directory / f"{name}.pt"
+            if not pt.is_file():
+                raise FileNotFoundError(
+                    f"model {pt} is missing; train it with 'python -m cryspext.training.formula all'"
+                )
+            card = json.loads(pt.with_suffix(".json").read_text())
+            return load_torchscript(str(pt)), card
+
+        self.bravais, self.bravais_card = load("bravais")
+        self.spacegroup, self.spacegroup_card = load("spacegroup")
+        self.lattice, self.lattice_card = load("lattice")
+        self.cell, self.cell_card = load("cell")
+
+    @staticmethod
+    def _tensor(X):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(np.atleast_2d(X), dtype=np.float32))
+
+    def bravais_proba(self, X) -> np.ndarray:
+        """(members, n, 14) probabilities over ``lattice.BRAVAIS``."""
+        import torch
+
+        with torch.no_grad():
+            return self.bravais(self._tensor(X)).numpy()
+
+    def spacegroup_proba(self, X, bravais: str) -> tuple[list[int], np.ndarray]:
+        """(space groups of that lattice, (members, n, len) probabilities)."""
+        import torch
+
+        with torch.no_grad():
+            p = self.spacegroup(self._tensor(X), BRAVAIS.index(bravais)).numpy()
+        return self.spacegroup_card["classes"][bravais], p
+
+    def lattice_parameters(self, X, bravais: str) -> tuple[list[str], np.ndarray]:
+        """(free parameter names, (members, n, len) values in Å / degrees)."""
+        import torch
+
+        with torch.no_grad():
+            p = self.lattice(self._tensor(X), BRAVAIS.index(bravais)).numpy()
+        return self.lattice_card["parameters"][bravais]["free"], p
+
+    def cell_proba(self, C) -> np.ndarray:
+        """(members, n, 230) probabilities of space groups 1..230 from cell features."""
+        import torch
+
+        with torch.no_grad():
+            return self.cell(self._tensor(C)).numpy()
+
+
+@lru_cache(maxsize=4)
+def _models(directory: str | None) -> FormulaModels:
+    return FormulaModels(directory)
+
+
+def _check_top_k(top_k, limit: int) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise TypeError(f"top_k must be an int, got {type(top_k).__name__}")
+    if not 1 <= top_k <= limit:
+        raise ValueError(f"top_k must be in 1..{limit}, got {top_k}")
+    return int(top_k)
+
+
+def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
+                    model_dir: str | Path | None = None) -> dict:
+    """Likely Bravais lattices of a compound, each with space groups and lattice parameters.
+
+    ``formula``: a str (``"LiFePO4"``, ``"Al2.6652O4"``, ``"CuSO4·5H2O"``), a pymatgen
+    ``Composition`` or an {element: amount} mapping. Returns ``{"formula", "composition",
+    "candidates": [...]}``, candidates ranked by Bravais probability, each with
+    ``bravais`` (e.g. ``"cF"``), ``name``, ``probability``, ``spread`` (std over the ensemble),
+    ``spacegroups`` ([{number, probability}], top ``n_spacegroups``) and ``lattice``
+    ({parameter: {value, std}} for all six parameters; the free ones carry a std,
+    the ones fixed by symmetry have std 0). hR lattices are given as the rhombohedral cell.
+    """
+    top_k = _check_top_k(top_k, len(BRAVAIS))
+    n_spacegroups = _check_top_k(n_spacegroups, 230)
+    comp = as_composition(formula)
+    x = formula_features(comp)[None, :]
+    m = _models(str(model_dir) if model_dir else None)
+    members = m.bravais_proba(x)[:, 0, :]
+    prob, spread = members.mean(axis=0), members.std(axis=0)
+    candidates = []
+    for k in np.argsort(-prob)[:top_k]:
+        b = BRAVAIS[int(k)]
+        groups, p_sg = m.spacegroup_proba(x, b)
+        p_sg = p_sg[:, 0, :].mean(axis=0)
+        order = np.argsort(-p_sg)[: min(n_spacegroups, len(groups))]
+        names, lp = m.lattice_parameters(x, b)
+        lp = lp[:, 0, :]
+        values = full_parameters(b, dict(zip(names, lp.mean(axis=0).tolist())))
+        stds = dict(zip(names, lp.std(axis=0).tolist()))
+        candidates.append({
+            "bravais": b,
+            "name": BRAVAIS_NAMES[b],
+            "probability": float(prob[k]),
+            "spread": float(spread[k]),
+            "spacegroups": [{"number": int(groups[i]), "probability": float(p_sg[i])}
+                            for i in order],
+            "lattice": {n: {"value": float(v), "std": float(stds.get(n, 0.0))}
+                        for n, v in values.items()},
+        })
+    text = formula if isinstance(formula, str) else "".join(
+        f"{el}{'' if n == 1 else f'{n:g}'}" for el, n in comp.items())
+    return {"formula": text, "composition": comp, "candidates": candidates}
+
+
+def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma: float,
+                 top_k: int = 5, tolerance: float = 2e-3,
+                 model_dir: str | Path | None = None) -> dict:
+    """Likely space groups of a crystal from its cell alone (a, b, c in Å; angles in degrees).
+
+    The cell is read as a lattice in any setting (conventional, reduced, ...): it is made
+    canonical first, so only the lattice matters. ``tolerance`` is ASE's ``eps`` for equal
+    lengths and special angles. Returns ``{"lattice_type"`` (ASE's metric lattice of the cell),
+    ``"reduced_cell"`` (Niggli, a b c α β γ), ``"spacegroups": [{number, probability, spread,
+    bravais}]}``. Cells of a centred lattice given in their conventional setting look primitive
+    here, which limits what the model can know (see RESULTS_formula.md).
+    """
+    top_k = _check_top_k(top_k, 230)
+    if not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise ValueError(f"tolerance must be a positive number, got {tolerance!r}")
+    params = [a, b, c, alpha, beta, gamma]
+    lattice_type, reduced = canonical_cell(params, tolerance)
+    feats = cell_features(params, tolerance)[None, :]
+    m = _models(str(model_dir) if model_dir else None)
+    members = m.cell_proba(feats)[:, 0, :]
+    prob, spread = members.mean(axis=0), members.std(axis=0)
+    from .lattice import bravais_of_spacegroup
+
+    order = np.argsort(-prob)[:top_k]
+    return {
+        "lattice_type": lattice_type,
+        "reduced_cell": [float(v) for v in reduced],
+        "spacegroups": [{"number": int(i) + 1, "probability": float(prob[i]),
+                         "spread": float(spread[i]), "bravais": bravais_of_spacegroup(int(i) + 1)}
+                        for i in order],
+    }

@@ -1,0 +1,525 @@
+"""Build the data and train the formula and cell-geometry models (``python -m cryspext.training.formula``).
+
+Steps (each a sub-command; ``all`` runs them in order):
+
+* ``elements`` — write the elemental property table shipped as package data
+  (``cryspext/formula/data/elements.json``) from matminer's bundled Magpie tables.
+* ``data`` — one structure per reduced formula from ``shared/data/mp`` (the lowest-e_hull
+  polymorph of ``mp_ehull.json.gz``), its CRYSPNet Bravais class, space group and the lattice
+  parameters of spglib's conventional standard cell (rhombohedral cell for R groups).
+* ``train`` — Bravais ensemble, per-Bravais space-group and lattice-parameter ensembles and the
+  cell-geometry model, for one split (``random``: 90/10 by a seeded shuffle; ``future``: the 90 %
+  lowest MP ids train, the 10 % highest test). The ``random`` models are the shipped ones.
+
+Needs pymatgen, spglib and matminer (training only, never at run time). CPU-friendly: keep
+``--threads`` at 1–2 on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..formula.lattice import (
+    BRAVAIS,
+    FREE_PARAMETERS,
+    PARAMETER_NAMES,
+    bravais_of_spacegroup,
+    cell_parameters,
+    hexagonal_to_rhombohedral,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_SHARED = REPO.parent / "shared" / "data"
+DEFAULT_CACHE = REPO / "cache" / "formula"
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "formula" / "data"
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "formula"
+
+
+# --------------------------------------------------------------------------------------------
+# elements: the shipped property table
+# --------------------------------------------------------------------------------------------
+
+# Magpie table name -> (our property name, unit). The issue's list; no space-group number.
+MAGPIE_PROPERTIES = [
+    ("Number", "atomic_number", ""),
+    ("MendeleevNumber", "mendeleev_number", ""),
+    ("AtomicWeight", "atomic_weight", "u"),
+    ("MeltingT", "melting_point", "K"),
+    ("Column", "column", ""),
+    ("Row", "row", ""),
+    ("CovalentRadius", "covalent_radius", "pm"),
+    ("Electronegativity", "electronegativity", "Pauling"),
+    ("NsValence", "ns_valence", "electrons"),
+    ("NpValence", "np_valence", "electrons"),
+    ("NdValence", "nd_valence", "electrons"),
+    ("NfValence", "nf_valence", "electrons"),
+    ("NValence", "n_valence", "electrons"),
+    ("NsUnfilled", "ns_unfilled", "electrons"),
+    ("NpUnfilled", "np_unfilled", "electrons"),
+    ("NdUnfilled", "nd_unfilled", "electrons"),
+    ("NfUnfilled", "nf_unfilled", "electrons"),
+    ("NUnfilled", "n_unfilled", "electrons"),
+    ("GSvolume_pa", "gs_volume_per_atom", "Å³"),
+    ("GSbandgap", "gs_band_gap", "eV"),
+    ("GSmagmom", "gs_magnetic_moment", "μB"),
+]
+
+
+def build_element_table(out: Path = PACKAGE_DATA / "elements.json") -> Path:
+    """Write the elemental property table from matminer's bundled Magpie tables.
+
+    Magpie lists elements 1..112 in order, one value per line, "Missing" where unknown. Missing
+    values are kept as null here and imputed at feature time (see ``elements.py``).
+    """
+    import matminer
+    from pymatgen.core.periodic_table import Element
+
+    src = Path(matminer.__file__).parent / "utils" / "data_files" / "magpie_elementdata"
+    symbols = [Element.from_Z(z).symbol for z in range(1, 113)]
+    table: dict[str, list] = {}
+    for magpie, name, _unit in MAGPIE_PROPERTIES:
+        lines = (src / f"{magpie}.table").read_text().split("\n")[: len(symbols)]
+        values = []
+        for line in lines:
+            line = line.strip()
+            values.append(None if line in ("", "Missing") else float(line))
+        table[name] = values
+    # Common oxidation states (for the ionic-character feature "charge-balanced possible").
+    oxi = []
+    for line in (src / "OxidationStates.table").read_text().split("\n")[: len(symbols)]:
+        oxi.append([int(float(t)) for t in line.split()])
+    data = {
+        "provenance": (
+            f"Derived by 'python -m cryspext.training.formula elements' from the Magpie elemental "
+            f"tables bundled with matminer {matminer.__version__} "
+            "(matminer/utils/data_files/magpie_elementdata; Ward et al., npj Comput. Mater. 2, "
+            "16028 (2016); matminer BSD-style licence). Element symbols from pymatgen."
+        ),
+        "units": {name: unit for _m, name, unit in MAGPIE_PROPERTIES},
+        "symbols": symbols,
+        "properties": table,
+        "oxidation_states": oxi,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# data: one structure per reduced formula
+# --------------------------------------------------------------------------------------------
+
+
+def conventional_parameters(record: dict) -> tuple[int, np.ndarray]:
+    """(space group, a b c α β γ of spglib's conventional standard cell) of one MP record."""
+    import spglib
+    from ase.data import atomic_numbers
+
+    cell = (
+        np.asarray(record["lattice"], float),
+        np.asarray(record["frac"], float),
+        [atomic_numbers[s] for s in record["species"]],
+    )
+    ds = spglib.get_symmetry_dataset(cell, symprec=0.1, angle_tolerance=5)
+    return int(ds.number), cell_parameters(ds.std_lattice)
+
+
+def cryspnet_parameters(bravais: str, conv: np.ndarray) -> np.ndarray:
+    """Six parameters in CRYSPNet's convention: R lattices as the rhombohedral cell."""
+    p = np.array(conv, float)
+    if bravais == "hR":
+        a_r, alpha_r = hexagonal_to_rhombohedral(p[0], p[2])
+        p = np.array([a_r, a_r, a_r, alpha_r, alpha_r, alpha_r])
+    return p
+
+
+def build_dataset(shared: Path, out: Path) -> Path:
+    """One row per reduced formula: the lowest-e_hull polymorph that has an MP structure."""
+    from tqdm import tqdm
+
+    mp = shared / "mp"
+    ehull = json.load(gzip.open(mp / "mp_ehull.json.gz", "rt"))
+    # Ranked space groups per formula, lowest e_hull first.
+    ranked = {f: [sg for _e, sg in lst] for f, lst in ehull.items() if lst}
+    candidates: dict[str, dict[int, dict]] = {}
+    n_records = 0
+    with gzip.open(mp / "mp_structures.jsonl.gz", "rt") as fh:
+        for line in tqdm(fh, total=144861, desc="reading MP structures", mininterval=10):
+            n_records += 1
+            rec = json.loads(line)
+            f = rec["formula"]
+            if f not in ranked or rec["sg"] not in ranked[f]:
+                continue
+            # Records are sorted by id: keep the lowest id per (formula, space group).
+            candidates.setdefault(f, {}).setdefault(rec["sg"], rec)
+    rows, stats = [], {"records": n_records, "formulas_with_ehull": len(ranked)}
+    mismatch = 0
+    for f in tqdm(sorted(candidates), desc="spglib conventional cells", mininterval=10):
+        by_sg = candidates[f]
+        sg = next(s for s in ranked[f] if s in by_sg)
+        rec = by_sg[sg]
+        sg_check, conv = conventional_parameters(rec)
+        if sg_check != sg:
+            mismatch += 1
+            continue
+        bravais = bravais_of_spacegroup(sg)
+        rows.append(
+            {
+                "formula": f,
+                "mp_id": int(rec["id"].split("-")[1]),
+                "sg": sg,
+                "bravais": bravais,
+                "params": [round(x, 5) for x in cryspnet_parameters(bravais, conv)],
+                "conventional": [round(x, 5) for x in conv],
+                "lowest_ehull_sg": sg == ranked[f][0],
+            }
+        )
+    stats.update(
+        formulas_with_structure=len(candidates),
+        rows=len(rows),
+        spglib_mismatch_skipped=mismatch,
+        lowest_ehull_polymorph=sum(r["lowest_ehull_sg"] for r in rows),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(out, "wt") as fh:
+        json.dump({"stats": stats, "rows": rows}, fh)
+    print(json.dumps(stats))
+    return out
+
+
+def load_dataset(path: Path) -> list[dict]:
+    with gzip.open(path, "rt") as fh:
+        return json.load(fh)["rows"]
+
+
+def split_indices(rows: list[dict], split: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices: ``random`` 90/10 by a seeded shuffle, ``future`` by MP id."""
+    n = len(rows)
+    if split == "random":
+        perm = np.random.default_rng(seed).permutation(n)
+    elif split == "future":
+        perm = np.argsort([r["mp_id"] for r in rows], kind="stable")
+    else:
+        raise ValueError(f"unknown split {split!r}; expected 'random' or 'future'")
+    n_test = n // 10
+    return np.sort(perm[: n - n_test]), np.sort(perm[n - n_test :])
+
+
+# --------------------------------------------------------------------------------------------
+# features and labels
+# --------------------------------------------------------------------------------------------
+
+
+def dataset_arrays(cache: Path) -> dict[str, np.ndarray]:
+    """Features and labels of the dataset, computed once and cached next to it (npz)."""
+    from tqdm import tqdm
+
+    from ..formula.cellgeom import cell_features
+    from ..formula.features import FEATURE_NAMES, formula_features
+
+    src = cache / "dataset.json.gz"
+    out = cache / "arrays.npz"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    if out.is_file():
+        arr = dict(np.load(out, allow_pickle=False))
+        if str(arr["digest"]) == digest and arr["X"].shape[1] == len(FEATURE_NAMES):
+            return arr
+    rows = load_dataset(src)
+    X = np.stack([formula_features(r["formula"]) for r in tqdm(rows, desc="formula features",
+                                                                 mininterval=10)])
+    C = np.stack([cell_features(r["conventional"]) for r in tqdm(rows, desc="cell features",
+                                                                  mininterval=10)])
+    arr = {
+        "X": X.astype(np.float32),
+        "C": C.astype(np.float32),
+        "conventional": np.array([r["conventional"] for r in rows], np.float32),
+        "bravais": np.array([BRAVAIS.index(r["bravais"]) for r in rows], np.int64),
+        "sg": np.array([r["sg"] for r in rows], np.int64),
+        "params": np.array([r["params"] for r in rows], np.float32),
+        "mp_id": np.array([r["mp_id"] for r in rows], np.int64),
+        "formula": np.array([r["formula"] for r in rows]),
+        "digest": np.array(digest),
+    }
+    np.savez_compressed(out, **arr)
+    return arr
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+
+
+def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    std[std < 1e-6] = 1.0  # constant columns (elements absent from the training set)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _epochs_for(n: int, base: int) -> int:
+    # Small classes get more passes so every model sees a similar number of updates.
+    return int(min(4 * base, max(base, 3e5 // max(n, 1))))
+
+
+def fit_member(X, y, *, kind, n_out, hidden, epochs, seed, x_mean, x_std, lo=None, hi=None,
+               batch=256, lr=3e-3, dropout=0.1, weight_decay=1e-5):
+    """Train one network (``kind`` 0: classifier, cross-entropy; 1: Log-MSE regressor).
+
+    10 % of the rows (drawn with ``seed``) are held out to pick the best epoch; the one-cycle
+    learning-rate schedule follows CRYSPNet's appendix D.
+    """
+    import torch
+
+    from ..formula.nets import MLP, freeze
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(X))
+    n_val = max(1, len(X) // 10) if len(X) >= 20 else 0
+    val, tr = perm[:n_val], perm[n_val:]
+    xs = torch.from_numpy((X - x_mean) / x_std)
+    ys = torch.from_numpy(y)
+    model = MLP(X.shape[1], hidden, n_out, dropout)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = max(1, math.ceil(len(tr) / batch)) * epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    if kind == 1:
+        lo_t, hi_t = torch.as_tensor(lo), torch.as_tensor(hi)
+
+    def loss_fn(out, target):
+        if kind == 0:
+            return torch.nn.functional.cross_entropy(out, target)
+        pred = lo_t + (hi_t - lo_t) * torch.sigmoid(out)
+        return (torch.log(pred / target) ** 2).mean()  # Log-MSE
+
+    best, best_state = float("inf"), None
+    for _epoch in range(epochs):
+        model.train()
+        order = torch.from_numpy(rng.permutation(tr))
+        for i in range(0, len(order), batch):
+            idx = order[i : i + batch]
+            if len(idx) < 2:  # BatchNorm needs two rows
+                continue
+            opt.zero_grad()
+            loss = loss_fn(model(xs[idx]), ys[idx])
+            loss.backward()
+            opt.step()
+            sched.step()
+        if n_val:
+            model.eval()
+            with torch.no_grad():
+                v = float(loss_fn(model(xs[val]), ys[val]))
+            if v < best:
+                best = v
+                best_state = {k: t.clone() for k, t in model.state_dict().items()}
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return freeze(model, x_mean, x_std, kind, lo, hi)
+
+
+def _ensemble_predict(ens, X):
+    import torch
+
+    with torch.no_grad():
+        return ens(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))).numpy()
+
+
+def lattice_bounds(P: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid output range per free parameter: half the training minimum to 1.5× the maximum."""
+    lo = 0.5 * P.min(axis=0)
+    hi = 1.5 * P.max(axis=0)
+    for j, n in enumerate(names):
+        if n in ("alpha", "beta", "gamma"):
+            hi[j] = min(hi[j], 180.0)
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub_members: int = 3,
+                epochs: int = 40, threads: int = 1) -> dict:
+    """Train every formula/cell model on the ``split`` training rows; write .pt files + cards."""
+    import torch
+    from tqdm import tqdm
+
+    from .. import __version__
+    from ..formula.cellgeom import CELL_FEATURE_NAMES
+    from ..formula.elements import provenance
+    from ..formula.features import FEATURE_NAMES
+    from ..formula.lattice import spacegroups_of_bravais
+    from ..formula.nets import Ensemble, PerBravais
+    from ..models import save_torchscript
+
+    torch.set_num_threads(threads)
+    t0 = time.time()
+    arr = dataset_arrays(cache)
+    train, test = _split(arr, split)
+    X, B, SG, P, C = arr["X"], arr["bravais"], arr["sg"], arr["params"], arr["C"]
+    x_mean, x_std = _standardise(X[train])
+    common = {
+        "cryspext_version": __version__,
+        "split": split,
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "training_data": "shared/data/mp (Materials Project, CC-BY 4.0): lowest-e_hull "
+        "polymorph per reduced formula; built by python -m cryspext.training.formula data",
+        "training_data_sha256_16": str(arr["digest"]),
+        "element_table": provenance(),
+    }
+    timings = {}
+
+    # Bravais ensemble ---------------------------------------------------------------------
+    t = time.time()
+    bravais_members = [
+        fit_member(X[train], B[train], kind=0, n_out=len(BRAVAIS), hidden=[256, 128],
+                   epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std, dropout=0.2)
+        for m in tqdm(range(members), desc=f"[{split}] Bravais ensemble")
+    ]
+    bravais_ens = Ensemble(bravais_members)
+    prob = _ensemble_predict(bravais_ens, X[test]).mean(axis=0)
+    rank = np.argsort(-prob, axis=1)
+    metrics_b = {
+        "top1": float(np.mean(rank[:, 0] == B[test])),
+        "top2": float(np.mean((rank[:, :2] == B[test][:, None]).any(axis=1))),
+    }
+    timings["bravais_s"] = time.time() - t
+    save_torchscript(bravais_ens, out_dir / "bravais.pt", {
+        **common, "kind": "bravais", "classes": BRAVAIS, "members": members,
+        "inputs": FEATURE_NAMES, "hidden": [256, 128],
+        "output": "(members, n, 14) softmax probabilities", "test_metrics": metrics_b,
+    })
+
+    # Per-Bravais space group and lattice parameters ----------------------------------------
+    t = time.time()
+    sg_heads, lp_heads, sg_classes, lp_meta, metrics_sg, metrics_lp = [], [], {}, {}, {}, {}
+    for k, b in enumerate(tqdm(BRAVAIS, desc=f"[{split}] per-Bravais models")):
+        tr_k = train[B[train] == k]
+        te_k = test[B[test] == k]
+        groups = spacegroups_of_bravais(b)
+        sg_classes[b] = groups
+        y = np.searchsorted(groups, SG[tr_k])
+        ep = _epochs_for(len(tr_k), epochs)
+        head = Ensemble([
+            fit_member(X[tr_k], y, kind=0, n_out=len(groups), hidden=[96, 48], epochs=ep,
+                       seed=200 + 10 * k + m, x_mean=x_mean, x_std=x_std, dropout=0.1)
+            for m in range(sub_members)
+        ])
+        sg_heads.append(head)
+        free = FREE_PARAMETERS[b]
+        cols = [PARAMETER_NAMES.index(n) for n in free]
+        lo, hi = lattice_bounds(P[tr_k][:, cols], free)
+        lp = Ensemble([
+            fit_member(X[tr_k], P[tr_k][:, cols], kind=1, n_out=len(free), hidden=[96, 48],
+                       epochs=ep, seed=300 + 10 * k + m, x_mean=x_mean, x_std=x_std, lo=lo,
+                       hi=hi, dropout=0.1)
+            for m in range(sub_members)
+        ])
+        lp_heads.append(lp)
+        lp_meta[b] = {"free": free, "lo": lo.tolist(), "hi": hi.tolist()}
+        if len(te_k):
+            p_sg = _ensemble_predict(head, X[te_k]).mean(axis=0)
+            r = np.argsort(-p_sg, axis=1)
+            yt = np.searchsorted(groups, SG[te_k])
+            metrics_sg[b] = {"n_test": int(len(te_k)),
+                             "top1": float(np.mean(r[:, 0] == yt)),
+                             "top3": float(np.mean((r[:, :3] == yt[:, None]).any(axis=1)))}
+            pred = _ensemble_predict(lp, X[te_k]).mean(axis=0)
+            truth = P[te_k][:, cols]
+            metrics_lp[b] = {"n_test": int(len(te_k)),
+                             "log_mse": float(np.mean(np.log(pred / truth) ** 2)),
+                             "r2": {n: r2_score(truth[:, j], pred[:, j]) for j, n in enumerate(free)}}
+    timings["per_bravais_s"] = time.time() - t
+    save_torchscript(PerBravais(sg_heads), out_dir / "spacegroup.pt", {
+        **common, "kind": "spacegroup", "bravais_order": BRAVAIS, "classes": sg_classes,
+        "members": sub_members, "inputs": FEATURE_NAMES, "hidden": [96, 48],
+        "output": "forward(x, k): (members, n, len(classes[BRAVAIS[k]])) probabilities",
+        "test_metrics_given_true_bravais": metrics_sg,
+    })
+    save_torchscript(PerBravais(lp_heads), out_dir / "lattice.pt", {
+        **common, "kind": "lattice", "bravais_order": BRAVAIS, "parameters": lp_meta,
+        "members": sub_members, "inputs": FEATURE_NAMES, "hidden": [96, 48],
+        "units": "a, b, c in Å; alpha, beta, gamma in degrees; hR as the rhombohedral cell",
+        "loss": "Log-MSE, sigmoid output scaled to [lo, hi]",
+        "output": "forward(x, k): (members, n, len(free parameters of BRAVAIS[k]))",
+        "test_metrics_given_true_bravais": metrics_lp,
+    })
+
+    # Cell-geometry space-group model ----------------------------------------------------------
+    t = time.time()
+    c_mean, c_std = _standardise(C[train])
+    cell_classes = np.arange(1, 231)
+    cell_ens = Ensemble([
+        fit_member(C[train], SG[train] - 1, kind=0, n_out=230, hidden=[128, 128], epochs=epochs,
+                   seed=400 + m, x_mean=c_mean, x_std=c_std, dropout=0.1)
+        for m in tqdm(range(sub_members), desc=f"[{split}] cell-geometry model")
+    ])
+    p_c = _ensemble_predict(cell_ens, C[test]).mean(axis=0)
+    r = np.argsort(-p_c, axis=1)
+    metrics_c = {"top1": float(np.mean(r[:, 0] + 1 == SG[test])),
+                 "top3": float(np.mean((r[:, :3] + 1 == SG[test][:, None]).any(axis=1)))}
+    timings["cell_s"] = time.time() - t
+    save_torchscript(cell_ens, out_dir / "cell.pt", {
+        **common, "kind": "cell", "classes": cell_classes.tolist(), "members": sub_members,
+        "inputs": list(CELL_FEATURE_NAMES), "hidden": [128, 128],
+        "canonicalisation": "ASE get_bravais_lattice(eps=2e-3) + Niggli reduction",
+        "training_cells": "spglib conventional standard cell (symprec 0.1 Å)",
+        "output": "(members, n, 230) probabilities of space groups 1..230",
+        "test_metrics": metrics_c,
+    })
+    timings["total_s"] = time.time() - t0
+    summary = {"split": split, "bravais": metrics_b, "cell": metrics_c, "timings": timings,
+               "threads": threads}
+    (out_dir / "training_summary.json").write_text(json.dumps(
+        {**summary, "spacegroup": metrics_sg, "lattice": metrics_lp}, indent=2) + "\n")
+    return summary
+
+
+def _split(arr: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = [{"mp_id": int(i)} for i in arr["mp_id"]]
+    return split_indices(rows, split)
+
+
+def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Coefficient of determination 1 − Σ(y − t)² / Σ(t̄ − t)² (NaN for fewer than 2 rows)."""
+    truth, pred = np.asarray(truth, float), np.asarray(pred, float)
+    if len(truth) < 2:
+        return float("nan")
+    ss = float(((truth - truth.mean()) ** 2).sum())
+    return float(1 - ((pred - truth) ** 2).sum() / ss) if ss > 0 else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cryspext.training.formula", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("step", choices=["elements", "data", "train", "all"])
+    ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="shared/data folder")
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="work folder for data/models")
+    ap.add_argument("--split", choices=["random", "future"], default="random")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--members", type=int, default=5, help="Bravais ensemble size (default 5)")
+    ap.add_argument("--epochs", type=int, default=40, help="epochs of the large models")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="model folder (default: the package for 'random', cache/<split> else)")
+    args = ap.parse_args(argv)
+    if args.step in ("elements", "all"):
+        print("wrote", build_element_table())
+    if args.step in ("data", "all"):
+        build_dataset(args.shared, args.cache / "dataset.json.gz")
+    if args.step in ("train", "all"):
+        out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
+        summary = train_split(args.cache, args.split, Path(out), members=args.members,
+                              epochs=args.epochs, threads=args.threads)
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
