@@ -2,6 +2,8 @@
 // (bind_<concept>.cpp) so modules can grow independently.
 #include <pybind11/pybind11.h>
 
+#include "parallel.hpp"
+
 namespace py = pybind11;
 
 void bind_neighbors(py::module_& m);
@@ -16,6 +18,12 @@ PYBIND11_MODULE(_core, m) {
 #else
     m.attr("has_openmp") = false;
 #endif
+    m.def("set_num_threads", [](int n) {
+#ifdef CRYSPEXT_OPENMP
+        if (n > 0) omp_set_num_threads(n);
+#endif
+    }, py::arg("n"), "Number of OpenMP threads used by the core (no effect without OpenMP).");
+    m.def("get_num_threads", []() { return cryspext::max_threads(); });
     bind_neighbors(m);
     bind_boxes(m);
     bind_soap(m);

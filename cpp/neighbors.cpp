@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "parallel.hpp"
 
@@ -156,101 +157,123 @@ NeighborList neighbor_list(const double* positions, int64_t n_atoms, const doubl
     const double cut2 = cutoff * cutoff;
     const auto nb = bins.n_bins;
     const auto sr = bins.search;
-    const int n_threads = max_threads();
-    std::vector<NeighborList> partial(n_threads);
+    const int total_bins = bins.total_bins();
 
+    // Neighbour bins of a home bin with the Cartesian offset of their periodic image.
+    struct Stencil {
+        int bin;
+        int32_t s[3];
+        double offset[3];
+    };
+    auto build_stencil = [&](int home, std::vector<Stencil>& stencil) {
+        stencil.clear();
+        const int h[3] = {home / (nb[1] * nb[2]), (home / nb[2]) % nb[1], home % nb[2]};
+        for (int o0 = -sr[0]; o0 <= sr[0]; ++o0) {
+            int c[3], sh[3];
+            c[0] = h[0] + o0;
+            if (!frame.pbc[0] && (c[0] < 0 || c[0] >= nb[0])) continue;
+            sh[0] = frame.pbc[0] ? floordiv(c[0], nb[0]) : 0;
+            c[0] -= sh[0] * nb[0];
+            for (int o1 = -sr[1]; o1 <= sr[1]; ++o1) {
+                c[1] = h[1] + o1;
+                if (!frame.pbc[1] && (c[1] < 0 || c[1] >= nb[1])) continue;
+                sh[1] = frame.pbc[1] ? floordiv(c[1], nb[1]) : 0;
+                c[1] -= sh[1] * nb[1];
+                for (int o2 = -sr[2]; o2 <= sr[2]; ++o2) {
+                    c[2] = h[2] + o2;
+                    if (!frame.pbc[2] && (c[2] < 0 || c[2] >= nb[2])) continue;
+                    sh[2] = frame.pbc[2] ? floordiv(c[2], nb[2]) : 0;
+                    c[2] -= sh[2] * nb[2];
+                    Stencil st;
+                    st.bin = (c[0] * nb[1] + c[1]) * nb[2] + c[2];
+                    if (bins.bin_start[st.bin] == bins.bin_start[st.bin + 1]) continue;
+                    for (int d = 0; d < 3; ++d) {
+                        st.s[d] = sh[d];
+                        st.offset[d] = sh[0] * frame.cell(0, d) + sh[1] * frame.cell(1, d) + sh[2] * frame.cell(2, d);
+                    }
+                    stencil.push_back(st);
+                }
+            }
+        }
+    };
+
+    // Two passes over the same loops: count pairs per atom, then write each atom's pairs at
+    // its offset. Output is sorted by i whatever the thread count, and memory is exactly the
+    // output (no per-thread buffers to merge).
+    std::vector<int64_t> per_atom(n_atoms + 1, 0);
+    auto sweep = [&](auto write_tag) {
+        constexpr bool WRITE = decltype(write_tag)::value;
 #ifdef CRYSPEXT_OPENMP
-#pragma omp parallel num_threads(n_threads)
+#pragma omp parallel
 #endif
-    {
-        const int t = thread_id();
-        NeighborList& local = partial[t];
-        // Contiguous, static chunks of atoms per thread: concatenating thread buffers in
-        // order gives a list sorted by i, independent of the thread count.
-        const int64_t chunk = (n_atoms + n_threads - 1) / n_threads;
-        const int64_t a_begin = std::min<int64_t>(n_atoms, t * chunk);
-        const int64_t a_end = std::min<int64_t>(n_atoms, a_begin + chunk);
-        for (int64_t a = a_begin; a < a_end; ++a) {
-            const int home = bins.atom_bin[a];
-            const int h0 = home / (nb[1] * nb[2]);
-            const int h1 = (home / nb[2]) % nb[1];
-            const int h2 = home % nb[2];
-            const double ri0 = bins.wrapped[3 * a], ri1 = bins.wrapped[3 * a + 1], ri2 = bins.wrapped[3 * a + 2];
-            const int32_t* ki = &bins.image[3 * a];
-            for (int o0 = -sr[0]; o0 <= sr[0]; ++o0) {
-                int c0 = h0 + o0;
-                if (!frame.pbc[0] && (c0 < 0 || c0 >= nb[0])) continue;
-                int s0 = frame.pbc[0] ? floordiv(c0, nb[0]) : 0;
-                c0 -= s0 * nb[0];
-                for (int o1 = -sr[1]; o1 <= sr[1]; ++o1) {
-                    int c1 = h1 + o1;
-                    if (!frame.pbc[1] && (c1 < 0 || c1 >= nb[1])) continue;
-                    int s1 = frame.pbc[1] ? floordiv(c1, nb[1]) : 0;
-                    c1 -= s1 * nb[1];
-                    for (int o2 = -sr[2]; o2 <= sr[2]; ++o2) {
-                        int c2 = h2 + o2;
-                        if (!frame.pbc[2] && (c2 < 0 || c2 >= nb[2])) continue;
-                        int s2 = frame.pbc[2] ? floordiv(c2, nb[2]) : 0;
-                        c2 -= s2 * nb[2];
-                        const int cb = (c0 * nb[1] + c1) * nb[2] + c2;
-                        // Cartesian offset of this periodic image, relative to atom a.
-                        const double sx = s0 * frame.cell(0, 0) + s1 * frame.cell(1, 0) + s2 * frame.cell(2, 0) - ri0;
-                        const double sy = s0 * frame.cell(0, 1) + s1 * frame.cell(1, 1) + s2 * frame.cell(2, 1) - ri1;
-                        const double sz = s0 * frame.cell(0, 2) + s1 * frame.cell(1, 2) + s2 * frame.cell(2, 2) - ri2;
-                        for (int32_t slot = bins.bin_start[cb]; slot < bins.bin_start[cb + 1]; ++slot) {
+        {
+            std::vector<Stencil> stencil;
+#ifdef CRYSPEXT_OPENMP
+#pragma omp for schedule(dynamic, 4)
+#endif
+            for (int home = 0; home < total_bins; ++home) {
+                if (bins.bin_start[home] == bins.bin_start[home + 1]) continue;
+                build_stencil(home, stencil);
+                for (int32_t slot_i = bins.bin_start[home]; slot_i < bins.bin_start[home + 1]; ++slot_i) {
+                    const int32_t a = bins.sorted_atom[slot_i];
+                    const double ri0 = bins.sorted_pos[3 * slot_i], ri1 = bins.sorted_pos[3 * slot_i + 1],
+                                 ri2 = bins.sorted_pos[3 * slot_i + 2];
+                    const int32_t* ki = &bins.image[3 * a];
+                    int64_t cursor = WRITE ? per_atom[a] : 0;
+                    int64_t found = 0;
+                    for (const Stencil& st : stencil) {
+                        const double sx = st.offset[0] - ri0, sy = st.offset[1] - ri1, sz = st.offset[2] - ri2;
+                        const int32_t end = bins.bin_start[st.bin + 1];
+                        for (int32_t slot = bins.bin_start[st.bin]; slot < end; ++slot) {
                             const double dx = bins.sorted_pos[3 * slot] + sx;
                             const double dy = bins.sorted_pos[3 * slot + 1] + sy;
                             const double dz = bins.sorted_pos[3 * slot + 2] + sz;
                             const double r2 = dx * dx + dy * dy + dz * dz;
                             if (r2 >= cut2) continue;
                             const int32_t b = bins.sorted_atom[slot];
+                            if (options.half && b < a) continue;
                             const int32_t* kj = &bins.image[3 * b];
                             // Shift with respect to the unwrapped input positions.
-                            const int32_t S0 = s0 + ki[0] - kj[0];
-                            const int32_t S1 = s1 + ki[1] - kj[1];
-                            const int32_t S2 = s2 + ki[2] - kj[2];
-                            if (b == a && S0 == 0 && S1 == 0 && S2 == 0) continue;
-                            if (options.half) {
-                                if (b < a) continue;
-                                if (b == a) {
-                                    // keep the image with lexicographically positive shift
-                                    if (S0 < 0 || (S0 == 0 && (S1 < 0 || (S1 == 0 && S2 < 0)))) continue;
-                                }
+                            const int32_t S0 = st.s[0] + ki[0] - kj[0];
+                            const int32_t S1 = st.s[1] + ki[1] - kj[1];
+                            const int32_t S2 = st.s[2] + ki[2] - kj[2];
+                            if (b == a) {
+                                if (S0 == 0 && S1 == 0 && S2 == 0) continue;
+                                // half list: keep the image with a lexicographically positive shift
+                                if (options.half && (S0 < 0 || (S0 == 0 && (S1 < 0 || (S1 == 0 && S2 < 0))))) continue;
                             }
-                            local.i.push_back(static_cast<int32_t>(a));
-                            local.j.push_back(b);
-                            local.shifts.push_back(S0);
-                            local.shifts.push_back(S1);
-                            local.shifts.push_back(S2);
-                            local.distances.push_back(std::sqrt(r2));
-                            if (options.want_vectors) {
-                                local.vectors.push_back(dx);
-                                local.vectors.push_back(dy);
-                                local.vectors.push_back(dz);
+                            if constexpr (WRITE) {
+                                out.i[cursor] = a;
+                                out.j[cursor] = b;
+                                out.shifts[3 * cursor] = S0;
+                                out.shifts[3 * cursor + 1] = S1;
+                                out.shifts[3 * cursor + 2] = S2;
+                                out.distances[cursor] = std::sqrt(r2);
+                                if (options.want_vectors) {
+                                    out.vectors[3 * cursor] = dx;
+                                    out.vectors[3 * cursor + 1] = dy;
+                                    out.vectors[3 * cursor + 2] = dz;
+                                }
+                                ++cursor;
+                            } else {
+                                ++found;
                             }
                         }
                     }
+                    if constexpr (!WRITE) per_atom[a + 1] = found;
                 }
             }
         }
-    }
-
-    if (n_threads == 1) return std::move(partial[0]);
-    size_t total = 0;
-    for (auto& p : partial) total += p.i.size();
-    out.i.reserve(total);
-    out.j.reserve(total);
-    out.shifts.reserve(3 * total);
-    out.distances.reserve(total);
-    if (options.want_vectors) out.vectors.reserve(3 * total);
-    for (auto& p : partial) {
-        out.i.insert(out.i.end(), p.i.begin(), p.i.end());
-        out.j.insert(out.j.end(), p.j.begin(), p.j.end());
-        out.shifts.insert(out.shifts.end(), p.shifts.begin(), p.shifts.end());
-        out.distances.insert(out.distances.end(), p.distances.begin(), p.distances.end());
-        out.vectors.insert(out.vectors.end(), p.vectors.begin(), p.vectors.end());
-        p = NeighborList();  // free as we go to keep the peak memory low
-    }
+    };
+    sweep(std::false_type{});
+    for (int64_t a = 0; a < n_atoms; ++a) per_atom[a + 1] += per_atom[a];
+    const int64_t total = per_atom[n_atoms];
+    out.i.resize(total);
+    out.j.resize(total);
+    out.shifts.resize(3 * total);
+    out.distances.resize(total);
+    if (options.want_vectors) out.vectors.resize(3 * total);
+    sweep(std::true_type{});
     return out;
 }
 
