@@ -12,7 +12,29 @@ import numpy as np
 
 from ..structure import Structure
 
-__all__ = ["displace_atoms", "remove_atoms", "make_defective"]
+__all__ = ["displace_atoms", "remove_atoms", "make_defective", "typical_nn_distance"]
+
+
+def typical_nn_distance(structure: Structure) -> float:
+    """Median over atoms of the distance to the nearest other atom (Å): the defect length unit.
+
+    (For pristine prototypes this is the nearest-neighbour distance d_NN; the median ignores the
+    few under-coordinated surface atoms of finite clusters.)
+    """
+    from ..neighbors import neighbor_list
+
+    if len(structure) < 2 and not structure.pbc.any():
+        raise ValueError("need at least two atoms (or a periodic cell) to define a neighbour distance")
+    cutoff = 3.0
+    for _ in range(8):
+        nl = neighbor_list(structure, cutoff)
+        if len(nl):
+            nearest = np.full(len(structure), np.inf)
+            np.minimum.at(nearest, nl.i, nl.distances)
+            if np.isfinite(nearest).mean() > 0.5:
+                return float(np.median(nearest[np.isfinite(nearest)]))
+        cutoff *= 2.0
+    raise ValueError("no neighbours found within 384 Å")
 
 
 def _rng(seed) -> np.random.Generator:

@@ -1,8 +1,12 @@
 """Build the ARISE training set and train the shipped Bayesian MLP (thesis 4.3.3).
 
-    python -m cryspext.training.arise build   [--data DIR] [--cache cache/arise]
+    python -m cryspext.training.arise prepare [--data DIR] [--cache cache/arise]   # structures
+    python -m cryspext.training.arise soap    [--cache cache/arise]                # descriptors
     python -m cryspext.training.arise train   [--cache cache/arise] [--out python/cryspext/models/arise]
-    python -m cryspext.training.arise all     (both)
+    python -m cryspext.training.arise all     (the three in turn)
+
+``soap`` is the expensive step (39 204 + 2 772 SOAP vectors); it is resumable and needs only
+numpy + cryspext, so it can run on a bigger machine from the cached ``structures.npz``.
 
 Training set (thesis 4.3.3.2): for each of the 108 prototypes the periodic cell and three finite
 isotropic supercells (nanotubes: the finite tube only) → 396 pristine structures, each described by
@@ -69,64 +73,119 @@ def _hash(*arrays) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def build(data: str | None, cache: Path, seed: int = 0, limit: int | None = None) -> Path:
-    """Compute (and cache per prototype) the pristine training set and the validation set."""
-    from tqdm import tqdm
+def pack(structures) -> dict:
+    """Structures → flat arrays (positions, numbers, offsets, cells, pbc) for ``np.savez``."""
+    lengths = np.array([len(s) for s in structures])
+    return {
+        "positions": np.concatenate([s.positions for s in structures]),
+        "numbers": np.concatenate([s.numbers for s in structures]),
+        "offsets": np.concatenate([[0], np.cumsum(lengths)]),
+        "cells": np.stack([s.cell for s in structures]),
+        "pbc": np.stack([s.pbc for s in structures]),
+    }
 
-    from cryspext.arise.defects import make_defective
+
+def unpack(z) -> list:
+    from cryspext.structure import Structure
+
+    off = z["offsets"]
+    return [
+        Structure(z["positions"][off[k] : off[k + 1]], z["cells"][k], z["pbc"][k], z["numbers"][off[k] : off[k + 1]])
+        for k in range(len(off) - 1)
+    ]
+
+
+def prepare(data: str | None, cache: Path, seed: int = 0, limit: int | None = None) -> Path:
+    """Write ``structures.npz``: the 396 pristine training structures and the validation structures."""
+    from cryspext.arise.defects import make_defective, typical_nn_distance
     from cryspext.arise.prototypes import load_prototypes, training_structures
-    from cryspext.descriptors import nearest_neighbor_distance
 
     cache.mkdir(parents=True, exist_ok=True)
     protos = load_prototypes(data)
     if limit:
         protos = protos[:limit]
+    train, train_y, train_tags, val, val_y, val_tags = [], [], [], [], [], []
+    for label, proto in enumerate(protos):
+        tagged = training_structures(proto)
+        d_nn = typical_nn_distance(tagged[0][1])  # of the periodic cell (nanotubes: the tube)
+        rng = np.random.default_rng([VALIDATION_SEED, seed, label])
+        for tag, s in tagged:
+            train.append(s)
+            train_y.append(label)
+            train_tags.append(tag)
+            val.append(s)
+            val_tags.append("pristine")
+            for delta in VALIDATION_DELTAS:
+                val.append(make_defective(s, delta=delta, d_nn=d_nn, seed=rng))
+                val_tags.append(f"delta={delta}")
+            for eta in VALIDATION_ETAS:
+                val.append(make_defective(s, eta=eta, seed=rng))
+                val_tags.append(f"eta={eta}")
+            val_y += [label] * (1 + len(VALIDATION_DELTAS) + len(VALIDATION_ETAS))
+    out = cache / "structures.npz"
+    np.savez_compressed(
+        out,
+        **{f"train_{k}": v for k, v in pack(train).items()},
+        **{f"val_{k}": v for k, v in pack(val).items()},
+        y=np.array(train_y),
+        tags=np.array(train_tags),
+        y_val=np.array(val_y),
+        val_tags=np.array(val_tags),
+        classes=np.array([p.name for p in protos]),
+    )
+    print(f"{len(train)} training structures ({sum(len(s) for s in train)} atoms), {len(val)} validation structures ({sum(len(s) for s in val)} atoms) -> {out}")
+    return out
+
+
+def compute(cache: Path) -> Path:
+    """SOAP of ``structures.npz`` on the 99-setting grid (validation: central setting only).
+
+    Resumable: one file per setting in ``cache/parts``. Needs only numpy and cryspext (no ASE),
+    so it can run on a bigger machine.
+    """
+    z = np.load(cache / "structures.npz")
+    train = unpack({k[6:]: z[k] for k in z.files if k.startswith("train_")})
+    val = unpack({k[4:]: z[k] for k in z.files if k.startswith("val_")})
+    parts = cache / "parts"
+    parts.mkdir(exist_ok=True)
     grid = settings_grid()
     t0 = time.perf_counter()
-    for label, proto in enumerate(tqdm(protos, desc="prototypes", unit="proto")):
-        part = cache / f"train_{label:03d}.npz"
-        if part.is_file():
+    vpath = parts / "val.npy"
+    if not vpath.is_file():
+        np.save(vpath, _soap(val, CENTRAL["cutoff"], CENTRAL["sigma"], 1.0))
+        print(f"validation: {len(val)} structures, {time.perf_counter() - t0:.0f}s", flush=True)
+    for k, (rc, sg, ex) in enumerate(grid):
+        path = parts / f"grid_{k:03d}.npy"
+        if path.is_file():
             continue
-        tagged = training_structures(proto)
-        structures = [s for _, s in tagged]
-        blocks = [_soap(structures, rc, sg, ex) for rc, sg, ex in grid]  # each (n_struct, 316)
-        x = np.stack(blocks, axis=1)  # (n_struct, 99, 316)
-        # Validation: pristine at the central setting plus mildly defective copies.
-        rng = np.random.default_rng([VALIDATION_SEED, seed, label])
-        val = [(s, "pristine") for s in structures]
-        for tag, s in tagged:
-            d_nn = float(nearest_neighbor_distance(s))
-            for delta in VALIDATION_DELTAS:
-                val.append((make_defective(s, delta=delta, d_nn=d_nn, seed=rng), f"delta={delta}"))
-            for eta in VALIDATION_ETAS:
-                val.append((make_defective(s, eta=eta, seed=rng), f"eta={eta}"))
-        xv = _soap([s for s, _ in val], CENTRAL["cutoff"], CENTRAL["sigma"], 1.0)
-        np.savez(
-            part,
-            x=x,
-            tags=np.array([t for t, _ in tagged]),
-            n_atoms=np.array([len(s) for s in structures]),
-            x_val=xv,
-            val_tags=np.array([t for _, t in val]),
-        )
-    names = [p.name for p in protos]
-    xs, ys, xv, yv, vt = [], [], [], [], []
-    for label in range(len(protos)):
-        with np.load(cache / f"train_{label:03d}.npz") as z:
-            x = z["x"].reshape(-1, z["x"].shape[-1])
-            xs.append(x)
-            ys.append(np.full(len(x), label))
-            xv.append(z["x_val"])
-            yv.append(np.full(len(z["x_val"]), label))
-            vt.append(z["val_tags"])
+        np.save(path, _soap(train, rc, sg, ex))
+        print(f"setting {k + 1}/{len(grid)} r_cut={rc} sigma={sg} ext={ex}: {time.perf_counter() - t0:.0f}s", flush=True)
+    return parts
+
+
+def assemble(cache: Path) -> Path:
+    """Collect the parts into ``arise_dataset.npz`` (rows: structure-major, then setting)."""
+    z = np.load(cache / "structures.npz")
+    grid = settings_grid()
+    blocks = np.stack([np.load(cache / "parts" / f"grid_{k:03d}.npy") for k in range(len(grid))], axis=1)
+    n_struct = blocks.shape[0]
+    x = blocks.reshape(n_struct * len(grid), -1).astype(np.float32)
+    y = np.repeat(z["y"], len(grid)).astype(np.int64)
     out = cache / "arise_dataset.npz"
-    x, y = np.concatenate(xs), np.concatenate(ys).astype(np.int64)
-    np.savez(out, x=x, y=y, x_val=np.concatenate(xv), y_val=np.concatenate(yv).astype(np.int64), val_tags=np.concatenate(vt), classes=np.array(names))
+    np.savez(
+        out,
+        x=x,
+        y=y,
+        tags=np.repeat(z["tags"], len(grid)),
+        x_val=np.load(cache / "parts" / "val.npy").astype(np.float32),
+        y_val=z["y_val"].astype(np.int64),
+        val_tags=z["val_tags"],
+        classes=z["classes"],
+    )
     meta = {
         "n_train": int(len(x)),
-        "n_val": int(sum(len(v) for v in xv)),
+        "n_val": int(len(z["y_val"])),
         "hash_sha256": _hash(x, y),
-        "seconds_this_run": round(time.perf_counter() - t0, 1),
         "settings": {"r_cut_dnn": list(RCUTS), "sigma_dnn": list(SIGMAS), "extrinsic": list(EXTRINSIC)},
     }
     (cache / "arise_dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -266,7 +325,7 @@ def train(
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m cryspext.training.arise", description=__doc__.split("\n\n")[0])
-    p.add_argument("step", choices=["build", "train", "all"], help="build the cached data set, train, or both")
+    p.add_argument("step", choices=["prepare", "soap", "train", "all"], help="build structures, compute descriptors, train, or all three")
     p.add_argument("--data", default=None, help="shared/data (or its arise/) folder; default: $CRYSPEXT_SHARED_DATA or ../shared/data")
     p.add_argument("--cache", default=str(REPO / "cache" / "arise"), help="cache folder for descriptors (default ./cache/arise)")
     p.add_argument("--out", default=str(REPO / "python" / "cryspext" / "models" / "arise"), help="where to write <name>.pt/.json")
@@ -279,8 +338,11 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None, help="only the first N prototypes (for quick checks)")
     args = p.parse_args(argv)
     cache = Path(args.cache)
-    if args.step in ("build", "all"):
-        build(args.data, cache, seed=args.seed, limit=args.limit)
+    if args.step in ("prepare", "all"):
+        prepare(args.data, cache, seed=args.seed, limit=args.limit)
+    if args.step in ("soap", "all"):
+        compute(cache)
+        assemble(cache)
     if args.step in ("train", "all"):
         train(cache / "arise_dataset.npz", Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads, name=args.name)
     return 0
