@@ -57,9 +57,11 @@ class TinyMCModel:
         x = torch.as_tensor(np.asarray(x, np.float32))
         t = int(mc_samples)
         h = torch.relu(x @ self.w1)  # (n, H)
-        keep = (torch.rand((t,) + tuple(h.shape), generator=g) >= self.p).float() / (1 - self.p)
-        logits = (h[None] * keep) @ self.w2
-        return torch.softmax(logits, dim=-1).double().numpy()
+        out = []
+        for start in range(0, t, 200):  # bounded memory: (200, n, H) masks at a time
+            keep = (torch.rand((min(200, t - start),) + tuple(h.shape), generator=g) >= self.p).float() / (1 - self.p)
+            out.append(torch.softmax((h[None] * keep) @ self.w2, dim=-1).double().numpy())
+        return np.concatenate(out)
 
     def predict(self, x, mc_samples: int = 1000, seed=None) -> Prediction:
         self.calls += 1
@@ -68,3 +70,13 @@ class TinyMCModel:
         ent = lambda q: -np.sum(q * np.log(np.clip(q, 1e-12, 1)), axis=-1)  # noqa: E731
         h = ent(p)
         return Prediction(p, np.maximum(h - ent(pt).mean(axis=0), 0.0), h)
+
+
+def structure_rdf(structure, bins: int = 12):
+    """Whole-structure stand-in descriptor: pair-distance histogram in units of d_NN, per atom."""
+    from cryspext import neighbor_list
+
+    nl = neighbor_list(structure, 6.0)
+    d = nl.distances[nl.distances > 1e-8]
+    h, _ = np.histogram(d / d.min(), bins=bins, range=(0.95, 2.2))
+    return np.append(h / len(structure), len(structure) / 100.0)

@@ -171,14 +171,16 @@ def _distance(points: np.ndarray, centres: np.ndarray, size: np.ndarray, periodi
 
 
 def _thin_boundaries(atoms, min_distance: float):
-    """Delete one atom of every pair from different grains closer than ``min_distance`` Å."""
+    """Delete one atom of every clashing pair (closer than ``min_distance`` Å, see below)."""
     if min_distance <= 0 or len(atoms) < 2:
         return atoms
     from .neighbors import neighbor_list
 
     nl = neighbor_list(atoms, min_distance, half=True)
     grain = atoms.arrays["grain"]
-    clash = grain[nl.i] != grain[nl.j]
+    # Different grains meet at Voronoi faces; with pbc a grain also meets itself across the
+    # periodic faces, where its lattice is not commensurate with the cell.
+    clash = (grain[nl.i] != grain[nl.j]) | np.any(nl.shifts != 0, axis=1)
     i, j = nl.i[clash], nl.j[clash]
     removed = np.zeros(len(atoms), dtype=bool)
     for a, b in zip(i, j):  # greedy, so each clash costs one atom only
