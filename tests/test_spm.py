@@ -224,3 +224,19 @@ def test_bad_structure_and_descriptor_shape(model, slab):
         spm([], model=model, descriptor=rdf_descriptor)
     with pytest.raises(ValueError):
         spm(slab, box=10.0, stride=3.0, model=model, descriptor=lambda s, g: np.zeros((3, 13)), progress=False)
+
+
+def test_iter_spm_reports_progress_then_returns_the_result(slab, model, result):
+    from cryspext.spm import iter_spm
+
+    steps = iter_spm(slab, box=10.0, stride=3.0, model=model, descriptor=rdf_descriptor, mc_samples=200,
+                     chunk_boxes=40)
+    fractions = []
+    try:
+        while True:
+            fractions.append(next(steps))
+    except StopIteration as stop:
+        out = stop.value
+    assert fractions[0] == 0.0 and fractions[-1] == pytest.approx(1.0) and len(fractions) > 2
+    assert np.all(np.diff(fractions) >= 0)
+    assert out.shape == result.shape and np.array_equal(out.valid, result.valid)

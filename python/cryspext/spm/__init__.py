@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from .core import load, spm, subgrid
+from .core import iter_spm, load, spm, subgrid
 from .mc import MCResult, mc_dropout
 from .result import PerAtomResult, SPMResult, project_to_atoms
 
-__all__ = ["spm", "load", "subgrid", "SPMResult", "PerAtomResult", "project_to_atoms", "MCResult", "mc_dropout"]
+__all__ = ["spm", "iter_spm", "load", "subgrid", "SPMResult", "PerAtomResult", "project_to_atoms", "MCResult", "mc_dropout"]

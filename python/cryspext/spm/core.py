@@ -26,7 +26,7 @@ from ..structure import Structure, as_structure
 from .mc import mc_dropout
 from .result import SPMResult
 
-__all__ = ["spm", "subgrid", "load"]
+__all__ = ["spm", "iter_spm", "subgrid", "load"]
 
 _FLOAT = np.float32
 
@@ -126,7 +126,7 @@ def _connect(client):
     return client
 
 
-def spm(
+def iter_spm(
     structure,
     box: float = 16.0,
     stride: float = 3.0,
@@ -145,9 +145,10 @@ def spm(
     chunk_boxes: int = 4096,
     seed: int | None = 0,
     threads: int | None = None,
-    progress: bool | None = None,
+    info: dict | None = None,
 ):
-    """Strided pattern matching of ``structure`` (or a list of frames).
+    """Strided pattern matching as a generator: yields the fraction of boxes done (0 to 1) after
+    each chunk and returns the result (``result = yield from iter_spm(...)``); :func:`spm` runs it.
 
     Boxes of edge ``box`` Å every ``stride`` Å (:func:`cryspext.strided_boxes`): a sample
     thinner than ``box`` along an axis (a slab) gets one layer there, ``slab_axis`` forces it.
@@ -159,8 +160,8 @@ def spm(
 
     ``client``: a dask.distributed ``Client`` or scheduler address; chunks of about
     ``chunk_boxes`` boxes (z layers), and frames of a trajectory, then run on its workers.
-    Without it the chunks run here, one after the other. ``threads`` sets torch threads for
-    the run. ``progress`` shows a tqdm bar (default: when there are more than 2000 boxes).
+    Without it the chunks run here, one after the other. ``threads`` sets the number of torch
+    threads (in this process or on each worker). ``info``, if given, receives ``n_boxes``.
 
     Returns an :class:`SPMResult` (a list of them for a list of frames).
     """
@@ -207,22 +208,19 @@ def spm(
     for f, g in enumerate(grids):
         for k0, k1 in _chunks(g, chunk_boxes):
             tasks.append((f, k0, k1, int(root.spawn(1)[0].generate_state(1)[0])))
-    n_total = sum(int(g.valid.sum()) for g in grids)
-    show = progress if progress is not None else n_total > 2000
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_total, unit="box", desc="SPM")
-
+    n_total = max(sum(int(g.valid.sum()) for g in grids), 1)
+    if info is not None:
+        info["n_boxes"] = n_total
+    done = 0
+    yield 0.0
     outputs: dict[int, list] = {f: [] for f in range(len(grids))}
     if client is None:
         for f, k0, k1, s in tasks:
             sub = subgrid(grids[f], k0, k1)
             out = _run_chunk(structures[f], sub, model, descriptor, mc, s, threads)
             outputs[f].append((k0, out))
-            if bar:
-                bar.update(int(sub.valid.sum()))
+            done += int(sub.valid.sum())
+            yield done / n_total
     else:
         from distributed import as_completed
 
@@ -237,10 +235,8 @@ def spm(
         for fut in as_completed(list(futures)):
             f, k0, n_valid = futures[fut]
             outputs[f].append((k0, fut.result()))
-            if bar:
-                bar.update(n_valid)
-    if bar:
-        bar.close()
+            done += n_valid
+            yield done / n_total
 
     results = []
     for f, g in enumerate(grids):
@@ -268,6 +264,34 @@ def spm(
             )
         )
     return results if isinstance(structure, (list, tuple)) else results[0]
+
+
+def spm(structure, box: float = 16.0, stride: float = 3.0, *, progress: bool | None = None, **kwargs):
+    """Strided pattern matching of ``structure`` (or a list of frames); see :func:`iter_spm` for
+    all parameters. ``progress`` shows a tqdm bar (default: for runs of more than 2000 boxes).
+
+    Returns an :class:`SPMResult` (a list of them for a list of frames).
+    """
+    info: dict = {}
+    steps = iter_spm(structure, box, stride, info=info, **kwargs)
+    bar = None
+    try:
+        fraction = next(steps)  # validation and box extraction happen here
+        while True:
+            if bar is None and progress is not False:
+                n = info.get("n_boxes", 0)
+                if progress or n > 2000:
+                    from tqdm.auto import tqdm
+
+                    bar = tqdm(total=n, unit="box", desc="SPM")
+            if bar is not None:
+                bar.update(round(fraction * bar.total) - bar.n)
+            fraction = next(steps)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def load(path) -> SPMResult:
