@@ -240,3 +240,12 @@ def test_iter_spm_reports_progress_then_returns_the_result(slab, model, result):
     assert fractions[0] == 0.0 and fractions[-1] == pytest.approx(1.0) and len(fractions) > 2
     assert np.all(np.diff(fractions) >= 0)
     assert out.shape == result.shape and np.array_equal(out.valid, result.valid)
+
+
+def test_subgrid_rows_of_a_slab(slab):
+    grid = strided_boxes(slab, 10.0, 3.0)
+    assert grid.shape[0] == 1
+    parts = [subgrid(grid, k, min(k + 3, grid.shape[1])) for k in range(0, grid.shape[1], 3)]
+    np.testing.assert_array_equal(np.concatenate([p.counts for p in parts], axis=1), grid.counts)
+    b = 3 * grid.shape[2] + 1
+    np.testing.assert_array_equal(parts[1].members(1), grid.members(b))

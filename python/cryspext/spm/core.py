@@ -32,19 +32,25 @@ _FLOAT = np.float32
 
 
 def subgrid(grid: BoxGrid, k0: int, k1: int) -> BoxGrid:
-    """Layers ``k0:k1`` along z of ``grid`` (still a regular grid, membership re-based)."""
+    """Layers ``k0:k1`` of ``grid`` along z, or along y for a single-layer (slab) grid: still a
+    regular grid, with its membership re-based. These boxes are contiguous in the flat order."""
     nz, ny, nx = grid.shape
-    if not 0 <= k0 < k1 <= nz:
-        raise ValueError(f"layer range {k0}:{k1} outside 0:{nz}")
-    b0, b1 = k0 * ny * nx, k1 * ny * nx
+    along_y = nz == 1
+    n = ny if along_y else nz
+    if not 0 <= k0 < k1 <= n:
+        raise ValueError(f"layer range {k0}:{k1} outside 0:{n}")
+    per_layer = nx if along_y else ny * nx
+    b0, b1 = k0 * per_layer, k1 * per_layer
     o0, o1 = int(grid.offsets[b0]), int(grid.offsets[b1])
+    sl = (slice(None), slice(k0, k1)) if along_y else (slice(k0, k1),)
     return replace(
         grid,
-        z=grid.z[k0:k1],
+        y=grid.y[k0:k1] if along_y else grid.y,
+        z=grid.z if along_y else grid.z[k0:k1],
         offsets=grid.offsets[b0 : b1 + 1] - o0,
         indices=grid.indices[o0:o1],
-        counts=grid.counts[k0:k1],
-        valid=grid.valid[k0:k1],
+        counts=grid.counts[sl],
+        valid=grid.valid[sl],
         shifts=None if grid.shifts is None else grid.shifts[o0:o1],
     )
 
@@ -108,10 +114,11 @@ def _run_chunk(structure: Structure, grid: BoxGrid, model, descriptor, mc: dict,
 
 
 def _chunks(grid: BoxGrid, chunk_boxes: int) -> list[tuple[int, int]]:
+    """Layer ranges for :func:`subgrid` holding about ``chunk_boxes`` boxes each."""
     nz, ny, nx = grid.shape
-    per_layer = max(ny * nx, 1)
-    layers = max(1, int(chunk_boxes) // per_layer)
-    return [(k, min(k + layers, nz)) for k in range(0, nz, layers)]
+    n, per_layer = (ny, nx) if nz == 1 else (nz, ny * nx)
+    layers = max(1, int(chunk_boxes) // max(per_layer, 1))
+    return [(k, min(k + layers, n)) for k in range(0, n, layers)]
 
 
 def _connect(client):
