@@ -221,6 +221,24 @@ NeighborList neighbor_list(const double* positions, int64_t n_atoms, const doubl
                     const int32_t* ki = &bins.image[3 * a];
                     int64_t cursor = WRITE ? per_atom[a] : 0;
                     int64_t found = 0;
+                    if constexpr (!WRITE) {
+                        if (!options.half) {
+                            // Full list: count branch-free (vectorisable); the only pair to drop
+                            // is the atom itself at zero shift, whose r² is exactly 0.
+                            int64_t inside = 0;
+                            for (const Stencil& st : stencil) {
+                                const double sx = st.offset[0] - ri0, sy = st.offset[1] - ri1, sz = st.offset[2] - ri2;
+                                const double* p = bins.sorted_pos.data();
+                                const int32_t end = bins.bin_start[st.bin + 1];
+                                for (int32_t slot = bins.bin_start[st.bin]; slot < end; ++slot) {
+                                    const double dx = p[3 * slot] + sx, dy = p[3 * slot + 1] + sy, dz = p[3 * slot + 2] + sz;
+                                    inside += (dx * dx + dy * dy + dz * dz < cut2);
+                                }
+                            }
+                            per_atom[a + 1] = inside - 1;
+                            continue;
+                        }
+                    }
                     for (const Stencil& st : stencil) {
                         const double sx = st.offset[0] - ri0, sy = st.offset[1] - ri1, sz = st.offset[2] - ri2;
                         const int32_t end = bins.bin_start[st.bin + 1];
@@ -243,6 +261,7 @@ NeighborList neighbor_list(const double* positions, int64_t n_atoms, const doubl
                                 if (options.half && (S0 < 0 || (S0 == 0 && (S1 < 0 || (S1 == 0 && S2 < 0))))) continue;
                             }
                             if constexpr (WRITE) {
+                                if (cursor == per_atom[a + 1]) continue;  // never past the counted slots
                                 out.i[cursor] = a;
                                 out.j[cursor] = b;
                                 out.shifts[3 * cursor] = S0;
