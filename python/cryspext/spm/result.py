@@ -156,6 +156,20 @@ class SPMResult:
             out.labels[lonely] = np.argmax(flat_p[nearest], axis=1)
         return out
 
+    def annotate(self, atoms, *, prefix: str = "arise_"):
+        """Write per-atom results into an ASE ``atoms`` of the analysed structure (in place).
+
+        ``arrays``: ``arise_label`` (str, "" for no box), ``arise_top_probability``,
+        ``arise_mutual_information`` (nats); ``info["arise_fractions"]``: JSON of the class
+        fractions of the boxes. Survives an extxyz round trip. Returns ``atoms``.
+        """
+        pa = self.per_atom(atoms if self.structure is None or len(atoms) != self.n_atoms else None)
+        atoms.arrays[prefix + "label"] = np.array([str(x) for x in pa.label_names], dtype="U")
+        atoms.arrays[prefix + "top_probability"] = np.asarray(pa.top_probability, dtype=float)
+        atoms.arrays[prefix + "mutual_information"] = np.asarray(pa.mutual_information, dtype=float)
+        atoms.info[prefix + "fractions"] = json.dumps({k: round(v, 6) for k, v in self.class_fractions().items()})
+        return atoms
+
     # -- save / load -----------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the maps to ``path`` (.npz, compressed). Membership is not stored."""
@@ -207,7 +221,7 @@ class SPMResult:
 
     # -- plotting --------------------------------------------------------------------------
     def plot(self, path=None, *, axis: str = "z", index: int | None = None, classes: Sequence[str] | None = None,
-             mi_cmap: str = "viridis"):
+             mi_cmap: str = "viridis", title: str | None = None):
         """Figure with three panels for one slice: class (argmax), chosen-class probability, MI.
 
         ``axis`` ("x", "y" or "z") and ``index`` (default: middle) choose the slice. Saved to
@@ -215,7 +229,7 @@ class SPMResult:
         """
         from .plot import plot_maps
 
-        return plot_maps(self, path, axis=axis, index=index, classes=classes, mi_cmap=mi_cmap)
+        return plot_maps(self, path, axis=axis, index=index, classes=classes, mi_cmap=mi_cmap, title=title)
 
 
 def project_to_atoms(grid: BoxGrid, valid: np.ndarray, probabilities: np.ndarray, mutual_information: np.ndarray,
