@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from .core import iter_spm, load, spm, subgrid
-from .mc import MCResult, mc_dropout
+from .mc import MCResult, SharedMaskMLP, mc_dropout
 from .result import PerAtomResult, SPMResult, project_to_atoms
 
-__all__ = ["spm", "iter_spm", "load", "subgrid", "SPMResult", "PerAtomResult", "project_to_atoms", "MCResult", "mc_dropout"]
+__all__ = ["spm", "iter_spm", "load", "subgrid", "SPMResult", "PerAtomResult", "project_to_atoms", "MCResult", "mc_dropout", "SharedMaskMLP"]

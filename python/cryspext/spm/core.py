@@ -23,7 +23,7 @@ import numpy as np
 
 from ..boxes import BoxGrid, strided_boxes
 from ..structure import Structure, as_structure
-from .mc import mc_dropout
+from .mc import SharedMaskMLP, mc_dropout
 from .result import SPMResult
 
 __all__ = ["spm", "iter_spm", "subgrid", "load"]
@@ -152,6 +152,7 @@ def iter_spm(
     chunk_boxes: int = 4096,
     seed: int | None = 0,
     threads: int | None = None,
+    fast: bool = True,
     info: dict | None = None,
 ):
     """Strided pattern matching as a generator: yields the fraction of boxes done (0 to 1) after
@@ -168,7 +169,9 @@ def iter_spm(
     ``client``: a dask.distributed ``Client`` or scheduler address; chunks of about
     ``chunk_boxes`` boxes (z layers), and frames of a trajectory, then run on its workers.
     Without it the chunks run here, one after the other. ``threads`` sets the number of torch
-    threads (in this process or on each worker). ``info``, if given, receives ``n_boxes``.
+    threads (in this process or on each worker). ``fast``: run MC dropout with one mask per
+    pass shared by the boxes of a chunk (:class:`~cryspext.spm.mc.SharedMaskMLP`, about 3x
+    faster) when the model exposes its layers. ``info``, if given, receives ``n_boxes``.
 
     Returns an :class:`SPMResult` (a list of them for a list of frames).
     """
@@ -199,16 +202,19 @@ def iter_spm(
         "min_samples": int(min_samples),
         "block": int(block),
         "seed": seed,
+        "fast": bool(fast),
     }
     mc = {k: settings[k] for k in ("mc_samples", "adaptive", "tolerance", "min_samples", "block")}
     grids = [_grid_for(s, settings) for s in structures]
     client = _connect(client)
-    if client is None and model is None:
-        model = _default_model()  # load once, not per chunk
+    if model is None:
+        model = _default_model()  # load once here, not per chunk (and ship it to workers)
     if descriptor is None:
         # ARISE SOAP with the settings the model was trained with (picklable for dask workers).
-        settings_d = dict(getattr(model if model is not None else _default_model(), "descriptor_settings", {}) or {})
+        settings_d = dict(getattr(model, "descriptor_settings", {}) or {})
         descriptor = partial(_default_descriptor(), **settings_d) if settings_d else _default_descriptor()
+    if fast:
+        model = SharedMaskMLP.from_model(model) or model
 
     tasks = []  # (frame, k0, k1, seed)
     root = np.random.SeedSequence(seed)

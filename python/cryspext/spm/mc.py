@@ -123,3 +123,96 @@ def mc_dropout(
     return MCResult(p, mi, pe, passes.astype(np.int32))
 
 
+
+
+class SharedMaskMLP:
+    """Fast MC dropout for an MLP with dropout before every dense layer (ARISE's architecture).
+
+    Each pass t draws *one* network ω_t (one dropout mask per layer) and applies it to all
+    inputs, as in Gal's MC dropout: the masks fold into the weights (W_t = diag(m_t) W / (1 − p)),
+    so a block of passes is one batched matrix product per layer without per-element random
+    numbers. Per input, the T passes are the same independent draws from the dropout
+    distribution as with per-row masks, so means and MI follow the same distribution;
+    only boxes of one chunk share their networks.
+
+    Layers: ReLU after each hidden layer, softmax at the end.
+    """
+
+    def __init__(self, weights, biases, p: float, classes):
+        import torch
+
+        self.weights = [torch.as_tensor(w, dtype=torch.float32).contiguous() for w in weights]  # (in, out)
+        self.biases = [torch.as_tensor(b, dtype=torch.float32).contiguous() for b in biases]
+        if len(self.weights) != len(self.biases) or not self.weights:
+            raise ValueError("need one bias per weight matrix")
+        for a, b in zip(self.weights[:-1], self.weights[1:]):
+            if a.shape[1] != b.shape[0]:
+                raise ValueError("weight shapes do not chain")
+        self.p = float(p)
+        if not 0 <= self.p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.classes = list(classes)
+        self.descriptor_settings = {}
+
+    @classmethod
+    def from_model(cls, model) -> "SharedMaskMLP | None":
+        """Read weights from a model whose ``module`` has ``fc1, fc2, ...`` linear layers and a
+        dropout probability ``p`` (cryspext's ARISE network); None when it has not."""
+        module = getattr(model, "module", None)
+        if module is None or not hasattr(module, "p") or not hasattr(module, "fc1"):
+            return None
+        weights, biases = [], []
+        k = 1
+        while hasattr(module, f"fc{k}"):
+            layer = getattr(module, f"fc{k}")
+            weights.append(layer.weight.detach().T)
+            biases.append(layer.bias.detach())
+            k += 1
+        fast = cls(weights, biases, float(module.p), model.classes)
+        fast.descriptor_settings = dict(getattr(model, "descriptor_settings", {}) or {})
+        return fast
+
+    def predict(self, descriptors, mc_samples: int = 1000, seed: int | None = None, max_elements: int = 2**25):
+        """MC-dropout statistics (probabilities, MI, predictive entropy in nats) of (n, D) inputs."""
+        import torch
+
+        x = torch.as_tensor(np.asarray(descriptors, dtype=np.float32))
+        n, t = x.shape[0], int(mc_samples)
+        if x.ndim != 2 or x.shape[1] != self.weights[0].shape[0]:
+            raise ValueError(f"descriptors must have shape (n, {self.weights[0].shape[0]}), got {tuple(x.shape)}")
+        g = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        widest = max(w.shape[1] for w in self.weights)
+        sum_p = torch.zeros(n, len(self.classes), dtype=torch.float64)
+        sum_h = torch.zeros(n, dtype=torch.float64)
+        passes_per_block = max(1, min(t, max_elements // max(n * widest, 1)))
+        rows = max(1, max_elements // (passes_per_block * widest))
+        keep = 1.0 - self.p
+        with torch.inference_mode():
+            done = 0
+            while done < t:
+                b = min(passes_per_block, t - done)
+                # One mask per pass and layer, folded into the weights: (b, in, out).
+                masked = [w * ((torch.rand(b, w.shape[0], 1, generator=g) < keep).float() / keep) if self.p > 0
+                          else w.expand(b, *w.shape) for w in self.weights]
+                for start in range(0, n, rows):
+                    h = x[start : start + rows].expand(b, -1, -1)
+                    for k, (w, bias) in enumerate(zip(masked, self.biases)):
+                        h = torch.baddbmm(bias, h, w)
+                        if k < len(masked) - 1:
+                            h = torch.relu(h)
+                    logp = torch.log_softmax(h, dim=-1)
+                    prob = logp.exp()
+                    sum_p[start : start + rows] += prob.sum(dim=0).double()
+                    sum_h[start : start + rows] -= (prob * logp).sum(dim=(0, 2)).double()
+                done += b
+        p = (sum_p / t).numpy()
+        p /= p.sum(axis=1, keepdims=True)
+        pe = _entropy(p)
+        mi = np.maximum(pe - (sum_h / t).numpy(), 0.0)
+
+        class _Out:
+            pass
+
+        out = _Out()
+        out.probabilities, out.mutual_information, out.predictive_entropy = p, mi, pe
+        return out
