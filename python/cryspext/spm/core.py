@@ -15,6 +15,7 @@ cluster (``client=``).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 from functools import partial
 from typing import Callable
@@ -99,8 +100,11 @@ def _run_chunk(structure: Structure, grid: BoxGrid, model, descriptor, mc: dict,
     mi = np.full(n_boxes, np.nan, dtype=_FLOAT)
     pe = np.full(n_boxes, np.nan, dtype=_FLOAT)
     passes = np.zeros(n_boxes, dtype=np.int32)
+    t0 = time.perf_counter()
+    t_descriptor = 0.0
     if valid.any():
         x = np.asarray(descriptor(structure, grid), dtype=np.float32)
+        t_descriptor = time.perf_counter() - t0
         if x.ndim != 2 or x.shape[0] != n_boxes:
             raise ValueError(f"descriptor returned shape {x.shape}, expected ({n_boxes}, n_features)")
         valid &= np.all(np.isfinite(x), axis=1)  # the descriptor may reject boxes (NaN rows)
@@ -110,7 +114,9 @@ def _run_chunk(structure: Structure, grid: BoxGrid, model, descriptor, mc: dict,
         mi[rows] = r.mutual_information
         pe[rows] = r.predictive_entropy
         passes[rows] = r.passes
-    return {"p": p, "mi": mi, "pe": pe, "passes": passes, "valid": valid, "classes": list(model.classes)}
+    timings = {"descriptor_s": t_descriptor, "mc_s": time.perf_counter() - t0 - t_descriptor}
+    return {"p": p, "mi": mi, "pe": pe, "passes": passes, "valid": valid, "classes": list(model.classes),
+            "timings": timings}
 
 
 def _chunks(grid: BoxGrid, chunk_boxes: int) -> list[tuple[int, int]]:
@@ -274,6 +280,7 @@ def iter_spm(
                 settings=settings,
                 grid=g,
                 structure=structures[f],
+                timings={k: float(sum(o["timings"][k] for o in parts)) for k in ("descriptor_s", "mc_s")},
             )
         )
     return results if isinstance(structure, (list, tuple)) else results[0]

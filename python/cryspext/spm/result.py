@@ -68,6 +68,7 @@ class SPMResult:
     settings: dict = field(default_factory=dict)
     grid: BoxGrid | None = field(default=None, repr=False)  # membership, kept in memory only
     structure: Structure | None = field(default=None, repr=False)  # the input, in memory only
+    timings: dict = field(default_factory=dict)  # seconds spent in descriptors and MC (summed over chunks)
 
     @property
     def n_atoms(self) -> int | None:
