@@ -1,0 +1,615 @@
+#include "soap.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "cell.hpp"
+#include "neighbors.hpp"
+#include "parallel.hpp"
+
+namespace cryspext {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// quippy's coordination_function: 1 below r_cut - w, cosine taper to 0 at r_cut.
+inline double cutoff_function(double r, double rc, double w) {
+    if (r > rc) return 0.0;
+    if (r > rc - w) return 0.5 * (std::cos(kPi * (r - rc + w) / w) + 1.0);
+    return 1.0;
+}
+
+double factorial(int k) {
+    double f = 1.0;
+    for (int i = 2; i <= k; ++i) f *= i;
+    return f;
+}
+
+}  // namespace
+
+int soap_dimension(int n_max, int l_max) { return n_max * (n_max + 1) / 2 * (l_max + 1) + 1; }
+
+SoapBasis::SoapBasis(const SoapSettings& settings) : s_(settings) {
+    if (!(s_.cutoff > 0.0) || !std::isfinite(s_.cutoff)) throw std::invalid_argument("SOAP cutoff must be a positive number");
+    if (!(s_.sigma > 0.0) || !std::isfinite(s_.sigma)) throw std::invalid_argument("SOAP sigma must be a positive number");
+    if (!(s_.transition >= 0.0) || s_.transition > s_.cutoff)
+        throw std::invalid_argument("SOAP cutoff transition width must be in [0, cutoff]");
+    if (s_.n_max < 1 || s_.n_max > 40) throw std::invalid_argument("SOAP n_max must be in [1, 40]");
+    if (s_.l_max < 0 || s_.l_max > 20) throw std::invalid_argument("SOAP l_max must be in [0, 20]");
+    if (!std::isfinite(s_.central_weight)) throw std::invalid_argument("central_weight must be finite");
+    dim_ = soap_dimension(s_.n_max, s_.l_max);
+    const int n = s_.n_max;
+    alpha_ = 0.5 / (s_.sigma * s_.sigma);
+
+    // Equispaced Gaussian basis on [0, cutoff + sigma * sqrt(2 E ln 10)) (quippy soap_initialise).
+    const double cutoff_basis = s_.cutoff + s_.sigma * std::sqrt(2.0 * s_.basis_error_exponent * std::log(10.0));
+    const double spacing = cutoff_basis / n;
+    r_basis_.assign(n, 0.0);
+    for (int i = 1; i < n; ++i) r_basis_[i] = r_basis_[i - 1] + spacing;
+
+    const double a = alpha_;
+    Eigen::MatrixXd cov(n, n), overlap(n, n);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) {
+            const double ri = r_basis_[i], rj = r_basis_[j];
+            cov(j, i) = std::exp(-a * (ri - rj) * (ri - rj));
+            overlap(j, i) = (std::exp(-a * (ri * ri + rj * rj)) * std::sqrt(2.0) * std::pow(a, 1.5) * (ri + rj) +
+                             a * std::exp(-0.5 * a * (ri - rj) * (ri - rj)) * std::sqrt(kPi) *
+                                 (1.0 + a * (ri + rj) * (ri + rj)) * (1.0 + std::erf(std::sqrt(a / 2.0) * (ri + rj)))) /
+                            std::sqrt(128.0 * std::pow(a, 5));
+        }
+    Eigen::LLT<Eigen::MatrixXd> llt(overlap);
+    if (llt.info() != Eigen::Success) throw std::invalid_argument("SOAP radial basis overlap is not positive definite");
+    Eigen::MatrixXd L = llt.matrixL();
+    Eigen::LLT<Eigen::MatrixXd> cov_llt(cov);
+    if (cov_llt.info() != Eigen::Success) throw std::invalid_argument("SOAP radial basis covariance is singular");
+    Eigen::MatrixXd T = cov_llt.solve(L);
+    transform_.resize(n * n);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) transform_[i * n + j] = T(i, j);
+    central_coefficient_ = L(0, 0) / std::sqrt(4.0 * kPi);
+
+    ylm_norm_.resize((s_.l_max + 1) * (s_.l_max + 1));
+    for (int l = 0; l <= s_.l_max; ++l)
+        for (int m = 0; m <= l; ++m) {
+            double nrm = std::sqrt((2.0 * l + 1.0) / (4.0 * kPi) * factorial(l - m) / factorial(l + m));
+            if (m > 0) nrm *= std::sqrt(2.0);
+            ylm_norm_[l * (s_.l_max + 1) + m] = nrm;
+        }
+    inv_sqrt_2l1_.resize(s_.l_max + 1);
+    for (int l = 0; l <= s_.l_max; ++l) inv_sqrt_2l1_[l] = 1.0 / std::sqrt(2.0 * l + 1.0);
+}
+
+void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* acc, double* work) const {
+    const int n = s_.n_max, L = s_.l_max, lp = L + 1;
+    const double fc = cutoff_function(r, s_.cutoff, s_.transition);
+    if (fc == 0.0) return;
+    double* radial = work;                 // (L + 2) x n: rows l = -1 .. L
+    double* ylm = radial + (L + 2) * n;    // lp * lp
+    double* cm = ylm + lp * lp;            // cos/sin of m phi, times sin^m theta
+    double* sm = cm + lp;
+    double* q = sm + lp;                   // Legendre column scratch (2 * lp)
+
+    // Radial integrals: exp(-alpha (r^2 + r_a^2)) i_l(2 alpha r r_a) by quippy's upward recurrence.
+    const double a = alpha_;
+    for (int ia = 0; ia < n; ++ia) {
+        const double ra = r_basis_[ia];
+        const double arg = 2.0 * a * r * ra;
+        double* col = radial;  // radial[(l + 1) * n + ia]
+        if (arg == 0.0) {
+            col[n + ia] = std::exp(-a * (ra * ra + r * r));
+            for (int l = 1; l <= L; ++l) col[(l + 1) * n + ia] = 0.0;
+            continue;
+        }
+        const double ep = std::exp(-a * (r + ra) * (r + ra));
+        const double em = std::exp(-a * (r - ra) * (r - ra));
+        double lmm, lm = 0.5 * (em + ep) / arg, lc = 0.5 * (em - ep) / arg;
+        col[n + ia] = lc;
+        for (int l = 1; l <= L; ++l) {
+            lmm = lm;
+            lm = lc;
+            lc = lmm - (2 * l - 1) * lm / arg;
+            col[(l + 1) * n + ia] = lc;
+        }
+    }
+
+    // Real orthonormal spherical harmonics of the unit vector (the power spectrum is invariant
+    // under the unitary change from quippy's complex harmonics).
+    double x = 0.0, y = 0.0, z = 1.0;
+    if (r > 0.0) {
+        x = d[0] / r;
+        y = d[1] / r;
+        z = d[2] / r;
+    }
+    cm[0] = 1.0;
+    sm[0] = 0.0;
+    for (int m = 1; m <= L; ++m) {
+        cm[m] = x * cm[m - 1] - y * sm[m - 1];
+        sm[m] = x * sm[m - 1] + y * cm[m - 1];
+    }
+    // Q_l^m(z) = P_l^m / sin^m (sign dropped: irrelevant for the power spectrum).
+    double qmm = 1.0;
+    for (int m = 0; m <= L; ++m) {
+        if (m > 0) qmm *= (2 * m - 1);
+        double q_lm2 = 0.0, q_lm1 = qmm;
+        for (int l = m; l <= L; ++l) {
+            double ql;
+            if (l == m) ql = qmm;
+            else if (l == m + 1) ql = (2 * m + 1) * z * qmm;
+            else ql = ((2 * l - 1) * z * q_lm1 - (l + m - 1) * q_lm2) / (l - m);
+            if (l > m) {
+                q_lm2 = q_lm1;
+                q_lm1 = ql;
+            }
+            const double nrm = ylm_norm_[l * lp + m] * ql;
+            if (m == 0) {
+                ylm[l * l + l] = nrm;
+            } else {
+                ylm[l * l + l + m] = nrm * cm[m];
+                ylm[l * l + l - m] = nrm * sm[m];
+            }
+        }
+    }
+    (void)q;
+
+    for (int l = 0; l <= L; ++l) {
+        double w;
+        if (parity == 2) {
+            if (l & 1) continue;
+            w = 2.0 * fc;
+        } else {
+            w = (parity < 0 && (l & 1)) ? -fc : fc;
+        }
+        const double* rad = radial + (l + 1) * n;
+        for (int m = -l; m <= l; ++m) {
+            const int lm = l * l + l + m;
+            const double yw = w * ylm[lm];
+            double* dst = acc + lm * n;
+            for (int ia = 0; ia < n; ++ia) dst[ia] += yw * rad[ia];
+        }
+    }
+}
+
+bool SoapBasis::power_spectrum(const double* acc, double central, double* out, double* work) const {
+    const int n = s_.n_max, L = s_.l_max;
+    const int nlm = n_lm();
+    double* c = work;  // c[lm * n + b] = sum_a acc[lm * n + a] T(a, b)
+    for (int lm = 0; lm < nlm; ++lm) {
+        const double* src = acc + lm * n;
+        double* dst = c + lm * n;
+        for (int b = 0; b < n; ++b) {
+            double s = 0.0;
+            for (int ia = 0; ia < n; ++ia) s += src[ia] * transform_[ia * n + b];
+            dst[b] = s;
+        }
+    }
+    if (central != 0.0) c[0] += central * central_coefficient_;
+    int k = 0;
+    double norm2 = 0.0;
+    const double sqrt2 = std::sqrt(2.0);
+    for (int ia = 0; ia < n; ++ia)
+        for (int jb = 0; jb <= ia; ++jb)
+            for (int l = 0; l <= L; ++l) {
+                double s = 0.0;
+                for (int m = -l; m <= l; ++m) {
+                    const int lm = l * l + l + m;
+                    s += c[lm * n + ia] * c[lm * n + jb];
+                }
+                s *= inv_sqrt_2l1_[l];
+                if (ia != jb) s *= sqrt2;
+                out[k++] = s;
+                norm2 += s * s;
+            }
+    out[k] = 0.0;
+    const double nrm = std::sqrt(norm2);
+    if (!(nrm > 0.0) || !std::isfinite(nrm)) {
+        for (int i = 0; i < dim_; ++i) out[i] = kNaN;
+        return false;
+    }
+    for (int i = 0; i < k; ++i) out[i] /= nrm;
+    return true;
+}
+
+double arise_histogram_distance(std::vector<double> v, int bins, int rule, double rtol) {
+    v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
+    if (v.empty() || bins < 1) return kNaN;
+    double first = *std::min_element(v.begin(), v.end());
+    double last = *std::max_element(v.begin(), v.end());
+    // numpy.linspace(first, last, bins + 1): k * step + first, the last edge exactly `last`.
+    std::vector<double> edges(bins + 1);
+    auto make_edges = [&]() {
+        const double step = (last - first) / bins;
+        for (int k = 0; k < bins; ++k) edges[k] = static_cast<double>(k) * step + first;
+        edges[bins] = last;
+        for (int k = 0; k < bins; ++k)
+            if (!(edges[k] < edges[k + 1])) return false;
+        return true;
+    };
+    bool equal = (first == last);
+    if (rule == kDegenerateRobust && last - first <= rtol * std::abs(first)) equal = true;
+    if (equal) {
+        // numpy for equal values: range [x - 0.5, x + 0.5] with x = the (common) minimum.
+        std::fill(v.begin(), v.end(), first);
+        last = first + 0.5;
+        first = first - 0.5;
+        make_edges();
+    } else if (!make_edges()) {
+        // A spread of a few ulps: current numpy raises "Too many bins"; the centre of any bin
+        // inside [min, max] (what older numpy returned) equals min to rounding.
+        return first;
+    }
+    std::vector<int64_t> count(bins, 0);
+    const double denom = last - first;
+    for (double x : v) {
+        if (x < first || x > last) continue;
+        const double f = ((x - first) / denom) * bins;
+        int64_t idx = static_cast<int64_t>(f);
+        if (idx == bins) idx -= 1;
+        if (x < edges[idx]) idx -= 1;
+        if (idx != bins - 1 && x >= edges[idx + 1]) idx += 1;
+        count[idx] += 1;
+    }
+    // Counts divided by r^2 of the left edge (area of spherical shells); first maximum wins.
+    int best = -1;
+    double best_value = -std::numeric_limits<double>::infinity();
+    for (int k = 0; k < bins; ++k) {
+        const double value = static_cast<double>(count[k]) / (edges[k] * edges[k]);
+        if (std::isnan(value)) {  // numpy.argmax returns the first NaN
+            best = k;
+            break;
+        }
+        if (value > best_value) {
+            best_value = value;
+            best = k;
+        }
+    }
+    return (edges[best] + edges[best + 1]) / 2.0;
+}
+
+namespace {
+
+// Visits every neighbour of atom `a` within `cutoff` using prebuilt cell bins.
+template <typename F>
+void for_each_neighbor(const CellBins& bins, int32_t a, double cutoff, F&& visit) {
+    const auto& frame = bins.frame;
+    const auto nb = bins.n_bins;
+    const auto sr = bins.search;
+    const int home = bins.atom_bin[a];
+    const int h[3] = {home / (nb[1] * nb[2]), (home / nb[2]) % nb[1], home % nb[2]};
+    const double ri0 = bins.wrapped[3 * a], ri1 = bins.wrapped[3 * a + 1], ri2 = bins.wrapped[3 * a + 2];
+    const double cut2 = cutoff * cutoff;
+    auto floordiv = [](int x, int m) { return (x >= 0) ? x / m : -((-x + m - 1) / m); };
+    for (int o0 = -sr[0]; o0 <= sr[0]; ++o0) {
+        int c0 = h[0] + o0;
+        if (!frame.pbc[0] && (c0 < 0 || c0 >= nb[0])) continue;
+        const int s0 = frame.pbc[0] ? floordiv(c0, nb[0]) : 0;
+        c0 -= s0 * nb[0];
+        for (int o1 = -sr[1]; o1 <= sr[1]; ++o1) {
+            int c1 = h[1] + o1;
+            if (!frame.pbc[1] && (c1 < 0 || c1 >= nb[1])) continue;
+            const int s1 = frame.pbc[1] ? floordiv(c1, nb[1]) : 0;
+            c1 -= s1 * nb[1];
+            for (int o2 = -sr[2]; o2 <= sr[2]; ++o2) {
+                int c2 = h[2] + o2;
+                if (!frame.pbc[2] && (c2 < 0 || c2 >= nb[2])) continue;
+                const int s2 = frame.pbc[2] ? floordiv(c2, nb[2]) : 0;
+                c2 -= s2 * nb[2];
+                const int bin = (c0 * nb[1] + c1) * nb[2] + c2;
+                const double ox = s0 * frame.cell(0, 0) + s1 * frame.cell(1, 0) + s2 * frame.cell(2, 0) - ri0;
+                const double oy = s0 * frame.cell(0, 1) + s1 * frame.cell(1, 1) + s2 * frame.cell(2, 1) - ri1;
+                const double oz = s0 * frame.cell(0, 2) + s1 * frame.cell(1, 2) + s2 * frame.cell(2, 2) - ri2;
+                const bool zero_shift = (s0 == 0 && s1 == 0 && s2 == 0);
+                for (int32_t slot = bins.bin_start[bin]; slot < bins.bin_start[bin + 1]; ++slot) {
+                    const double dx = bins.sorted_pos[3 * slot] + ox;
+                    const double dy = bins.sorted_pos[3 * slot + 1] + oy;
+                    const double dz = bins.sorted_pos[3 * slot + 2] + oz;
+                    const double r2 = dx * dx + dy * dy + dz * dz;
+                    if (r2 >= cut2) continue;
+                    const int32_t b = bins.sorted_atom[slot];
+                    if (b == a && zero_shift) continue;
+                    visit(b, dx, dy, dz, r2, s0, s1, s2);
+                }
+            }
+        }
+    }
+}
+
+// A search radius that usually holds a few neighbours: ~1.6 x the volume per atom^(1/3).
+double initial_radius(const double* positions, int64_t n, const CellFrame& frame) {
+    double volume = 1.0;
+    int open = 0;
+    std::array<double, 3> lo, hi;
+    lo.fill(std::numeric_limits<double>::infinity());
+    hi.fill(-std::numeric_limits<double>::infinity());
+    for (int64_t i = 0; i < n; ++i)
+        for (int d = 0; d < 3; ++d) {
+            lo[d] = std::min(lo[d], positions[3 * i + d]);
+            hi[d] = std::max(hi[d], positions[3 * i + d]);
+        }
+    double periodic_volume = std::abs(frame.cell.determinant());
+    for (int d = 0; d < 3; ++d)
+        if (!frame.pbc[d]) ++open;
+    if (open == 0) {
+        volume = periodic_volume;
+    } else {
+        // Rough: bounding box of the atoms, at least 1 Å thick along every axis.
+        volume = 1.0;
+        for (int d = 0; d < 3; ++d) volume *= std::max(1.0, hi[d] - lo[d]);
+    }
+    double r = 1.6 * std::cbrt(volume / std::max<int64_t>(1, n));
+    return std::max(r, 1.0);
+}
+
+// The cell list sizes its search range as cutoff / (extent / n_bins); an open direction whose
+// extent is pure rounding noise (a flat cluster with z = 7.5 +- 1e-15) would overflow it. Such
+// coordinates are snapped to their minimum, which changes distances by < 1e-9 Å.
+std::vector<double> flatten_open(const double* positions, int64_t n, const CellFrame& frame) {
+    std::vector<double> out(positions, positions + 3 * n);
+    for (int d = 0; d < 3; ++d) {
+        if (frame.pbc[d] || n == 0) continue;
+        double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+        for (int64_t i = 0; i < n; ++i) {
+            double f = 0.0;
+            for (int k = 0; k < 3; ++k) f += positions[3 * i + k] * frame.inverse(k, d);
+            lo = std::min(lo, f);
+            hi = std::max(hi, f);
+        }
+        const double extent = (hi - lo) * frame.heights[d];
+        if (extent == 0.0 || extent > 1e-9) continue;
+        for (int64_t i = 0; i < n; ++i) {
+            double f = 0.0;
+            for (int k = 0; k < 3; ++k) f += out[3 * i + k] * frame.inverse(k, d);
+            for (int k = 0; k < 3; ++k) out[3 * i + k] += (lo - f) * frame.cell(d, k);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+// Distance |r_b + S.cell - r_a| evaluated in the order ARISE's ai4materials code does it
+// (numpy: positions[j] + dot(offset, cell) - positions[i], then linalg.norm = sqrt(dot(x, x))),
+// so that "all nearest distances exactly equal" is decided on the same bits as in ARISE.
+inline double ase_distance(const double* pa, const double* pb, const int32_t S[3], const Mat3& cell, bool fma_norm) {
+    double x[3];
+    for (int k = 0; k < 3; ++k) {
+        const double shift = static_cast<double>(S[0]) * cell(0, k) + static_cast<double>(S[1]) * cell(1, k) +
+                             static_cast<double>(S[2]) * cell(2, k);
+        x[k] = (pb[k] + shift) - pa[k];
+    }
+    double sq;
+    if (fma_norm) sq = std::fma(x[2], x[2], std::fma(x[1], x[1], x[0] * x[0]));
+    else sq = (x[0] * x[0] + x[1] * x[1]) + x[2] * x[2];
+    return std::sqrt(sq);
+}
+
+// Nearest distance from every atom to each species (n x S table); NaN where none within max_radius.
+// `original` are the positions as given (for ARISE's arithmetic), `positions` possibly flattened.
+static std::vector<double> nearest_table(const double* original, const double* positions, int64_t n,
+                                         const CellFrame& frame, int S, const std::vector<int>& species_index,
+                                         double max_radius, bool fma_norm) {
+    std::vector<double> table(n * S, kNaN);
+    double radius = std::min(initial_radius(positions, n, frame), max_radius);
+    std::vector<int32_t> todo(n);
+    for (int64_t i = 0; i < n; ++i) todo[i] = static_cast<int32_t>(i);
+    std::vector<double> best(S), best_r2(S);
+    while (true) {
+        CellBins bins = make_bins(positions, n, frame, radius);
+        std::vector<int32_t> next;
+        for (int32_t i : todo) {
+            double* row = &table[static_cast<int64_t>(i) * S];
+            std::fill(best.begin(), best.end(), std::numeric_limits<double>::infinity());
+            std::fill(best_r2.begin(), best_r2.end(), std::numeric_limits<double>::infinity());
+            const int32_t* ki = &bins.image[3 * i];
+            for_each_neighbor(bins, i, radius, [&](int32_t b, double, double, double, double r2, int s0, int s1, int s2) {
+                const int sp = species_index[b];
+                // Only candidates that can be the minimum need the exact evaluation.
+                if (r2 > best_r2[sp] * (1.0 + 1e-9)) return;
+                const int32_t* kj = &bins.image[3 * b];
+                const int32_t S3[3] = {s0 + ki[0] - kj[0], s1 + ki[1] - kj[1], s2 + ki[2] - kj[2]};
+                const double d = ase_distance(original + 3 * i, original + 3 * b, S3, frame.cell, fma_norm);
+                if (d < best[sp]) best[sp] = d;
+                if (r2 < best_r2[sp]) best_r2[sp] = r2;
+            });
+            bool missing = false;
+            for (int sp = 0; sp < S; ++sp) {
+                if (std::isfinite(best[sp])) row[sp] = best[sp];
+                else missing = true;
+            }
+            if (missing) next.push_back(i);
+        }
+        if (next.empty() || radius >= max_radius) break;
+        todo.swap(next);
+        radius = std::min(radius * 1.7, max_radius);
+    }
+    return table;
+}
+
+std::vector<double> nearest_distances(const double* positions, const int32_t* numbers, int64_t n,
+                                      const double* cell_rows, const bool* pbc, int32_t center_species,
+                                      int32_t neighbor_species, double max_radius) {
+    CellFrame frame = make_frame(cell_rows, pbc);
+    const double* original = positions;
+    std::vector<double> flat = flatten_open(positions, n, frame);
+    positions = flat.data();
+    std::vector<int32_t> species{0};
+    std::vector<int> index(n, 0);
+    if (neighbor_species != 0) {
+        // Two classes: 0 = the neighbour species, 1 = the others.
+        species = {neighbor_species, -1};
+        for (int64_t i = 0; i < n; ++i) index[i] = (numbers[i] == neighbor_species) ? 0 : 1;
+    }
+    const int S = static_cast<int>(species.size());
+    std::vector<double> table = nearest_table(original, positions, n, frame, S, index, max_radius, false);
+    std::vector<double> out;
+    for (int64_t i = 0; i < n; ++i) {
+        if (center_species != 0 && numbers[i] != center_species) continue;
+        out.push_back(table[i * S]);
+    }
+    return out;
+}
+
+AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t n, const double* cell_rows,
+                       const bool* pbc, const AriseOptions& options) {
+    SoapBasis basis(options.soap);
+    AriseResult res;
+    res.vector.assign(basis.dim(), kNaN);
+    if (n <= 0) {
+        res.error = "structure has no atoms";
+        return res;
+    }
+    CellFrame frame = make_frame(cell_rows, pbc);
+    const double* original = positions;
+    std::vector<double> flat = flatten_open(positions, n, frame);
+    positions = flat.data();
+    std::vector<int32_t>& species = res.species;
+    species.assign(numbers, numbers + n);
+    std::sort(species.begin(), species.end());
+    species.erase(std::unique(species.begin(), species.end()), species.end());
+    const int S = static_cast<int>(species.size());
+    std::vector<int> index(n);
+    for (int64_t i = 0; i < n; ++i)
+        index[i] = static_cast<int>(std::lower_bound(species.begin(), species.end(), numbers[i]) - species.begin());
+
+    res.dnn.assign(S * S, 1.0);
+    if (options.scale) {
+        std::vector<double> table =
+            nearest_table(original, positions, n, frame, S, index, options.nn_search_max, options.fma_norm);
+        std::vector<double> list;
+        for (int a = 0; a < S; ++a)
+            for (int b = 0; b < S; ++b) {
+                list.clear();
+                for (int64_t i = 0; i < n; ++i)
+                    if (index[i] == a) list.push_back(table[i * S + b]);
+                res.dnn[a * S + b] = arise_histogram_distance(list, options.bins, options.degenerate, options.rtol);
+            }
+    }
+    double dmax = 0.0;
+    for (int k = 0; k < S * S; ++k) {
+        if (!std::isfinite(res.dnn[k]) || !(res.dnn[k] > 0.0)) {
+            res.error = "no nearest neighbour of species " + std::to_string(species[k % S]) + " around atoms of species " +
+                        std::to_string(species[k / S]) + " (d_NN undefined)";
+            return res;
+        }
+        dmax = std::max(dmax, res.dnn[k]);
+    }
+
+    // Half neighbour list within cutoff x the largest d_NN; each unordered pair feeds both ends.
+    const double rc = options.soap.cutoff;
+    NeighborOptions nopt;
+    nopt.cutoff = rc * dmax;
+    nopt.half = true;
+    nopt.want_vectors = true;
+    NeighborList nl = neighbor_list(positions, n, cell_rows, pbc, nopt);
+    const int64_t n_pairs = static_cast<int64_t>(nl.i.size());
+    const int acc_size = basis.acc_size();
+    std::vector<double> acc(static_cast<size_t>(S) * S * acc_size, 0.0);
+    std::vector<double> inv_d(S * S);
+    for (int k = 0; k < S * S; ++k) inv_d[k] = 1.0 / res.dnn[k];
+
+    const bool outer_parallel = n_pairs > 4096
+#ifdef CRYSPEXT_OPENMP
+                                && !omp_in_parallel()
+#endif
+        ;
+#ifdef CRYSPEXT_OPENMP
+#pragma omp parallel if (outer_parallel)
+#endif
+    {
+        std::vector<double> local(acc.size(), 0.0), work(basis.work_size());
+#ifdef CRYSPEXT_OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t p = 0; p < n_pairs; ++p) {
+            const int a = index[nl.i[p]], b = index[nl.j[p]];
+            const double* v = &nl.vectors[3 * p];
+            const double r = nl.distances[p];
+            if (a == b) {
+                const double s = inv_d[a * S + a];
+                const double rs = r * s;
+                if (rs >= rc) continue;
+                const double d[3] = {v[0] * s, v[1] * s, v[2] * s};
+                basis.add_neighbor(d, rs, 2, &local[(a * S + a) * acc_size], work.data());
+            } else {
+                const double s1 = inv_d[a * S + b], s2 = inv_d[b * S + a];
+                const double r1 = r * s1, r2 = r * s2;
+                if (r1 < rc) {
+                    const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
+                    basis.add_neighbor(d, r1, 1, &local[(a * S + b) * acc_size], work.data());
+                }
+                if (r2 < rc) {
+                    const double d[3] = {v[0] * s2, v[1] * s2, v[2] * s2};
+                    basis.add_neighbor(d, r2, -1, &local[(b * S + a) * acc_size], work.data());
+                }
+            }
+        }
+#ifdef CRYSPEXT_OPENMP
+#pragma omp critical
+#endif
+        for (size_t k = 0; k < acc.size(); ++k) acc[k] += local[k];
+    }
+
+    std::vector<int64_t> centres(S, 0);
+    for (int64_t i = 0; i < n; ++i) centres[index[i]]++;
+    std::vector<double> p(basis.dim()), work(basis.ps_work_size());
+    std::vector<double> mean(basis.dim(), 0.0);
+    for (int a = 0; a < S; ++a)
+        for (int b = 0; b < S; ++b) {
+            const bool ok = basis.power_spectrum(&acc[(a * S + b) * acc_size],
+                                                 options.soap.central_weight * centres[a], p.data(), work.data());
+            if (!ok) {
+                res.error = "no atom of species " + std::to_string(species[b]) + " within the cutoff of atoms of species " +
+                            std::to_string(species[a]) + " (SOAP undefined)";
+                return res;
+            }
+            for (int k = 0; k < basis.dim(); ++k) mean[k] += p[k];
+        }
+    for (int k = 0; k < basis.dim(); ++k) mean[k] /= static_cast<double>(S * S);
+    res.vector = mean;
+    res.ok = true;
+    return res;
+}
+
+std::vector<double> soap_per_atom(const double* positions, int64_t n, const double* cell_rows, const bool* pbc,
+                                  const SoapSettings& settings, double scale) {
+    if (!(scale > 0.0) || !std::isfinite(scale)) throw std::invalid_argument("scale must be a positive number");
+    SoapBasis basis(settings);
+    const int dim = basis.dim();
+    std::vector<double> out(static_cast<size_t>(n) * dim, kNaN);
+    if (n <= 0) return out;
+    CellFrame frame = make_frame(cell_rows, pbc);
+    std::vector<double> flat = flatten_open(positions, n, frame);
+    positions = flat.data();
+    const double radius = settings.cutoff * scale;
+    CellBins bins = make_bins(positions, n, frame, radius);
+    const double inv = 1.0 / scale;
+    const double rc = settings.cutoff;
+#ifdef CRYSPEXT_OPENMP
+#pragma omp parallel
+#endif
+    {
+        std::vector<double> acc(basis.acc_size()), work(basis.work_size()), ps_work(basis.ps_work_size());
+#ifdef CRYSPEXT_OPENMP
+#pragma omp for schedule(dynamic, 16)
+#endif
+        for (int64_t i = 0; i < n; ++i) {
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for_each_neighbor(bins, static_cast<int32_t>(i), radius, [&](int32_t, double dx, double dy, double dz, double r2, int, int, int) {
+                const double r = std::sqrt(r2) * inv;
+                if (r >= rc) return;
+                const double d[3] = {dx * inv, dy * inv, dz * inv};
+                basis.add_neighbor(d, r, 1, acc.data(), work.data());
+            });
+            basis.power_spectrum(acc.data(), settings.central_weight, &out[i * dim], ps_work.data());
+        }
+    }
+    return out;
+}
+
+}  // namespace cryspext
