@@ -57,8 +57,14 @@ def plot_maps(result, path=None, *, axis: str = "z", index: int | None = None,
     from matplotlib.patches import Patch
 
     classes = list(classes or [])
-    n_panels = 3 + len(classes)
-    fig, axs = plt.subplots(1, n_panels, figsize=(4.6 * n_panels, 4.4), constrained_layout=True)
+    # Row 1: class, its probability, MI; row 2 (if asked): one probability map per class.
+    ncols = max(3, len(classes))
+    nrows = 2 if classes else 1
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.4 * nrows + (0.6 if nrows == 1 else 0.9)),
+                             constrained_layout=True, squeeze=False)
+    for ax in grid[0, 3:]:
+        ax.set_visible(False)
+    axs = list(grid[0, :3]) + list(grid[1, : len(classes)]) if classes else list(grid[0, :3])
     labels, extent, (h, v), k = slice_map(result, result.labels, axis, index)
 
     # Class panel: categorical colours for the classes present anywhere in the maps.
@@ -89,6 +95,7 @@ def plot_maps(result, path=None, *, axis: str = "z", index: int | None = None,
         show(ax, result.probability(name), f"P({short_name(name)})", "magma", 0, 1, "probability")
     coord = {"x": result.x, "y": result.y, "z": result.z}[axis][k]
     for ax in axs:
+        ax.set_aspect("equal")
         ax.set_xlabel(f"{h} (Å)")
         ax.set_ylabel(f"{v} (Å)")
     fig.suptitle(title or f"SPM, box {result.box:g} Å, slice {axis} = {coord:.1f} Å")
