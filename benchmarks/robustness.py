@@ -4,8 +4,10 @@ Protocol (thesis 4.3.3.2 / 5.1): for every prototype, the supercells of the trai
 three isotropic replicas with >= 100 atoms, both periodic and finite; nanotubes finite only) are
 made defective ``--realisations`` times (default 10) with
 
-- random displacements: Gaussian, standard deviation δ·d_NN per component, δ ∈ {0.1, 0.2, 0.6,
-  1, 2, 4, 7, 10} %;
+- random displacements of every Cartesian component, uniform in [−δ·d_NN, +δ·d_NN] (ARISE's
+  ``uniform_scaled`` noise; ``--noise gaussian`` uses a Gaussian of standard deviation δ·d_NN,
+  √3 times stronger), δ ∈ {0.1, 0.2, 0.6, 1, 2, 4, 7, 10} %. With uniform noise the OVITO
+  baselines reproduce the thesis's Table 5.2 numbers, which is how the protocol was pinned down;
 - missing atoms: a fraction η ∈ {1, 2, 5, 10, 15, 20, 25, 30} % removed at random;
 - both combined: the pairs (δ_i, η_i) at the same position of the two lists;
 
@@ -84,18 +86,18 @@ def levels(families):
 
 
 def build_cases(sizes, data=None):
+    from cryspext.arise.defects import typical_nn_distance
     from cryspext.arise.prototypes import isotropic_supercells, load_prototypes
-    from cryspext.descriptors import nearest_neighbor_distance
 
     cases = []
     for label, p in enumerate(load_prototypes(data)):
         finite = isotropic_supercells(p)
         periodic = [] if p.kind == "nanotube" else isotropic_supercells(p, periodic=True)
+        d_nn = typical_nn_distance(p.structure)  # δ is a fraction of the prototype's d_NN
         for k in sizes:
             for is_periodic, group in ((False, finite), (True, periodic)):
                 if k < len(group):
-                    s = group[k]
-                    cases.append(Case(label, p.name, p.group, is_periodic, k, s, float(nearest_neighbor_distance(s))))
+                    cases.append(Case(label, p.name, p.group, is_periodic, k, group[k], d_nn))
     return cases
 
 
@@ -179,6 +181,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="0,1,2", help="which supercells (0 = smallest >= 100 atoms); default all three")
     ap.add_argument("--families", default="delta,eta,both")
     ap.add_argument("--mc-samples", type=int, default=1000)
+    ap.add_argument("--noise", choices=["uniform", "gaussian"], default="uniform", help="displacement distribution (default uniform, as ARISE)")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", default="arise")
@@ -217,7 +220,7 @@ def main(argv=None) -> int:
             structs = []
             for i, c in enumerate(cases):
                 rng = np.random.default_rng([BENCH_SEED, int(round(delta * 1e4)), int(round(eta * 1e4)), r, i])
-                structs.append(make_defective(c.structure, delta=delta, eta=eta, d_nn=c.d_nn, seed=rng))
+                structs.append(make_defective(c.structure, delta=delta, eta=eta, d_nn=c.d_nn, seed=rng, distribution=args.noise))
             t = time.perf_counter()
             x = np.asarray(arise_soap_batch(structs, **model.descriptor_settings), dtype=np.float32)
             timing["soap"] += time.perf_counter() - t
@@ -263,6 +266,7 @@ def main(argv=None) -> int:
         "structures_per_realisation": len(cases),
         "sizes": sizes,
         "mc_samples": args.mc_samples,
+        "noise": args.noise,
         "threads": args.threads,
         "model_card_metrics": model.card.get("metrics"),
         "timing_s": {k: round(v, 1) for k, v in timing.items()},
@@ -291,7 +295,7 @@ def markdown(results, meta) -> str:
         "# Robustness of the ARISE classifier (cryspext) vs local-environment methods and spglib",
         "",
         f"Produced by `{meta['command']}` (supercell sizes {meta['sizes']}, T = {meta['mc_samples']} MC-dropout passes, "
-        f"{meta['structures_per_realisation']} structures per realisation, {meta['threads']} threads).",
+        f"{meta['structures_per_realisation']} structures per realisation, {meta['threads']} threads, {meta['noise']} displacement noise).",
         "",
         "Accuracy in %. ARISE (cryspext): all 108 classes, periodic and finite structures. Baselines: periodic "
         "structures of the classes they support, per atom (OVITO) or per structure (spglib, AFLOW elemental + binary prototypes). "

@@ -88,11 +88,16 @@ def _cubic(n=20, a=2.5):
 
 def test_displacements_have_requested_spread():
     s = _cubic()
-    d = displace_atoms(s, 0.07, 2.5, seed=0)
+    d = displace_atoms(s, 0.07, 2.5, seed=0, distribution="gaussian")
     step = d.positions - s.positions
     assert abs(step.std() / (0.07 * 2.5) - 1) < 0.03
     assert abs(step.mean()) < 0.01
     np.testing.assert_array_equal(d.numbers, s.numbers)
+    u = displace_atoms(s, 0.07, 2.5, seed=0).positions - s.positions  # uniform in [-δ d, δ d]
+    assert np.abs(u).max() <= 0.07 * 2.5 and np.abs(u).max() > 0.99 * 0.07 * 2.5
+    assert abs(u.std() / (0.07 * 2.5 / np.sqrt(3)) - 1) < 0.03
+    with pytest.raises(ValueError):
+        displace_atoms(s, 0.07, 2.5, distribution="cauchy")
 
 
 def test_missing_atoms_fraction_and_reproducibility():

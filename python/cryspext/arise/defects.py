@@ -1,7 +1,10 @@
 """Random defects used to test robustness (thesis Table 5.1 protocol).
 
-- displacements: every atom moves by a Gaussian vector with standard deviation
-  ``delta · d_NN`` per Cartesian component (``delta`` a fraction, e.g. 0.07 for 7 %);
+- displacements: every Cartesian component of every atom moves by a random amount of scale
+  ``delta · d_NN`` (``delta`` a fraction, e.g. 0.07 for 7 %): uniform in [−δ·d_NN, +δ·d_NN]
+  (``distribution="uniform"``, the default: ARISE's ``uniform_scaled`` noise; with it the
+  OVITO/CNA baselines reproduce the thesis's Table 5.2 figures) or Gaussian with standard
+  deviation δ·d_NN (``"gaussian"``, √3 times stronger);
 - missing atoms: a fraction ``eta`` of the atoms (rounded, at least one when eta > 0) is
   removed at random, never all of them.
 """
@@ -41,13 +44,20 @@ def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def displace_atoms(structure: Structure, delta: float, d_nn: float, seed=None) -> Structure:
-    """Gaussian displacements with standard deviation ``delta * d_nn`` Å per component."""
+def displace_atoms(structure: Structure, delta: float, d_nn: float, seed=None, distribution: str = "uniform") -> Structure:
+    """Random displacements of scale ``delta * d_nn`` Å per component (uniform or Gaussian)."""
     if not (0 <= float(delta) < 1):
         raise ValueError(f"delta must be a fraction in [0, 1), got {delta}")
     if not (np.isfinite(d_nn) and d_nn > 0):
         raise ValueError(f"d_nn must be a positive length in Å, got {d_nn}")
-    noise = _rng(seed).normal(0.0, float(delta) * float(d_nn), size=structure.positions.shape)
+    scale = float(delta) * float(d_nn)
+    shape = structure.positions.shape
+    if distribution == "uniform":
+        noise = _rng(seed).uniform(-scale, scale, size=shape)
+    elif distribution == "gaussian":
+        noise = _rng(seed).normal(0.0, scale, size=shape)
+    else:
+        raise ValueError(f"distribution must be 'uniform' or 'gaussian', got {distribution!r}")
     return Structure(structure.positions + noise, structure.cell, structure.pbc, structure.numbers, info=dict(structure.info))
 
 
@@ -68,8 +78,10 @@ def remove_atoms(structure: Structure, eta: float, seed=None) -> Structure:
     return Structure(structure.positions[keep], structure.cell, structure.pbc, structure.numbers[keep], info=dict(structure.info))
 
 
-def make_defective(structure: Structure, *, delta: float = 0.0, eta: float = 0.0, d_nn: float | None = None, seed=None) -> Structure:
-    """Remove a fraction ``eta`` of atoms, then displace the rest by ``delta · d_nn``."""
+def make_defective(
+    structure: Structure, *, delta: float = 0.0, eta: float = 0.0, d_nn: float | None = None, seed=None, distribution: str = "uniform"
+) -> Structure:
+    """Remove a fraction ``eta`` of atoms, then displace the rest by ``delta · d_nn`` (see above)."""
     if not (0 <= float(delta) < 1 and 0 <= float(eta) < 1):
         raise ValueError(f"delta and eta must be fractions in [0, 1), got delta={delta}, eta={eta}")
     rng = _rng(seed)
@@ -77,5 +89,5 @@ def make_defective(structure: Structure, *, delta: float = 0.0, eta: float = 0.0
     if delta > 0:
         if d_nn is None:
             raise ValueError("d_nn (Å) is needed for displacements")
-        out = displace_atoms(out, delta, d_nn, rng)
+        out = displace_atoms(out, delta, d_nn, rng, distribution)
     return out

@@ -136,7 +136,8 @@ class AriseModel:
     @property
     def descriptor_settings(self) -> dict:
         """Keyword arguments for :func:`cryspext.descriptors.arise_soap` used in training."""
-        return dict(self.card["descriptor"])
+        keys = ("cutoff", "sigma", "n_max", "l_max", "scale", "transition")
+        return {k: v for k, v in self.card["descriptor"].items() if k in keys}
 
     def predict(self, descriptors, mc_samples: int = 1000, seed: int | None = None, max_rows: int = 32768) -> MCPrediction:
         """Monte-Carlo-dropout prediction for descriptors of shape (n, 316) (or one (316,) vector).

@@ -12,12 +12,12 @@ Training set (thesis 4.3.3.2): for each of the 108 prototypes the periodic cell 
 isotropic supercells (nanotubes: the finite tube only) → 396 pristine structures, each described by
 the ARISE SOAP vector at r_cut ∈ {3.0, 3.2, …, 5.0}·d_NN × σ ∈ {0.08, 0.10, 0.12}·d_NN × extrinsic
 scaling ∈ {0.95, 1.00, 1.05} (99 settings) → 39 204 vectors. Extrinsic scaling s divides positions by
-s·d_NN; since SOAP of the normalised vector only depends on lengths relative to r_cut and σ, this
-equals computing with r_cut·s and σ·s on the d_NN-scaled structure, which is what is done here.
+s·d_NN; SOAP of the normalised vector depends only on lengths relative to r_cut, σ and the cutoff
+transition width, so this equals r_cut·s, σ·s and width·s on the d_NN-scaled structure (done here).
 
 Model selection (thesis 4.3.3.3): training uses pristine vectors only; the checkpoint kept is the one
 with the best accuracy on a validation set of pristine (central setting) plus mildly defective
-structures (δ ∈ {0.1, 0.2, 0.6} % of d_NN, η ∈ {1, 2, 5} % missing atoms; one realisation each, seed
+structures (Gaussian displacements δ ∈ {0.1, 0.2, 0.6} % of d_NN, η ∈ {1, 2, 5} % missing atoms; one realisation each, seed
 fixed and different from the robustness benchmark's).
 
 Everything is seeded (``--seed``, default 0): rebuilding gives the same arrays and hash.
@@ -39,6 +39,7 @@ RCUTS = tuple(round(3.0 + 0.2 * k, 1) for k in range(11))
 SIGMAS = (0.08, 0.10, 0.12)
 EXTRINSIC = (0.95, 1.0, 1.05)
 CENTRAL = dict(cutoff=4.0, sigma=0.1, n_max=9, l_max=6)
+TRANSITION = 0.5  # quippy's cutoff_transition_width, in units of d_NN
 VALIDATION_DELTAS = (0.001, 0.002, 0.006)
 VALIDATION_ETAS = (0.01, 0.02, 0.05)
 VALIDATION_SEED = 12345  # the robustness benchmark uses other seeds
@@ -53,8 +54,17 @@ def settings_grid() -> list[tuple[float, float, float]]:
 def _soap(structures, rc: float, sigma: float, ext: float) -> np.ndarray:
     from cryspext.descriptors import arise_soap_batch
 
+    # Extrinsic scaling by `ext` == every length (r_cut, σ, transition width) times `ext`.
     return np.asarray(
-        arise_soap_batch(structures, cutoff=rc * ext, sigma=sigma * ext, n_max=CENTRAL["n_max"], l_max=CENTRAL["l_max"]),
+        arise_soap_batch(
+            structures,
+            cutoff=rc * ext,
+            sigma=sigma * ext,
+            transition=TRANSITION * ext,
+            n_max=CENTRAL["n_max"],
+            l_max=CENTRAL["l_max"],
+            progress=False,
+        ),
         dtype=np.float32,
     )
 
@@ -116,7 +126,7 @@ def prepare(data: str | None, cache: Path, seed: int = 0, limit: int | None = No
             val.append(s)
             val_tags.append("pristine")
             for delta in VALIDATION_DELTAS:
-                val.append(make_defective(s, delta=delta, d_nn=d_nn, seed=rng))
+                val.append(make_defective(s, delta=delta, d_nn=d_nn, seed=rng, distribution="gaussian"))
                 val_tags.append(f"delta={delta}")
             for eta in VALIDATION_ETAS:
                 val.append(make_defective(s, eta=eta, seed=rng))
@@ -290,7 +300,7 @@ def train(
         "classes": classes,
         "n_features": int(x.shape[1]),
         "architecture": {"layers": [int(x.shape[1]), 256, 512, 256, len(classes)], "activation": "relu", "dropout": DROPOUT, "dropout_before_every_dense_layer": True, "parameters": int(sum(p.numel() for p in model.parameters()))},
-        "descriptor": {"function": "cryspext.descriptors.arise_soap", **CENTRAL, "scale": True},
+        "descriptor": {"function": "cryspext.descriptors.arise_soap", **CENTRAL, "transition": TRANSITION, "scale": True},
         "uncertainty_log_base": "e (nats)",
         "training": {
             "data": "ARISE prototypes (shared/data/arise, Tutorial_ARISE, Apache-2.0); periodic cell + 3 finite isotropic supercells (nanotubes: finite only)",
