@@ -17,6 +17,8 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
+// Radial Gaussians below exp(-60) of the neighbour's peak value are dropped (< 1e-26).
+const double kTailFactor = std::exp(-60.0);
 
 // quippy's coordination_function: 1 below r_cut - w, cosine taper to 0 at r_cut.
 inline double cutoff_function(double r, double rc, double w) {
@@ -82,6 +84,19 @@ SoapBasis::SoapBasis(const SoapSettings& settings) : s_(settings) {
             if (m > 0) nrm *= std::sqrt(2.0);
             ylm_norm_[l * (s_.l_max + 1) + m] = nrm;
         }
+    spacing_ = spacing;
+    q_step_ = std::exp(-2.0 * alpha_ * spacing * spacing);
+    const int lp = s_.l_max + 1;
+    qmm_.assign(lp, 1.0);
+    for (int m = 1; m <= s_.l_max; ++m) qmm_[m] = qmm_[m - 1] * (2 * m - 1);
+    ylm_a_.assign(lp * lp, 0.0);
+    ylm_b_.assign(lp * lp, 0.0);
+    for (int m = 0; m <= s_.l_max; ++m)
+        for (int l = m + 1; l <= s_.l_max; ++l) {
+            // Q_{m+1}^m = (2m + 1) z Q_m^m fits the general form with Q_{m-1}^m = 0.
+            ylm_a_[l * lp + m] = (2.0 * l - 1.0) / (l - m);
+            ylm_b_[l * lp + m] = (l + m - 1.0) / (l - m);
+        }
     inv_sqrt_2l1_.resize(s_.l_max + 1);
     for (int l = 0; l <= s_.l_max; ++l) inv_sqrt_2l1_[l] = 1.0 / std::sqrt(2.0 * l + 1.0);
 }
@@ -90,32 +105,63 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
     const int n = s_.n_max, L = s_.l_max, lp = L + 1;
     const double fc = cutoff_function(r, s_.cutoff, s_.transition);
     if (fc == 0.0) return;
-    double* radial = work;                 // (L + 2) x n: rows l = -1 .. L
-    double* ylm = radial + (L + 2) * n;    // lp * lp
-    double* cm = ylm + lp * lp;            // cos/sin of m phi, times sin^m theta
+    double* radial = work;                 // (L + 1) x n: radial[l * n + a]
+    double* ylm = radial + lp * n;         // lp * lp
+    double* cm = ylm + lp * lp;            // Re/Im (x + iy)^m
     double* sm = cm + lp;
-    double* q = sm + lp;                   // Legendre column scratch (2 * lp)
+    double* em = sm + lp;                  // exp(-alpha (r - r_a)^2)
 
-    // Radial integrals: exp(-alpha (r^2 + r_a^2)) i_l(2 alpha r r_a) by quippy's upward recurrence.
-    const double a = alpha_;
-    for (int ia = 0; ia < n; ++ia) {
+    // exp(-alpha (r - r_a)^2) on the equispaced centres r_a = a * spacing: one exp at the
+    // nearest centre, then ratios (bounded exponents, no overflow); centres where the Gaussian
+    // is below exp(-kTail) of its peak contribute < 1e-26 and are skipped.
+    const double a_ = alpha_, h = spacing_;
+    int a0 = static_cast<int>(std::lround(r / h));
+    a0 = std::min(std::max(a0, 0), n - 1);
+    const double t0 = r - r_basis_[a0];
+    const double peak = std::exp(-a_ * t0 * t0);
+    em[a0] = peak;
+    const double floor_value = peak * kTailFactor;
+    int a_hi = a0, a_lo = a0;
+    {
+        double value = peak, ratio = std::exp(-a_ * (h * h - 2.0 * h * t0));
+        for (int ia = a0 + 1; ia < n; ++ia) {
+            value *= ratio;
+            ratio *= q_step_;
+            if (!(value > floor_value)) break;
+            em[ia] = value;
+            a_hi = ia;
+        }
+        value = peak;
+        ratio = std::exp(-a_ * (h * h + 2.0 * h * t0));
+        for (int ia = a0 - 1; ia >= 0; --ia) {
+            value *= ratio;
+            ratio *= q_step_;
+            if (!(value > floor_value)) break;
+            em[ia] = value;
+            a_lo = ia;
+        }
+    }
+
+    // Radial integrals exp(-alpha (r^2 + r_a^2)) i_l(2 alpha r r_a) by quippy's upward recurrence.
+    for (int ia = a_lo; ia <= a_hi; ++ia) {
         const double ra = r_basis_[ia];
-        const double arg = 2.0 * a * r * ra;
-        double* col = radial;  // radial[(l + 1) * n + ia]
+        const double arg = 2.0 * a_ * r * ra;
         if (arg == 0.0) {
-            col[n + ia] = std::exp(-a * (ra * ra + r * r));
-            for (int l = 1; l <= L; ++l) col[(l + 1) * n + ia] = 0.0;
+            radial[ia] = std::exp(-a_ * (ra * ra + r * r));
+            for (int l = 1; l <= L; ++l) radial[l * n + ia] = 0.0;
             continue;
         }
-        const double ep = std::exp(-a * (r + ra) * (r + ra));
-        const double em = std::exp(-a * (r - ra) * (r - ra));
-        double lmm, lm = 0.5 * (em + ep) / arg, lc = 0.5 * (em - ep) / arg;
-        col[n + ia] = lc;
+        const double m_ = em[ia];
+        // exp(-alpha (r + r_a)^2) = em * exp(-2 arg): below rounding of em once 2 arg > 40.
+        const double p_ = (arg < 20.0) ? std::exp(-a_ * (r + ra) * (r + ra)) : 0.0;
+        const double inv = 1.0 / arg;
+        double lmm, lm = 0.5 * (m_ + p_) * inv, lc = 0.5 * (m_ - p_) * inv;
+        radial[ia] = lc;
         for (int l = 1; l <= L; ++l) {
             lmm = lm;
             lm = lc;
-            lc = lmm - (2 * l - 1) * lm / arg;
-            col[(l + 1) * n + ia] = lc;
+            lc = lmm - (2 * l - 1) * lm * inv;
+            radial[l * n + ia] = lc;
         }
     }
 
@@ -123,9 +169,10 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
     // under the unitary change from quippy's complex harmonics).
     double x = 0.0, y = 0.0, z = 1.0;
     if (r > 0.0) {
-        x = d[0] / r;
-        y = d[1] / r;
-        z = d[2] / r;
+        const double inv_r = 1.0 / std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+        x = d[0] * inv_r;
+        y = d[1] * inv_r;
+        z = d[2] * inv_r;
     }
     cm[0] = 1.0;
     sm[0] = 0.0;
@@ -134,29 +181,26 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
         sm[m] = x * sm[m - 1] + y * cm[m - 1];
     }
     // Q_l^m(z) = P_l^m / sin^m (sign dropped: irrelevant for the power spectrum).
-    double qmm = 1.0;
     for (int m = 0; m <= L; ++m) {
-        if (m > 0) qmm *= (2 * m - 1);
-        double q_lm2 = 0.0, q_lm1 = qmm;
+        double q2 = 0.0, q1 = qmm_[m];
         for (int l = m; l <= L; ++l) {
             double ql;
-            if (l == m) ql = qmm;
-            else if (l == m + 1) ql = (2 * m + 1) * z * qmm;
-            else ql = ((2 * l - 1) * z * q_lm1 - (l + m - 1) * q_lm2) / (l - m);
-            if (l > m) {
-                q_lm2 = q_lm1;
-                q_lm1 = ql;
-            }
-            const double nrm = ylm_norm_[l * lp + m] * ql;
-            if (m == 0) {
-                ylm[l * l + l] = nrm;
+            if (l == m) {
+                ql = q1;
             } else {
-                ylm[l * l + l + m] = nrm * cm[m];
-                ylm[l * l + l - m] = nrm * sm[m];
+                ql = ylm_a_[l * lp + m] * z * q1 - ylm_b_[l * lp + m] * q2;
+                q2 = q1;
+                q1 = ql;
+            }
+            const double v = ylm_norm_[l * lp + m] * ql;
+            if (m == 0) {
+                ylm[l * l + l] = v;
+            } else {
+                ylm[l * l + l + m] = v * cm[m];
+                ylm[l * l + l - m] = v * sm[m];
             }
         }
     }
-    (void)q;
 
     for (int l = 0; l <= L; ++l) {
         double w;
@@ -166,12 +210,12 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
         } else {
             w = (parity < 0 && (l & 1)) ? -fc : fc;
         }
-        const double* rad = radial + (l + 1) * n;
+        const double* rad = radial + l * n;
         for (int m = -l; m <= l; ++m) {
             const int lm = l * l + l + m;
             const double yw = w * ylm[lm];
             double* dst = acc + lm * n;
-            for (int ia = 0; ia < n; ++ia) dst[ia] += yw * rad[ia];
+            for (int ia = a_lo; ia <= a_hi; ++ia) dst[ia] += yw * rad[ia];
         }
     }
 }

@@ -45,7 +45,7 @@ public:
     // (coefficients before the radial transform). `parity`: +1 adds d, -1 adds -d, 2 adds both
     // d and -d (an unordered pair seen from both ends: odd l cancel, even l double).
     void add_neighbor(const double d[3], double r, int parity, double* acc, double* work) const;
-    int work_size() const { return (s_.l_max + 2) * s_.n_max + n_lm() + 2 * s_.n_max + 4 * (s_.l_max + 1); }
+    int work_size() const { return (s_.l_max + 1) * s_.n_max + n_lm() + 2 * (s_.l_max + 1) + s_.n_max; }
 
     // Power spectrum of accumulated coefficients; `central` is the summed central weight
     // (number of centres x central_weight). Returns false (and fills NaN) when the norm is 0.
@@ -61,6 +61,8 @@ private:
     double central_coefficient_;      // cholesky(0, 0) * Y00
     std::vector<double> ylm_norm_;    // per (l, m>=0)
     std::vector<double> inv_sqrt_2l1_;
+    double spacing_ = 0.0, q_step_ = 0.0;
+    std::vector<double> qmm_, ylm_a_, ylm_b_;  // spherical-harmonic recurrence coefficients
 };
 
 // ARISE's nearest-neighbour distance from per-atom nearest distances: histogram with `bins` equal
