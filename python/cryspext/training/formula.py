@@ -145,8 +145,6 @@ def cryspnet_parameters(bravais: str, conv: np.ndarray) -> np.ndarray:
 
 def build_dataset(shared: Path, out: Path) -> Path:
     """One row per reduced formula: the lowest-e_hull polymorph that has an MP structure."""
-    from tqdm import tqdm
-
     mp = shared / "mp"
     ehull = json.load(gzip.open(mp / "mp_ehull.json.gz", "rt"))
     # Ranked space groups per formula, lowest e_hull first.
@@ -197,6 +195,15 @@ def build_dataset(shared: Path, out: Path) -> Path:
     return out
 
 
+def tqdm(iterable, **kwargs):
+    """Progress bar when tqdm is installed (it is a cryspext dependency), else plain."""
+    try:
+        from tqdm import tqdm as bar
+    except ImportError:
+        return iterable
+    return bar(iterable, **kwargs)
+
+
 def load_dataset(path: Path) -> list[dict]:
     with gzip.open(path, "rt") as fh:
         return json.load(fh)["rows"]
@@ -222,13 +229,13 @@ def split_indices(rows: list[dict], split: str, seed: int = 0) -> tuple[np.ndarr
 
 def dataset_arrays(cache: Path) -> dict[str, np.ndarray]:
     """Features and labels of the dataset, computed once and cached next to it (npz)."""
-    from tqdm import tqdm
-
     from ..formula.cellgeom import cell_features
     from ..formula.features import FEATURE_NAMES, formula_features
 
     src = cache / "dataset.json.gz"
     out = cache / "arrays.npz"
+    if out.is_file() and not src.is_file():  # arrays carried to another machine without the json
+        return dict(np.load(out, allow_pickle=False))
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
     if out.is_file():
         arr = dict(np.load(out, allow_pickle=False))
@@ -239,7 +246,20 @@ def dataset_arrays(cache: Path) -> dict[str, np.ndarray]:
                                                                  mininterval=10)])
     C = np.stack([cell_features(r["conventional"]) for r in tqdm(rows, desc="cell features",
                                                                   mininterval=10)])
+    # The same cells in another setting (Niggli-reduced), for the leakage check: raw parameters
+    # for every row, canonical features for every 10th row (ASE lattice search is the slow part).
+    from ase.build.tools import niggli_reduce_cell
+    from ase.cell import Cell
+
+    niggli = np.stack([Cell(niggli_reduce_cell(np.array(Cell.fromcellpar(r["conventional"])))[0])
+                       .cellpar() for r in tqdm(rows, desc="Niggli cells", mininterval=10)])
+    sample = np.arange(0, len(rows), 10)
+    C_niggli = np.stack([cell_features(niggli[i]) for i in tqdm(sample, desc="Niggli features",
+                                                                  mininterval=10)])
     arr = {
+        "niggli": niggli.astype(np.float32),
+        "niggli_sample": sample,
+        "C_niggli_sample": C_niggli.astype(np.float32),
         "X": X.astype(np.float32),
         "C": C.astype(np.float32),
         "conventional": np.array([r["conventional"] for r in rows], np.float32),
@@ -272,7 +292,7 @@ def _epochs_for(n: int, base: int) -> int:
 
 
 def fit_member(X, y, *, kind, n_out, hidden, epochs, seed, x_mean, x_std, lo=None, hi=None,
-               batch=256, lr=3e-3, dropout=0.1, weight_decay=1e-5):
+               batch=256, lr=3e-3, dropout=0.1, weight_decay=1e-5, device="cpu"):
     """Train one network (``kind`` 0: classifier, cross-entropy; 1: Log-MSE regressor).
 
     10 % of the rows (drawn with ``seed``) are held out to pick the best epoch; the one-cycle
@@ -287,14 +307,14 @@ def fit_member(X, y, *, kind, n_out, hidden, epochs, seed, x_mean, x_std, lo=Non
     perm = rng.permutation(len(X))
     n_val = max(1, len(X) // 10) if len(X) >= 20 else 0
     val, tr = perm[:n_val], perm[n_val:]
-    xs = torch.from_numpy((X - x_mean) / x_std)
-    ys = torch.from_numpy(y)
-    model = MLP(X.shape[1], hidden, n_out, dropout)
+    xs = torch.from_numpy((X - x_mean) / x_std).to(device)
+    ys = torch.from_numpy(y).to(device)
+    model = MLP(X.shape[1], hidden, n_out, dropout).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, math.ceil(len(tr) / batch)) * epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     if kind == 1:
-        lo_t, hi_t = torch.as_tensor(lo), torch.as_tensor(hi)
+        lo_t, hi_t = torch.as_tensor(lo).to(device), torch.as_tensor(hi).to(device)
 
     def loss_fn(out, target):
         if kind == 0:
@@ -305,7 +325,7 @@ def fit_member(X, y, *, kind, n_out, hidden, epochs, seed, x_mean, x_std, lo=Non
     best, best_state = float("inf"), None
     for _epoch in range(epochs):
         model.train()
-        order = torch.from_numpy(rng.permutation(tr))
+        order = torch.from_numpy(rng.permutation(tr)).to(device)
         for i in range(0, len(order), batch):
             idx = order[i : i + batch]
             if len(idx) < 2:  # BatchNorm needs two rows
@@ -324,7 +344,7 @@ def fit_member(X, y, *, kind, n_out, hidden, epochs, seed, x_mean, x_std, lo=Non
                 best_state = {k: t.clone() for k, t in model.state_dict().items()}
     if best_state is not None:
         model.load_state_dict(best_state)
-    return freeze(model, x_mean, x_std, kind, lo, hi)
+    return freeze(model.cpu(), x_mean, x_std, kind, lo, hi)
 
 
 def _ensemble_predict(ens, X):
@@ -344,13 +364,17 @@ def lattice_bounds(P: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndar
     return lo.astype(np.float32), hi.astype(np.float32)
 
 
+BRAVAIS_HIDDEN = [128, 64]
+PER_BRAVAIS_HIDDEN = [96, 48]
+CELL_HIDDEN = [64, 64]
+
+
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub_members: int = 3,
-                epochs: int = 40, threads: int = 1) -> dict:
+                epochs: int = 30, threads: int = 1, device: str = "cpu") -> dict:
     """Train every formula/cell model on the ``split`` training rows; write .pt files + cards."""
     import torch
-    from tqdm import tqdm
 
-    from .. import __version__
+    from .._version import __version__
     from ..formula.cellgeom import CELL_FEATURE_NAMES
     from ..formula.elements import provenance
     from ..formula.features import FEATURE_NAMES
@@ -379,8 +403,9 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     # Bravais ensemble ---------------------------------------------------------------------
     t = time.time()
     bravais_members = [
-        fit_member(X[train], B[train], kind=0, n_out=len(BRAVAIS), hidden=[256, 128],
-                   epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std, dropout=0.2)
+        fit_member(X[train], B[train], kind=0, n_out=len(BRAVAIS), hidden=BRAVAIS_HIDDEN,
+                   epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std, dropout=0.2,
+                   device=device)
         for m in tqdm(range(members), desc=f"[{split}] Bravais ensemble")
     ]
     bravais_ens = Ensemble(bravais_members)
@@ -393,7 +418,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     timings["bravais_s"] = time.time() - t
     save_torchscript(bravais_ens, out_dir / "bravais.pt", {
         **common, "kind": "bravais", "classes": BRAVAIS, "members": members,
-        "inputs": FEATURE_NAMES, "hidden": [256, 128],
+        "inputs": FEATURE_NAMES, "hidden": BRAVAIS_HIDDEN,
         "output": "(members, n, 14) softmax probabilities", "test_metrics": metrics_b,
     })
 
@@ -408,8 +433,9 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
         y = np.searchsorted(groups, SG[tr_k])
         ep = _epochs_for(len(tr_k), epochs)
         head = Ensemble([
-            fit_member(X[tr_k], y, kind=0, n_out=len(groups), hidden=[96, 48], epochs=ep,
-                       seed=200 + 10 * k + m, x_mean=x_mean, x_std=x_std, dropout=0.1)
+            fit_member(X[tr_k], y, kind=0, n_out=len(groups), hidden=PER_BRAVAIS_HIDDEN,
+                       epochs=ep, seed=200 + 10 * k + m, x_mean=x_mean, x_std=x_std,
+                       dropout=0.1, device=device)
             for m in range(sub_members)
         ])
         sg_heads.append(head)
@@ -417,9 +443,9 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
         cols = [PARAMETER_NAMES.index(n) for n in free]
         lo, hi = lattice_bounds(P[tr_k][:, cols], free)
         lp = Ensemble([
-            fit_member(X[tr_k], P[tr_k][:, cols], kind=1, n_out=len(free), hidden=[96, 48],
+            fit_member(X[tr_k], P[tr_k][:, cols], kind=1, n_out=len(free), hidden=PER_BRAVAIS_HIDDEN,
                        epochs=ep, seed=300 + 10 * k + m, x_mean=x_mean, x_std=x_std, lo=lo,
-                       hi=hi, dropout=0.1)
+                       hi=hi, dropout=0.1, device=device)
             for m in range(sub_members)
         ])
         lp_heads.append(lp)
@@ -439,13 +465,13 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     timings["per_bravais_s"] = time.time() - t
     save_torchscript(PerBravais(sg_heads), out_dir / "spacegroup.pt", {
         **common, "kind": "spacegroup", "bravais_order": BRAVAIS, "classes": sg_classes,
-        "members": sub_members, "inputs": FEATURE_NAMES, "hidden": [96, 48],
+        "members": sub_members, "inputs": FEATURE_NAMES, "hidden": PER_BRAVAIS_HIDDEN,
         "output": "forward(x, k): (members, n, len(classes[BRAVAIS[k]])) probabilities",
         "test_metrics_given_true_bravais": metrics_sg,
     })
     save_torchscript(PerBravais(lp_heads), out_dir / "lattice.pt", {
         **common, "kind": "lattice", "bravais_order": BRAVAIS, "parameters": lp_meta,
-        "members": sub_members, "inputs": FEATURE_NAMES, "hidden": [96, 48],
+        "members": sub_members, "inputs": FEATURE_NAMES, "hidden": PER_BRAVAIS_HIDDEN,
         "units": "a, b, c in Å; alpha, beta, gamma in degrees; hR as the rhombohedral cell",
         "loss": "Log-MSE, sigmoid output scaled to [lo, hi]",
         "output": "forward(x, k): (members, n, len(free parameters of BRAVAIS[k]))",
@@ -457,8 +483,8 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     c_mean, c_std = _standardise(C[train])
     cell_classes = np.arange(1, 231)
     cell_ens = Ensemble([
-        fit_member(C[train], SG[train] - 1, kind=0, n_out=230, hidden=[128, 128], epochs=epochs,
-                   seed=400 + m, x_mean=c_mean, x_std=c_std, dropout=0.1)
+        fit_member(C[train], SG[train] - 1, kind=0, n_out=230, hidden=CELL_HIDDEN, epochs=epochs,
+                   seed=400 + m, x_mean=c_mean, x_std=c_std, dropout=0.1, device=device)
         for m in tqdm(range(sub_members), desc=f"[{split}] cell-geometry model")
     ])
     p_c = _ensemble_predict(cell_ens, C[test]).mean(axis=0)
@@ -468,7 +494,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     timings["cell_s"] = time.time() - t
     save_torchscript(cell_ens, out_dir / "cell.pt", {
         **common, "kind": "cell", "classes": cell_classes.tolist(), "members": sub_members,
-        "inputs": list(CELL_FEATURE_NAMES), "hidden": [128, 128],
+        "inputs": list(CELL_FEATURE_NAMES), "hidden": CELL_HIDDEN,
         "canonicalisation": "ASE get_bravais_lattice(eps=2e-3) + Niggli reduction",
         "training_cells": "spglib conventional standard cell (symprec 0.1 Å)",
         "output": "(members, n, 230) probabilities of space groups 1..230",
@@ -476,7 +502,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     })
     timings["total_s"] = time.time() - t0
     summary = {"split": split, "bravais": metrics_b, "cell": metrics_c, "timings": timings,
-               "threads": threads}
+               "threads": threads, "device": device, "epochs": epochs}
     (out_dir / "training_summary.json").write_text(json.dumps(
         {**summary, "spacegroup": metrics_sg, "lattice": metrics_lp}, indent=2) + "\n")
     return summary
@@ -505,7 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=["random", "future"], default="random")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--members", type=int, default=5, help="Bravais ensemble size (default 5)")
-    ap.add_argument("--epochs", type=int, default=40, help="epochs of the large models")
+    ap.add_argument("--epochs", type=int, default=30, help="epochs of the large models")
+    ap.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
     ap.add_argument("--out", type=Path, default=None,
                     help="model folder (default: the package for 'random', cache/<split> else)")
     args = ap.parse_args(argv)
@@ -516,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.step in ("train", "all"):
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         summary = train_split(args.cache, args.split, Path(out), members=args.members,
-                              epochs=args.epochs, threads=args.threads)
+                              epochs=args.epochs, threads=args.threads, device=args.device)
         print(json.dumps(summary))
     return 0
 

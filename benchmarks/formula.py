@@ -1,0 +1,310 @@
+"""Formula → Bravais / space group / lattice parameters, and cell → space group, against baselines.
+
+One run, two splits of the Materials Project data built by ``python -m
+cryspext.training.formula data`` (``random`` 90/10 and ``future``: train on the lower MP ids,
+test on the highest 10 %). For each split it evaluates cryspext's ensembles (the shipped models
+for ``random``, ``cache/formula/future`` for ``future``) next to three baselines trained here on
+the same features and rows: random-by-frequency, mode, and a scikit-learn random forest.
+Also the cell-geometry model, with the leakage check: a random forest on the raw six parameters
+(seed 001's setup) tested on the conventional cells it was trained on and on the same cells in
+their Niggli-reduced setting.
+
+    python benchmarks/formula.py [--threads 2] [--trees 100] [--out benchmarks/RESULTS_formula.md]
+
+Ends with one JSON line (cryspext / random-forest ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python"))
+
+from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  # noqa: E402
+from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
+from cryspext.formula.predict import FormulaModels  # noqa: E402
+from cryspext.training.formula import r2_score, split_indices  # noqa: E402
+
+
+def topk(scores: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """Per-row hit (bool) of label index ``y`` within the k highest scores."""
+    k = min(k, scores.shape[1])
+    idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return (idx == y[:, None]).any(axis=1)
+
+
+def freq_scores(train_labels: np.ndarray, n_classes: int, n_rows: int, rng, random: bool):
+    """Scores of the 'mode' (fixed ranking by training frequency) or 'random-by-frequency'
+    baseline (ranking drawn per row without replacement, weighted by frequency: Gumbel trick)."""
+    f = np.bincount(train_labels, minlength=n_classes).astype(float) + 1e-12
+    logf = np.log(f / f.sum())
+    if not random:
+        return np.tile(logf + 1e-9 * -np.arange(n_classes), (n_rows, 1))
+    return logf + rng.gumbel(size=(n_rows, n_classes))
+
+
+def rf_scores(model, X, n_classes):
+    """predict_proba mapped onto all label indices (classes unseen in training score 0)."""
+    out = np.zeros((len(X), n_classes))
+    out[:, model.classes_] = model.predict_proba(X)
+    return out
+
+
+def evaluate_split(split, arr, model_dir, trees, threads, rng):
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    rows = [{"mp_id": int(i)} for i in arr["mp_id"]]
+    train, test = split_indices(rows, split)
+    X, B, SG, P, C = arr["X"], arr["bravais"], arr["sg"], arr["params"], arr["C"]
+    models = FormulaModels(model_dir)
+    res = {"split": split, "n_train": int(len(train)), "n_test": int(len(test))}
+    times = {}
+
+    # ---- Bravais ----
+    t = time.perf_counter()
+    p_nn = models.bravais_proba(X[test]).mean(axis=0)
+    times["nn_bravais_predict_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rf_b = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+    rf_b.fit(X[train], B[train])
+    times["rf_bravais_fit_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    p_rf = rf_scores(rf_b, X[test], len(BRAVAIS))
+    times["rf_bravais_predict_s"] = time.perf_counter() - t
+    scores_b = {
+        "cryspext": p_nn,
+        "random forest": p_rf,
+        "mode": freq_scores(B[train], 14, len(test), rng, False),
+        "random by frequency": freq_scores(B[train], 14, len(test), rng, True),
+    }
+    res["bravais"] = {m: {"top1": float(topk(s, B[test], 1).mean()),
+                          "top2": float(topk(s, B[test], 2).mean())} for m, s in scores_b.items()}
+    pred_b = {m: np.argmax(s, axis=1) for m, s in scores_b.items()}
+
+    # ---- per-Bravais space group and lattice parameters ----
+    methods = list(scores_b)
+    sg_true_hits = {m: {1: np.zeros(len(test), bool), 3: np.zeros(len(test), bool)} for m in methods}
+    sg_pred_hits = {m: {1: np.zeros(len(test), bool), 3: np.zeros(len(test), bool)} for m in methods}
+    lp = {}
+    t_rf = 0.0
+    for k, b in enumerate(BRAVAIS):
+        tr_k = train[B[train] == k]
+        groups = np.array(spacegroups_of_bravais(b))
+        y_tr = np.searchsorted(groups, SG[tr_k])
+        free = FREE_PARAMETERS[b]
+        cols = [PARAMETER_NAMES.index(n) for n in free]
+        t = time.perf_counter()
+        rf_sg = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+        rf_sg.fit(X[tr_k], y_tr)
+        rf_lp = RandomForestRegressor(n_estimators=trees, n_jobs=threads, random_state=0,
+                                      max_features=0.33)
+        rf_lp.fit(X[tr_k], P[tr_k][:, cols])
+        t_rf += time.perf_counter() - t
+        # Rows whose space group each method scores with this lattice's model: the rows of
+        # true class k ("given true Bravais") and the rows it predicted as k ("given predicted").
+        for m in methods:
+            for given, hits in (("true", sg_true_hits[m]), ("pred", sg_pred_hits[m])):
+                sel = np.nonzero(B[test] == k)[0] if given == "true" else np.nonzero(pred_b[m] == k)[0]
+                if not len(sel):
+                    continue
+                rows_ = test[sel]
+                y = np.searchsorted(groups, SG[rows_])
+                valid = groups[np.minimum(y, len(groups) - 1)] == SG[rows_]  # true SG in lattice
+                if m == "cryspext":
+                    s = models.spacegroup_proba(X[rows_], b)[1].mean(axis=0)
+                elif m == "random forest":
+                    s = rf_scores(rf_sg, X[rows_], len(groups))
+                else:
+                    s = freq_scores(y_tr, len(groups), len(rows_), rng, m != "mode")
+                yy = np.where(valid, y, 0)
+                for kk in (1, 3):
+                    hits[kk][sel] = topk(s, yy, kk) & valid
+        te_k = test[B[test] == k]
+        if len(te_k) >= 2:
+            truth = P[te_k][:, cols]
+            nn = models.lattice_parameters(X[te_k], b)[1].mean(axis=0)
+            rf = rf_lp.predict(X[te_k]).reshape(len(te_k), -1)
+            mean = np.tile(P[tr_k][:, cols].mean(axis=0), (len(te_k), 1))
+            lp[b] = {"n_test": int(len(te_k)),
+                     **{name: {"cryspext": r2_score(truth[:, j], nn[:, j]),
+                               "random forest": r2_score(truth[:, j], rf[:, j]),
+                               "mean": r2_score(truth[:, j], mean[:, j])}
+                        for j, name in enumerate(free)}}
+    times["rf_per_bravais_fit_s"] = t_rf
+    res["spacegroup_given_true_bravais"] = {
+        m: {"top1": float(sg_true_hits[m][1].mean()), "top3": float(sg_true_hits[m][3].mean())}
+        for m in methods}
+    res["spacegroup_given_predicted_bravais"] = {
+        m: {"top1": float(sg_pred_hits[m][1].mean()), "top3": float(sg_pred_hits[m][3].mean())}
+        for m in methods}
+    res["lattice_r2_given_true_bravais"] = lp
+
+    # ---- cell geometry ----
+    t = time.perf_counter()
+    p_cell = models.cell_proba(C[test]).mean(axis=0)
+    times["nn_cell_predict_s"] = time.perf_counter() - t
+    y_sg = SG[test] - 1
+    rf_c = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+    rf_c.fit(C[train], SG[train] - 1)
+    raw = lambda p: np.column_stack([p, _raw_derived(p)])  # noqa: E731
+    rf_raw = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+    rf_raw.fit(raw(arr["conventional"][train]), SG[train] - 1)
+    cell = {
+        "cryspext (canonical cell)": p_cell,
+        "random forest, canonical features": rf_scores(rf_c, C[test], 230),
+        "random forest, raw a b c α β γ (conventional test cells)":
+            rf_scores(rf_raw, raw(arr["conventional"][test]), 230),
+        "random forest, raw a b c α β γ (Niggli-reduced test cells)":
+            rf_scores(rf_raw, raw(arr["niggli"][test]), 230),
+        "mode": freq_scores(SG[train] - 1, 230, len(test), rng, False),
+        "random by frequency": freq_scores(SG[train] - 1, 230, len(test), rng, True),
+    }
+    res["cell_spacegroup"] = {m: {"top1": float(topk(s, y_sg, 1).mean()),
+                                  "top3": float(topk(s, y_sg, 3).mean())} for m, s in cell.items()}
+    # Setting invariance of cryspext on the sampled rows whose Niggli features were precomputed.
+    sample = arr["niggli_sample"]
+    in_test = np.isin(sample, test)
+    if in_test.any():
+        rows_s = sample[in_test]
+        p_conv = models.cell_proba(C[rows_s]).mean(axis=0)
+        p_nig = models.cell_proba(arr["C_niggli_sample"][in_test]).mean(axis=0)
+        res["cell_setting_invariance"] = {
+            "n": int(len(rows_s)),
+            "same_top1": float(np.mean(p_conv.argmax(1) == p_nig.argmax(1))),
+            "top1_conventional": float(np.mean(p_conv.argmax(1) == SG[rows_s] - 1)),
+            "top1_niggli": float(np.mean(p_nig.argmax(1) == SG[rows_s] - 1)),
+        }
+    res["times"] = times
+    return res
+
+
+def _raw_derived(p):
+    a, b, c, al, be, ga = (p[:, i].astype(float) for i in range(6))
+    ca, cb, cg = (np.cos(np.radians(x)) for x in (al, be, ga))
+    v = a * b * c * np.sqrt(np.clip(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg, 1e-12, None))
+    return np.column_stack([v, b / a, c / a, np.abs(a - c) / (a + c), a * b * c / v])
+
+
+def time_api(model_dir, n: int = 200) -> dict:
+    """Single-formula latency of predict_formula (features + 3 lattices' models)."""
+    from cryspext.formula import predict_formula
+
+    formulas = ["LiFePO4", "NaCl", "Fe2O3", "CsPbBr3", "Ba2NaCe2Ti2FeSi8HO27"]
+    predict_formula("NaCl", model_dir=model_dir)
+    t = time.perf_counter()
+    for i in range(n):
+        predict_formula(formulas[i % len(formulas)], model_dir=model_dir)
+    return {"predict_formula_ms": 1e3 * (time.perf_counter() - t) / n}
+
+
+def pct(x):
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
+
+
+def f2(x):
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def markdown(results, api, command, elapsed, env) -> str:
+    out = ["# Formula and cell-geometry predictors (issue 7)", "",
+           f"Produced by `{command}` ({env}; total {elapsed / 60:.1f} min).", "",
+           "Data: Materials Project via `shared/data/mp`, one structure per reduced formula (the "
+           "lowest-e_hull polymorph of `mp_ehull.json.gz` that has a structure), labels from "
+           "spglib at symprec 0.1 Å. Splits: `random` = seeded 90/10 shuffle; `future` = "
+           "train on the 90 % lowest MP ids, test on the 10 % highest (the analogue of CRYSPNet's "
+           "pre/post-2014 split). Baselines are trained in the same run on the same rows and "
+           "features. CRYSPNet's ICSD figures (Bravais 54 %/71 % top-1/top-2, space group "
+           "64–91 % given the Bravais lattice) are on another database, for reference only.", ""]
+    for r in results:
+        s = r["split"]
+        out += [f"## Split `{s}` ({r['n_train']} train / {r['n_test']} test formulas)", "",
+                "| method | Bravais top-1 | Bravais top-2 | SG top-1 (true BL) | SG top-3 (true BL) "
+                "| SG top-1 (pred. BL) | SG top-3 (pred. BL) |", "|---|---|---|---|---|---|---|"]
+        for m in r["bravais"]:
+            b, st, sp = (r["bravais"][m], r["spacegroup_given_true_bravais"][m],
+                         r["spacegroup_given_predicted_bravais"][m])
+            out.append(f"| {m} | {pct(b['top1'])} | {pct(b['top2'])} | {pct(st['top1'])} | "
+                       f"{pct(st['top3'])} | {pct(sp['top1'])} | {pct(sp['top3'])} |")
+        out += ["", "Lattice-parameter R² on the test formulas of each Bravais lattice (given "
+                "the true lattice; cryspext / random forest / training mean):", "",
+                "| Bravais | n | " + " | ".join(PARAMETER_NAMES) + " |",
+                "|---|---|" + "---|" * 6]
+        wins = total = 0
+        for b, d in r["lattice_r2_given_true_bravais"].items():
+            cells = []
+            for name in PARAMETER_NAMES:
+                if name in d:
+                    v = d[name]
+                    cells.append(f"{f2(v['cryspext'])} / {f2(v['random forest'])} / {f2(v['mean'])}")
+                    total += 1
+                    wins += v["cryspext"] > v["random forest"]
+                else:
+                    cells.append("")
+            out.append(f"| {b} | {d['n_test']} | " + " | ".join(cells) + " |")
+        out += ["", f"cryspext beats the random forest on {wins} of {total} (lattice, parameter) "
+                "R² values.", "", "Space group from the cell alone (top-1 / top-3):", "",
+                "| method | top-1 | top-3 |", "|---|---|---|"]
+        for m, v in r["cell_spacegroup"].items():
+            out.append(f"| {m} | {pct(v['top1'])} | {pct(v['top3'])} |")
+        if "cell_setting_invariance" in r:
+            inv = r["cell_setting_invariance"]
+            out += ["", f"Setting check on {inv['n']} test cells: cryspext gives the same top-1 "
+                    f"for the conventional and the Niggli-reduced cell in {pct(inv['same_top1'])} "
+                    f"of cases (top-1 {pct(inv['top1_conventional'])} vs "
+                    f"{pct(inv['top1_niggli'])})."]
+        out += ["", "Times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["times"].items()), ""]
+    out += [f"`predict_formula` latency, one formula at a time: {api['predict_formula_ms']:.1f} ms.",
+            ""]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=REPO / "cache" / "formula")
+    ap.add_argument("--splits", nargs="+", default=["random", "future"])
+    ap.add_argument("--trees", type=int, default=100, help="random-forest trees (default 100)")
+    ap.add_argument("--threads", type=int, default=2, help="threads for RF and torch")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS_formula.md")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    arr = dict(np.load(args.cache / "arrays.npz", allow_pickle=False))
+    rng = np.random.default_rng(0)
+    results = []
+    for split in args.splits:
+        model_dir = None if split == "random" else args.cache / split
+        results.append(evaluate_split(split, arr, model_dir, args.trees, args.threads, rng))
+        print(json.dumps(results[-1]), flush=True)
+    api = time_api(None if args.splits[0] == "random" else args.cache / args.splits[0])
+    elapsed = time.perf_counter() - t0
+    command = "python benchmarks/formula.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    env = f"{os.cpu_count()} CPU cores visible, {args.threads} threads, torch {torch.__version__}"
+    args.out.write_text(markdown(results, api, command.strip(), elapsed, env))
+    ratios = {}
+    for r in results:
+        s = r["split"]
+        for key in ("top1", "top2"):
+            ratios[f"{s}_bravais_{key}_vs_rf"] = (r["bravais"]["cryspext"][key]
+                                                  / max(r["bravais"]["random forest"][key], 1e-9))
+        for key in ("top1", "top3"):
+            ratios[f"{s}_sg_true_{key}_vs_rf"] = (
+                r["spacegroup_given_true_bravais"]["cryspext"][key]
+                / max(r["spacegroup_given_true_bravais"]["random forest"][key], 1e-9))
+    print(json.dumps({"benchmark": "formula", **ratios, **api, "elapsed_s": elapsed}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""predict_cell: space group from a unit cell, independent of the cell's setting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cryspext.formula import predict_cell
+from cryspext.formula.cellgeom import canonical_cell, cell_features
+from cryspext.models import MODELS_DIR
+
+ase_cell = pytest.importorskip("ase.cell")
+Cell = ase_cell.Cell
+
+CELLS = [
+    [5.431, 5.431, 5.431, 90, 90, 90],      # Si, conventional cubic
+    [3.84, 3.84, 3.84, 60, 60, 60],         # an fcc primitive cell
+    [3.21, 3.21, 5.21, 90, 90, 120],        # hcp Mg
+    [5.2, 6.1, 7.3, 90, 103.2, 90],         # monoclinic
+    [10.33, 6.01, 4.69, 90, 90, 90],        # LiFePO4 (Pnma)
+    [5.1, 6.3, 7.7, 80.2, 103.9, 95.4],     # triclinic
+]
+
+
+def _random_unimodular(rng):
+    while True:
+        m = rng.integers(-2, 3, size=(3, 3))
+        if round(abs(np.linalg.det(m))) == 1:
+            return m
+
+
+@pytest.mark.parametrize("params", CELLS)
+def test_features_do_not_depend_on_the_basis(params):
+    rng = np.random.default_rng(0)
+    ref = cell_features(params)
+    cell = np.array(Cell.fromcellpar(params))
+    for _ in range(5):
+        other = Cell(_random_unimodular(rng) @ cell).cellpar()
+        np.testing.assert_allclose(cell_features(other), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_canonical_lattice_types_match_ase_oracle():
+    assert canonical_cell(CELLS[0])[0] == "CUB"
+    assert canonical_cell(CELLS[1])[0] == "FCC"
+    assert canonical_cell(CELLS[2])[0] == "HEX"
+    assert canonical_cell(CELLS[4])[0] == "ORC"
+
+
+@pytest.mark.parametrize("bad, exc", [
+    ([5, 5, -5, 90, 90, 90], ValueError), ([5, 5, 5, 90, 90, 190], ValueError),
+    ([5, 5, 5, 120, 120, 120], ValueError), ([5, 5, float("nan"), 90, 90, 90], ValueError),
+    (["a", 5, 5, 90, 90, 90], TypeError)])
+def test_bad_cells(bad, exc):
+    with pytest.raises(exc):
+        cell_features(bad)
+
+
+shipped = pytest.mark.skipif(not (MODELS_DIR / "formula" / "cell.pt").is_file(),
+                             reason="cell model not shipped in this checkout")
+
+
+@shipped
+def test_predict_cell_is_setting_invariant_unlike_raw_parameters():
+    """The leakage caveat: the same lattice in a reduced setting must give the same answer."""
+    rng = np.random.default_rng(3)
+    for params in CELLS:
+        ref = predict_cell(*params, top_k=3)
+        other = Cell(_random_unimodular(rng) @ np.array(Cell.fromcellpar(params))).cellpar()
+        got = predict_cell(*other, top_k=3)
+        assert [s["number"] for s in got["spacegroups"]] == [s["number"] for s in ref["spacegroups"]]
+        # and the raw parameters really did change (so the test is not vacuous)
+        assert not np.allclose(other, params, atol=1e-3) or params[3:] == [90, 90, 90]
+
+
+@shipped
+def test_predict_cell_result_and_errors():
+    from cryspext.formula.lattice import bravais_of_spacegroup
+
+    res = predict_cell(5.431, 5.431, 5.431, 90, 90, 90, top_k=4)
+    assert res["lattice_type"] == "CUB"
+    assert len(res["spacegroups"]) == 4
+    probs = [s["probability"] for s in res["spacegroups"]]
+    assert probs == sorted(probs, reverse=True)
+    for s in res["spacegroups"]:
+        assert s["bravais"] == bravais_of_spacegroup(s["number"])
+    with pytest.raises(ValueError):
+        predict_cell(5, 5, 5, 90, 90, 90, top_k=0)
+    with pytest.raises(ValueError):
+        predict_cell(5, 5, 5, 90, 90, 90, tolerance=-1)
+
+
+@shipped
+def test_cubic_metric_cells_get_cubic_space_groups(shared_data):
+    """Cells from MP structures (spglib's conventional cell as oracle): the model's top-3
+    must contain the true space group far more often than the mode (space group 14)."""
+    import gzip
+
+    spglib = pytest.importorskip("spglib")
+    from ase.data import atomic_numbers
+
+    hits = base = n = 0
+    with gzip.open(shared_data / "mp" / "mp_structures.jsonl.gz", "rt") as fh:
+        for i, line in enumerate(fh):
+            if i % 500:
+                continue
+            rec = json.loads(line)
+            ds = spglib.get_symmetry_dataset(
+                (rec["lattice"], rec["frac"], [atomic_numbers[s] for s in rec["species"]]),
+                symprec=0.1)
+            p = Cell(ds.std_lattice).cellpar()
+            top = [s["number"] for s in predict_cell(*p, top_k=3)["spacegroups"]]
+            hits += ds.number in top
+            base += ds.number in (14, 62, 2)
+            n += 1
+    assert n > 100
+    assert hits > 1.5 * base, (hits, base, n)
+
+
+@shipped
+def test_cli_cell(capsys):
+    from cryspext.cli import main
+
+    assert main(["formula", "cell", "3.21", "3.21", "5.21", "90", "90", "120", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["lattice_type"] == "HEX"
+    assert main(["formula", "cell", "1", "2"]) == 2

@@ -1,0 +1,114 @@
+"""predict_formula and the `cryspext formula` command, on the shipped models."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from cryspext.formula import BRAVAIS, bravais_of_spacegroup, predict_formula
+from cryspext.formula.lattice import FREE_PARAMETERS, spacegroups_of_bravais
+from cryspext.models import MODELS_DIR
+
+pytestmark = pytest.mark.skipif(not (MODELS_DIR / "formula" / "bravais.pt").is_file(),
+                                reason="formula models not shipped in this checkout")
+
+
+def test_result_structure_and_consistency():
+    res = predict_formula("LiFePO4", top_k=3)
+    assert res["composition"] == {"Li": 1.0, "Fe": 1.0, "P": 1.0, "O": 4.0}
+    cands = res["candidates"]
+    assert len(cands) == 3
+    probs = [c["probability"] for c in cands]
+    assert probs == sorted(probs, reverse=True)
+    assert 0 < sum(probs) <= 1 + 1e-6
+    assert len({c["bravais"] for c in cands}) == 3
+    for c in cands:
+        b = c["bravais"]
+        assert b in BRAVAIS and c["spread"] >= 0
+        sgs = [s["number"] for s in c["spacegroups"]]
+        assert all(bravais_of_spacegroup(n) == b for n in sgs)
+        assert set(sgs) <= set(spacegroups_of_bravais(b))
+        lat = c["lattice"]
+        assert all(lat[k]["value"] > 0 for k in lat)
+        fixed = set(lat) - set(FREE_PARAMETERS[b])
+        assert all(lat[k]["std"] == 0 for k in fixed)
+        if b[0] == "c":
+            assert lat["a"]["value"] == lat["b"]["value"] == lat["c"]["value"]
+            assert lat["alpha"]["value"] == 90
+        if b == "hP":
+            assert lat["gamma"]["value"] == 120
+
+
+def test_composition_and_string_agree():
+    pmg = pytest.importorskip("pymatgen.core")
+    a = predict_formula("Fe2O3", top_k=2)
+    b = predict_formula(pmg.Composition("Fe4O6"), top_k=2)
+    assert [c["bravais"] for c in a["candidates"]] == [c["bravais"] for c in b["candidates"]]
+    np.testing.assert_allclose([c["probability"] for c in a["candidates"]],
+                               [c["probability"] for c in b["candidates"]], rtol=1e-5)
+
+
+def test_fractional_and_hydrate_formulas_are_handled():
+    assert predict_formula("Al2.6652O4", top_k=1)["candidates"]
+    assert predict_formula("CuSO4·5H2O", top_k=1)["candidates"]
+
+
+@pytest.mark.parametrize("bad, exc", [("Xx2O", ValueError), ("SO4^2-", ValueError),
+                                      ("La2-xSrxCuO4", ValueError), (17, TypeError)])
+def test_bad_formula(bad, exc):
+    with pytest.raises(exc):
+        predict_formula(bad)
+
+
+def test_bad_top_k():
+    with pytest.raises(ValueError):
+        predict_formula("NaCl", top_k=0)
+    with pytest.raises(ValueError):
+        predict_formula("NaCl", top_k=15)
+    with pytest.raises(TypeError):
+        predict_formula("NaCl", top_k="2")
+
+
+def test_unseen_cod_formulas_beat_the_frequency_baseline(shared_data):
+    """COD compounds whose formula is not in the MP table (never trained on): the Bravais
+    lattice from COD's space group must be in the top 2 more often than the two most
+    frequent MP Bravais lattices are."""
+    mp = json.load(gzip.open(shared_data / "mp" / "mp_ehull.json.gz", "rt"))
+    cod = json.load(gzip.open(shared_data / "mp" / "cod_formula_sg.json.gz", "rt"))
+    freq = np.zeros(len(BRAVAIS))
+    for lst in mp.values():
+        if lst:
+            freq[BRAVAIS.index(bravais_of_spacegroup(lst[0][1]))] += 1
+    top2 = set(np.argsort(-freq)[:2].tolist())
+    rng = np.random.default_rng(1)
+    seen, rows = set(), []
+    for i in rng.permutation(len(cod)):
+        f, _cid, sg = cod[i]
+        if f in mp or f in seen:
+            continue
+        seen.add(f)
+        rows.append((f, sg))
+        if len(rows) == 200:
+            break
+    hits = base = 0
+    for f, sg in rows:
+        b = BRAVAIS.index(bravais_of_spacegroup(sg))
+        res = predict_formula(f, top_k=2)
+        hits += b in [BRAVAIS.index(c["bravais"]) for c in res["candidates"]]
+        base += b in top2
+    assert hits > base, (hits, base)
+
+
+def test_cli_json_and_errors(capsys):
+    from cryspext.cli import main
+
+    assert main(["formula", "LiFePO4", "--json", "--top", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["candidates"]) == 2
+    assert main(["formula", "NaCl"]) == 0
+    assert "space groups" in capsys.readouterr().out
+    assert main(["formula", "Xq2"]) == 2
+    assert "unknown element" in capsys.readouterr().err

@@ -1,0 +1,85 @@
+"""The training pipeline end to end on a tiny synthetic data set (seconds, no shared data)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cryspext.formula import FEATURE_NAMES, predict_cell, predict_formula
+from cryspext.formula.cellgeom import CELL_FEATURE_NAMES
+from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
+from cryspext.training.formula import r2_score, split_indices, train_split
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("formula_cache")
+    rng = np.random.default_rng(0)
+    n = 1400
+    sg = rng.choice([225, 194, 62, 14, 166, 139, 2, 12, 221, 229, 71, 63, 123, 70], size=n)
+    params = np.abs(rng.normal(6, 1, (n, 6))).astype(np.float32) + 1
+    params[:, 3:] = rng.uniform(60, 120, (n, 3))
+    np.savez_compressed(
+        cache / "arrays.npz",
+        X=rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32),
+        C=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
+        conventional=params, niggli=params, params=params, sg=sg,
+        bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
+        mp_id=np.arange(n), formula=np.array(["X"] * n), digest=np.array("synthetic"),
+        niggli_sample=np.arange(0, n, 10),
+        C_niggli_sample=rng.normal(size=(n // 10, len(CELL_FEATURE_NAMES))).astype(np.float32),
+    )
+    out = cache / "models"
+    summary = train_split(cache, "future", out, members=2, sub_members=2, epochs=1)
+    return out, summary
+
+
+def test_training_writes_loadable_models_with_cards(tiny_models):
+    out, summary = tiny_models
+    for name in ("bravais", "spacegroup", "lattice", "cell"):
+        assert (out / f"{name}.pt").is_file()
+        card = json.loads((out / f"{name}.json").read_text())
+        assert card["split"] == "future" and card["training_data_sha256_16"] == "synthetic"
+    assert json.loads((out / "bravais.json").read_text())["classes"] == BRAVAIS
+    assert 0 <= summary["bravais"]["top1"] <= 1
+    res = predict_formula("NaCl", top_k=2, model_dir=out)
+    assert len(res["candidates"]) == 2
+    cell = predict_cell(4, 4, 4, 90, 90, 90, top_k=2, model_dir=out)
+    assert len(cell["spacegroups"]) == 2
+
+
+def test_lattice_parameters_stay_in_their_sigmoid_range(tiny_models):
+    out, _ = tiny_models
+    card = json.loads((out / "lattice.json").read_text())
+    res = predict_formula("LiFePO4", top_k=14, model_dir=out)
+    for cand in res["candidates"]:
+        meta = card["parameters"][cand["bravais"]]
+        for name, lo, hi in zip(meta["free"], meta["lo"], meta["hi"]):
+            v = cand["lattice"][name]["value"]
+            assert lo - 1e-3 <= v <= hi + 1e-3
+
+
+def test_splits_are_disjoint_and_future_is_by_id():
+    rows = [{"mp_id": i} for i in rng_ids()]
+    for split in ("random", "future"):
+        tr, te = split_indices(rows, split)
+        assert len(set(tr) & set(te)) == 0 and len(tr) + len(te) == len(rows)
+    tr, te = split_indices(rows, "future")
+    assert max(rows[i]["mp_id"] for i in tr) < min(rows[i]["mp_id"] for i in te)
+    with pytest.raises(ValueError):
+        split_indices(rows, "sideways")
+
+
+def rng_ids():
+    return np.random.default_rng(5).permutation(1000).tolist()
+
+
+def test_r2_score_against_sklearn():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(2)
+    t, p = rng.normal(size=50), rng.normal(size=50)
+    assert r2_score(t, p) == pytest.approx(sk.r2_score(t, p))
