@@ -86,6 +86,9 @@ SoapBasis::SoapBasis(const SoapSettings& settings) : s_(settings) {
         }
     spacing_ = spacing;
     q_step_ = std::exp(-2.0 * alpha_ * spacing * spacing);
+    gauss_step_ = std::exp(-alpha_ * spacing * spacing);
+    inv_index_.assign(n, 0.0);
+    for (int i = 1; i < n; ++i) inv_index_[i] = 1.0 / i;
     const int lp = s_.l_max + 1;
     qmm_.assign(lp, 1.0);
     for (int m = 1; m <= s_.l_max; ++m) qmm_[m] = qmm_[m - 1] * (2 * m - 1);
@@ -101,12 +104,17 @@ SoapBasis::SoapBasis(const SoapSettings& settings) : s_(settings) {
     for (int l = 0; l <= s_.l_max; ++l) inv_sqrt_2l1_[l] = 1.0 / std::sqrt(2.0 * l + 1.0);
 }
 
-void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* acc, double* work) const {
-    const int n = s_.n_max, L = s_.l_max, lp = L + 1;
+template <int LT>
+inline void SoapBasis::add_neighbor_body(const double d[3], double r, int parity, double* acc, double* work) const {
+    // LT >= 0: l_max known at compile time (ARISE's 6), so the short loops unroll.
+    const int n = s_.n_max;
+    const int L = (LT >= 0) ? LT : s_.l_max;
+    const int lp = L + 1;
     const double fc = cutoff_function(r, s_.cutoff, s_.transition);
     if (fc == 0.0) return;
-    double* radial = work;                 // (L + 1) x n: radial[l * n + a]
-    double* ylm = radial + lp * n;         // lp * lp
+    const int st = stride();               // row stride of radial and acc
+    double* radial = work;                 // (L + 1) x st: radial[l * st + a]
+    double* ylm = radial + lp * st;        // lp * lp
     double* cm = ylm + lp * lp;            // Re/Im (x + iy)^m
     double* sm = cm + lp;
     double* em = sm + lp;                  // exp(-alpha (r - r_a)^2)
@@ -123,7 +131,9 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
     const double floor_value = peak * kTailFactor;
     int a_hi = a0, a_lo = a0;
     {
-        double value = peak, ratio = std::exp(-a_ * (h * h - 2.0 * h * t0));
+        // ratio up = exp(-alpha h^2) e, ratio down = exp(-alpha h^2) / e with e = exp(2 alpha h t0)
+        const double e = std::exp(2.0 * a_ * h * t0);
+        double value = peak, ratio = gauss_step_ * e;
         for (int ia = a0 + 1; ia < n; ++ia) {
             value *= ratio;
             ratio *= q_step_;
@@ -132,7 +142,7 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
             a_hi = ia;
         }
         value = peak;
-        ratio = std::exp(-a_ * (h * h + 2.0 * h * t0));
+        ratio = gauss_step_ / e;
         for (int ia = a0 - 1; ia >= 0; --ia) {
             value *= ratio;
             ratio *= q_step_;
@@ -143,25 +153,26 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
     }
 
     // Radial integrals exp(-alpha (r^2 + r_a^2)) i_l(2 alpha r r_a) by quippy's upward recurrence.
+    const double inv_2arh = (r > 0.0) ? 1.0 / (2.0 * a_ * r * h) : 0.0;
     for (int ia = a_lo; ia <= a_hi; ++ia) {
         const double ra = r_basis_[ia];
         const double arg = 2.0 * a_ * r * ra;
         if (arg == 0.0) {
             radial[ia] = std::exp(-a_ * (ra * ra + r * r));
-            for (int l = 1; l <= L; ++l) radial[l * n + ia] = 0.0;
+            for (int l = 1; l <= L; ++l) radial[l * st + ia] = 0.0;
             continue;
         }
         const double m_ = em[ia];
         // exp(-alpha (r + r_a)^2) = em * exp(-2 arg): below rounding of em once 2 arg > 40.
         const double p_ = (arg < 20.0) ? std::exp(-a_ * (r + ra) * (r + ra)) : 0.0;
-        const double inv = 1.0 / arg;
+        const double inv = inv_2arh * inv_index_[ia];  // 1 / (2 alpha r r_a), r_a = ia * spacing
         double lmm, lm = 0.5 * (m_ + p_) * inv, lc = 0.5 * (m_ - p_) * inv;
         radial[ia] = lc;
         for (int l = 1; l <= L; ++l) {
             lmm = lm;
             lm = lc;
             lc = lmm - (2 * l - 1) * lm * inv;
-            radial[l * n + ia] = lc;
+            radial[l * st + ia] = lc;
         }
     }
 
@@ -210,22 +221,28 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
         } else {
             w = (parity < 0 && (l & 1)) ? -fc : fc;
         }
-        const double* rad = radial + l * n;
+        const double* rad = radial + l * st;
         for (int m = -l; m <= l; ++m) {
             const int lm = l * l + l + m;
             const double yw = w * ylm[lm];
-            double* dst = acc + lm * n;
+            double* dst = acc + lm * st;
             for (int ia = a_lo; ia <= a_hi; ++ia) dst[ia] += yw * rad[ia];
         }
     }
 }
 
+void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* acc, double* work) const {
+    if (s_.l_max == 6) add_neighbor_body<6>(d, r, parity, acc, work);
+    else add_neighbor_body<-1>(d, r, parity, acc, work);
+}
+
 bool SoapBasis::power_spectrum(const double* acc, double central, double* out, double* work) const {
     const int n = s_.n_max, L = s_.l_max;
     const int nlm = n_lm();
-    double* c = work;  // c[lm * n + b] = sum_a acc[lm * n + a] T(a, b)
+    const int st = stride();
+    double* c = work;  // c[lm * n + b] = sum_a acc[lm * st + a] T(a, b)
     for (int lm = 0; lm < nlm; ++lm) {
-        const double* src = acc + lm * n;
+        const double* src = acc + lm * st;
         double* dst = c + lm * n;
         for (int b = 0; b < n; ++b) {
             double s = 0.0;
@@ -550,7 +567,28 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
     nopt.cutoff = rc * dmax;
     nopt.half = true;
     nopt.want_vectors = true;
-    NeighborList nl = neighbor_list(positions, n, cell_rows, pbc, nopt);
+    NeighborList nl;
+    if (!pbc[0] && !pbc[1] && !pbc[2] && n <= 1500) {
+        // Small clusters (ARISE boxes): a direct double loop beats the cell list.
+        const double r2max = nopt.cutoff * nopt.cutoff;
+        for (int64_t i = 0; i < n; ++i) {
+            const double* pi = positions + 3 * i;
+            for (int64_t j = i + 1; j < n; ++j) {
+                const double* pj = positions + 3 * j;
+                const double dx = pj[0] - pi[0], dy = pj[1] - pi[1], dz = pj[2] - pi[2];
+                const double r2 = dx * dx + dy * dy + dz * dz;
+                if (r2 >= r2max) continue;
+                nl.i.push_back(static_cast<int32_t>(i));
+                nl.j.push_back(static_cast<int32_t>(j));
+                nl.distances.push_back(std::sqrt(r2));
+                nl.vectors.push_back(dx);
+                nl.vectors.push_back(dy);
+                nl.vectors.push_back(dz);
+            }
+        }
+    } else {
+        nl = neighbor_list(positions, n, cell_rows, pbc, nopt);
+    }
     const int64_t n_pairs = static_cast<int64_t>(nl.i.size());
     const int acc_size = basis.acc_size();
     std::vector<double> acc(static_cast<size_t>(S) * S * acc_size, 0.0);

@@ -37,22 +37,25 @@ public:
     const SoapSettings& settings() const { return s_; }
     int dim() const { return dim_; }
     int n_lm() const { return (s_.l_max + 1) * (s_.l_max + 1); }
-    int acc_size() const { return n_lm() * s_.n_max; }
+    int stride() const { return s_.n_max; }
+    int acc_size() const { return n_lm() * stride(); }  // accumulator layout acc[lm * stride() + a]
     const std::vector<double>& r_basis() const { return r_basis_; }
     const std::vector<double>& transform() const { return transform_; }  // row-major (a, b)
 
-    // Adds the density of one neighbour at vector d (length r < cutoff) to acc[(lm) * n_max + a]
+    // Adds the density of one neighbour at vector d (length r < cutoff) to acc[lm * stride() + a]
     // (coefficients before the radial transform). `parity`: +1 adds d, -1 adds -d, 2 adds both
     // d and -d (an unordered pair seen from both ends: odd l cancel, even l double).
     void add_neighbor(const double d[3], double r, int parity, double* acc, double* work) const;
-    int work_size() const { return (s_.l_max + 1) * s_.n_max + n_lm() + 2 * (s_.l_max + 1) + s_.n_max; }
+    int work_size() const { return (s_.l_max + 1) * stride() + n_lm() + 2 * (s_.l_max + 1) + s_.n_max; }
 
     // Power spectrum of accumulated coefficients; `central` is the summed central weight
     // (number of centres x central_weight). Returns false (and fills NaN) when the norm is 0.
     bool power_spectrum(const double* acc, double central, double* out, double* work) const;
-    int ps_work_size() const { return acc_size(); }
+    int ps_work_size() const { return n_lm() * s_.n_max; }
 
 private:
+    template <int LT>
+    void add_neighbor_body(const double d[3], double r, int parity, double* acc, double* work) const;
     SoapSettings s_;
     int dim_;
     double alpha_;
@@ -61,7 +64,8 @@ private:
     double central_coefficient_;      // cholesky(0, 0) * Y00
     std::vector<double> ylm_norm_;    // per (l, m>=0)
     std::vector<double> inv_sqrt_2l1_;
-    double spacing_ = 0.0, q_step_ = 0.0;
+    double spacing_ = 0.0, q_step_ = 0.0, gauss_step_ = 0.0;
+    std::vector<double> inv_index_;  // 1 / a
     std::vector<double> qmm_, ylm_a_, ylm_b_;  // spherical-harmonic recurrence coefficients
 };
 
