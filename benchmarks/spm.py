@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--anchor-boxes", type=int, default=300, help="boxes in the anchor / reference sample")
     ap.add_argument("--quippy-boxes", type=int, default=10)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ap.add_argument("--reference-passes", type=int, default=8000, help="passes of the long reference run on the sample")
+    ap.add_argument("--model", default="arise", help="shipped ARISE model name (default arise)")
     ap.add_argument("--out", help="save the maps (.npz) and a picture (.png next to it)")
     args = ap.parse_args()
 
@@ -76,7 +78,7 @@ def main() -> None:
 
     if hasattr(_core, "set_num_threads"):
         _core.set_num_threads(args.threads)
-    model = load_model()
+    model = load_model(args.model)
     settings = model.descriptor_settings
     times = {}
     t0 = time.perf_counter()
@@ -112,17 +114,25 @@ def main() -> None:
     t0 = time.perf_counter()
     fixed_fast = mc_dropout(fast, x, mc_samples=args.mc_samples, adaptive=False, seed=5)
     times["mc_shared_fixed_sample_s"] = time.perf_counter() - t0
+    long_ref = fast.predict(x, mc_samples=args.reference_passes, seed=6)
     rows = np.arange(len(sample))
-    top = np.argmax(ref.probabilities, axis=1)
 
-    def err(r):
+    def err(r, ref):
+        top = np.argmax(ref.probabilities, axis=1)
         dp = np.abs(r.probabilities[rows, top] - ref.probabilities[rows, top])
         dm = np.abs(r.mutual_information - ref.mutual_information)
         agree = np.mean(np.argmax(r.probabilities, axis=1) == top)
         return {"p_top_p95": float(np.percentile(dp, 95)), "p_top_max": float(dp.max()),
                 "mi_p95": float(np.percentile(dm, 95)), "mi_max": float(dm.max()), "label_agreement": float(agree)}
 
-    errors = {"adaptive_vs_T1000": err(ada_sample), "shared_T1000_vs_T1000": err(fixed_fast)}
+    errors = {
+        "adaptive_vs_plain_T1000": err(ada_sample, ref),
+        "shared_T1000_vs_plain_T1000": err(fixed_fast, ref),
+        f"adaptive_vs_T{args.reference_passes}": err(ada_sample, long_ref),
+        f"plain_T1000_vs_T{args.reference_passes}": err(ref, long_ref),
+        f"shared_T1000_vs_T{args.reference_passes}": err(fixed_fast, long_ref),
+        "adaptive_mean_passes_on_sample": float(ada_sample.passes.mean()),
+    }
 
     quippy_rate = None
     try:

@@ -292,3 +292,10 @@ def test_shared_mask_mc_matches_per_row_dropout_in_distribution():
         fast.predict(np.zeros((3, 7)))
     with pytest.raises(ValueError):
         SharedMaskMLP(weights, biases, 1.0, list("abcde"))
+    with pytest.raises(ValueError):
+        SharedMaskMLP(weights, biases, 0.2, list("abcde"), dtype="float16")
+    # bfloat16 hidden layers, same masks (same seed): rounding far below the MC noise above.
+    low = SharedMaskMLP(weights, biases, 0.2, list("abcde"), dtype="bfloat16").predict(x, mc_samples=200, seed=9)
+    high = fast.predict(x, mc_samples=200, seed=9)
+    assert np.max(np.abs(low.probabilities - high.probabilities)) < 0.02
+    assert np.max(np.abs(low.mutual_information - high.mutual_information)) < 0.02

@@ -33,8 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("--stride", type=float, default=3.0, help="step between boxes in Å (default 3; smaller = finer maps, cost ~ 1/stride^3)")
     p.add_argument("--mc-samples", type=int, default=1000, help="maximum MC-dropout passes per box (default 1000)")
     p.add_argument("--no-adaptive", action="store_true", help="draw all passes for every box (no early stopping)")
-    p.add_argument("--tolerance", type=float, default=0.01,
-                   help="adaptive stop: standard error of top probability and MI (nats) below this (default 0.01)")
+    p.add_argument("--tolerance", type=float, default=0.02,
+                   help="adaptive stop: standard error of top probability and MI (nats) below this (default 0.02)")
     p.add_argument("--min-atoms", type=int, default=20, help="boxes with fewer atoms are left empty (default 20)")
     p.add_argument("--slab-axis", choices=sorted(_AXES), help="force a single layer of boxes along this axis (slabs)")
     p.add_argument("--periodic", action="store_true", help="wrap boxes across periodic faces (orthorhombic cells)")

@@ -35,7 +35,7 @@ def mc_dropout(
     adaptive: bool = True,
     block: int = 20,
     min_samples: int = 200,
-    tolerance: float = 0.01,
+    tolerance: float = 0.02,
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> MCResult:
@@ -138,8 +138,14 @@ class SharedMaskMLP:
     Layers: ReLU after each hidden layer, softmax at the end.
     """
 
-    def __init__(self, weights, biases, p: float, classes):
+    def __init__(self, weights, biases, p: float, classes, dtype: str = "float32"):
         import torch
+
+        if dtype == "auto":
+            dtype = "bfloat16" if cpu_has_bf16() else "float32"
+        if dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
+        self.dtype = dtype
 
         self.weights = [torch.as_tensor(w, dtype=torch.float32).contiguous() for w in weights]  # (in, out)
         self.biases = [torch.as_tensor(b, dtype=torch.float32).contiguous() for b in biases]
@@ -155,7 +161,7 @@ class SharedMaskMLP:
         self.descriptor_settings = {}
 
     @classmethod
-    def from_model(cls, model) -> "SharedMaskMLP | None":
+    def from_model(cls, model, dtype: str = "float32") -> "SharedMaskMLP | None":
         """Read weights from a model whose ``module`` has ``fc1, fc2, ...`` linear layers and a
         dropout probability ``p`` (cryspext's ARISE network); None when it has not."""
         module = getattr(model, "module", None)
@@ -168,7 +174,7 @@ class SharedMaskMLP:
             weights.append(layer.weight.detach().T)
             biases.append(layer.bias.detach())
             k += 1
-        fast = cls(weights, biases, float(module.p), model.classes)
+        fast = cls(weights, biases, float(module.p), model.classes, dtype=dtype)
         fast.descriptor_settings = dict(getattr(model, "descriptor_settings", {}) or {})
         return fast
 
@@ -187,6 +193,10 @@ class SharedMaskMLP:
         passes_per_block = max(1, min(t, max_elements // max(n * widest, 1)))
         rows = max(1, max_elements // (passes_per_block * widest))
         keep = 1.0 - self.p
+        # bfloat16: hidden layers in bf16 (fp32 accumulation inside the GEMM), the output layer
+        # and softmax in fp32. Several times faster on CPUs with AVX512-BF16/AMX.
+        low = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+        last = len(self.weights) - 1
         with torch.inference_mode():
             done = 0
             while done < t:
@@ -194,12 +204,16 @@ class SharedMaskMLP:
                 # One mask per pass and layer, folded into the weights: (b, in, out).
                 masked = [w * ((torch.rand(b, w.shape[0], 1, generator=g) < keep).float() / keep) if self.p > 0
                           else w.expand(b, *w.shape) for w in self.weights]
+                masked = [m.to(low if k < last else torch.float32) for k, m in enumerate(masked)]
+                biases = [bb.to(low if k < last else torch.float32) for k, bb in enumerate(self.biases)]
                 for start in range(0, n, rows):
-                    h = x[start : start + rows].expand(b, -1, -1)
-                    for k, (w, bias) in enumerate(zip(masked, self.biases)):
+                    h = x[start : start + rows].to(low).expand(b, -1, -1)
+                    for k, (w, bias) in enumerate(zip(masked, biases)):
+                        if k == last:
+                            h = h.float()
                         h = torch.baddbmm(bias, h, w)
-                        if k < len(masked) - 1:
-                            h = torch.relu(h)
+                        if k < last:
+                            h = torch.relu_(h)
                     logp = torch.log_softmax(h, dim=-1)
                     prob = logp.exp()
                     sum_p[start : start + rows] += prob.sum(dim=0).double()
@@ -216,3 +230,16 @@ class SharedMaskMLP:
         out = _Out()
         out.probabilities, out.mutual_information, out.predictive_entropy = p, mi, pe
         return out
+
+
+def cpu_has_bf16() -> bool:
+    """True on (Linux) CPUs with native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split()
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    return False
