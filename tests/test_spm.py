@@ -299,3 +299,33 @@ def test_shared_mask_mc_matches_per_row_dropout_in_distribution():
     high = fast.predict(x, mc_samples=200, seed=9)
     assert np.max(np.abs(low.probabilities - high.probabilities)) < 0.02
     assert np.max(np.abs(low.mutual_information - high.mutual_information)) < 0.02
+
+
+def _shipped_model():
+    arise = pytest.importorskip("cryspext.arise")
+    pytest.importorskip("cryspext.descriptors")
+    for name in ("arise", "dev"):
+        try:
+            return arise.load_model(name)
+        except FileNotFoundError:
+            continue
+    pytest.skip("no shipped ARISE model")
+
+
+def test_shipped_arise_maps_a_two_grain_slab():
+    """End to end with the shipped model and SOAP: grain interiors get their prototype, and
+    MI is higher in boxes straddling the boundary than inside the grains."""
+    from cryspext.spm.demo import EXPECTED, score_grains
+
+    model = _shipped_model()
+    atoms = polycrystal((56.0, 28.0, 16.0), ("fcc", "bcc"), centres=[[14.0, 14.0, 8.0], [42.0, 14.0, 8.0]], seed=1)
+    r = spm(atoms, box=16.0, stride=4.0, mc_samples=300, model=model, progress=False)
+    s = score_grains(r, atoms)
+    assert s["interior_boxes"] >= 4 and s["boundary_boxes"] >= 2
+    assert s["interior_accuracy"] >= 0.95
+    assert s["mi_median_boundary"] > s["mi_median_interior"]
+    labels = r.per_atom().label_names
+    grain = atoms.arrays["grain"]
+    x = atoms.positions[:, 0]
+    assert np.mean(labels[(grain == 0) & (x < 8)] == EXPECTED["fcc"]) > 0.9
+    assert np.mean(labels[(grain == 1) & (x > 48)] == EXPECTED["bcc"]) > 0.9
