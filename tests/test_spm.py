@@ -209,6 +209,7 @@ def test_dask_cluster_gives_the_same_maps(slab, model, result):
         ({"descriptor": "soap"}, TypeError),
         ({"model": object()}, TypeError),
         ({"client": 42}, TypeError),
+        ({"precision": "float16"}, ValueError),
     ],
 )
 def test_bad_input(slab, model, kwargs, error):

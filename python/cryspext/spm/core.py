@@ -196,6 +196,8 @@ def iter_spm(
         raise ValueError(f"min_atoms must be a positive integer, got {min_atoms!r}")
     if not (isinstance(tolerance, (int, float)) and tolerance > 0 and math.isfinite(tolerance)):
         raise ValueError(f"tolerance must be a positive number, got {tolerance!r}")
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}")
     if descriptor is not None and not callable(descriptor):
         raise TypeError("descriptor must be a callable (structure, grid) -> (n_boxes, n_features)")
     if model is not None and not (hasattr(model, "predict") and hasattr(model, "classes")):
@@ -218,14 +220,17 @@ def iter_spm(
     mc = {k: settings[k] for k in ("mc_samples", "adaptive", "tolerance", "min_samples", "block")}
     grids = [_grid_for(s, settings) for s in structures]
     client = _connect(client)
-    if model is None:
-        model = _default_model()  # load once here, not per chunk (and ship it to workers)
+    default_model = model is None
+    if default_model:
+        model = _default_model()  # load once here, not per chunk
     if descriptor is None:
         # ARISE SOAP with the settings the model was trained with (picklable for dask workers).
         settings_d = dict(getattr(model, "descriptor_settings", {}) or {})
         descriptor = partial(_default_descriptor(), **settings_d) if settings_d else _default_descriptor()
     if fast:
-        model = SharedMaskMLP.from_model(model, dtype=precision) or model
+        fast_model = SharedMaskMLP.from_model(model, dtype=precision)
+        if fast_model is not None:
+            model, default_model = fast_model, False  # plain tensors: cheap to ship to workers
 
     tasks = []  # (frame, k0, k1, seed)
     root = np.random.SeedSequence(seed)
@@ -250,7 +255,8 @@ def iter_spm(
 
         futures = {}
         remote_structures = [client.scatter(s, broadcast=True) for s in structures]
-        remote_model = client.scatter(model, broadcast=True) if model is not None else None
+        # A TorchScript model does not pickle: workers load the shipped one themselves.
+        remote_model = None if default_model else client.scatter(model, broadcast=True)
         for f, k0, k1, s in tasks:
             sub = subgrid(grids[f], k0, k1)
             fut = client.submit(_run_chunk, remote_structures[f], sub, remote_model, descriptor, mc, s, threads,
