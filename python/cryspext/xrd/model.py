@@ -107,7 +107,7 @@ class SpgVolNet:
 
 def load_model() -> SpgVolNet:
     """The shipped ensemble (``FileNotFoundError`` with a hint when it is not installed)."""
-    from ..models import load_card, load_torchscript, model_path
+    from ..models import load_card, model_path
 
     path = model_path(FAMILY, NAME)
     return _cached(str(path), load_card(FAMILY, NAME))
@@ -120,5 +120,6 @@ def _cached(path: str, card: dict) -> SpgVolNet:
     if path not in _CACHE:
         from ..models import load_torchscript
 
-        _CACHE[path] = SpgVolNet(load_torchscript(path), card)
+        # Weights ship as float16 to halve the package; compute in float32.
+        _CACHE[path] = SpgVolNet(load_torchscript(path).float(), card)
     return _CACHE[path]
