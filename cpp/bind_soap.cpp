@@ -277,13 +277,13 @@ void bind_soap(py::module_& m) {
             check_structure(positions, cell, pbc);
             SoapSettings s = make_settings(cutoff, n_max, l_max, sigma, transition, central_weight);
             const int dim = cryspext::soap_dimension(n_max, l_max);
-            std::vector<double> out;
+            // Written in place: peak memory is the output plus the cell list.
+            py::array_t<double> arr({static_cast<py::ssize_t>(positions.shape(0)), static_cast<py::ssize_t>(dim)});
+            double* out = arr.mutable_data();
             {
                 py::gil_scoped_release release;
-                out = cryspext::soap_per_atom(positions.data(), positions.shape(0), cell.data(), pbc.data(), s, scale);
+                cryspext::soap_per_atom(positions.data(), positions.shape(0), cell.data(), pbc.data(), s, scale, out);
             }
-            py::array_t<double> arr({static_cast<py::ssize_t>(positions.shape(0)), static_cast<py::ssize_t>(dim)});
-            std::copy(out.begin(), out.end(), arr.mutable_data());
             return arr;
         },
         py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"), py::arg("n_max"), py::arg("l_max"),

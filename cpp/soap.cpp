@@ -105,7 +105,8 @@ SoapBasis::SoapBasis(const SoapSettings& settings) : s_(settings) {
 }
 
 template <int LT>
-inline void SoapBasis::add_neighbor_body(const double d[3], double r, int parity, double* acc, double* work) const {
+inline void SoapBasis::add_neighbor_body(const double d[3], double r, int parity, double* acc, double* work,
+                                         double* acc2) const {
     // LT >= 0: l_max known at compile time (ARISE's 6), so the short loops unroll.
     const int n = s_.n_max;
     const int L = (LT >= 0) ? LT : s_.l_max;
@@ -213,6 +214,25 @@ inline void SoapBasis::add_neighbor_body(const double d[3], double r, int parity
         }
     }
 
+    if (parity == 3) {
+        // Two substructures with the same scaling: d into `acc`, -d into `acc2` (odd l flip sign).
+        for (int l = 0; l <= L; ++l) {
+            const double* rad = radial + l * st;
+            const double sign = (l & 1) ? -1.0 : 1.0;
+            for (int m = -l; m <= l; ++m) {
+                const int lm = l * l + l + m;
+                const double yw = fc * ylm[lm];
+                double* dst = acc + lm * st;
+                double* dst2 = acc2 + lm * st;
+                for (int ia = a_lo; ia <= a_hi; ++ia) {
+                    const double v = yw * rad[ia];
+                    dst[ia] += v;
+                    dst2[ia] += sign * v;
+                }
+            }
+        }
+        return;
+    }
     for (int l = 0; l <= L; ++l) {
         double w;
         if (parity == 2) {
@@ -231,9 +251,10 @@ inline void SoapBasis::add_neighbor_body(const double d[3], double r, int parity
     }
 }
 
-void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* acc, double* work) const {
-    if (s_.l_max == 6) add_neighbor_body<6>(d, r, parity, acc, work);
-    else add_neighbor_body<-1>(d, r, parity, acc, work);
+void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* acc, double* work, double* acc2) const {
+    if (parity == 3 && acc2 == nullptr) throw std::invalid_argument("add_neighbor: parity 3 needs a second accumulator");
+    if (s_.l_max == 6) add_neighbor_body<6>(d, r, parity, acc, work, acc2);
+    else add_neighbor_body<-1>(d, r, parity, acc, work, acc2);
 }
 
 bool SoapBasis::power_spectrum(const double* acc, double central, double* out, double* work) const {
@@ -621,6 +642,14 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
             } else {
                 const double s1 = inv_d[a * S + b], s2 = inv_d[b * S + a];
                 const double r1 = r * s1, r2 = r * s2;
+                if (s1 == s2) {  // same d_NN for (a, b) and (b, a): one evaluation feeds both
+                    if (r1 < rc) {
+                        const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
+                        basis.add_neighbor(d, r1, 3, &local[(a * S + b) * acc_size], work.data(),
+                                           &local[(b * S + a) * acc_size]);
+                    }
+                    continue;
+                }
                 if (r1 < rc) {
                     const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
                     basis.add_neighbor(d, r1, 1, &local[(a * S + b) * acc_size], work.data());
@@ -658,13 +687,12 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
     return res;
 }
 
-std::vector<double> soap_per_atom(const double* positions, int64_t n, const double* cell_rows, const bool* pbc,
-                                  const SoapSettings& settings, double scale) {
+void soap_per_atom(const double* positions, int64_t n, const double* cell_rows, const bool* pbc,
+                   const SoapSettings& settings, double scale, double* out) {
     if (!(scale > 0.0) || !std::isfinite(scale)) throw std::invalid_argument("scale must be a positive number");
     SoapBasis basis(settings);
     const int dim = basis.dim();
-    std::vector<double> out(static_cast<size_t>(n) * dim, kNaN);
-    if (n <= 0) return out;
+    if (n <= 0) return;
     CellFrame frame = make_frame(cell_rows, pbc);
     std::vector<double> flat = flatten_open(positions, n, frame);
     positions = flat.data();
@@ -688,10 +716,9 @@ std::vector<double> soap_per_atom(const double* positions, int64_t n, const doub
                 const double d[3] = {dx * inv, dy * inv, dz * inv};
                 basis.add_neighbor(d, r, 1, acc.data(), work.data());
             });
-            basis.power_spectrum(acc.data(), settings.central_weight, &out[i * dim], ps_work.data());
+            basis.power_spectrum(acc.data(), settings.central_weight, out + i * dim, ps_work.data());
         }
     }
-    return out;
 }
 
 }  // namespace cryspext

@@ -44,8 +44,9 @@ public:
 
     // Adds the density of one neighbour at vector d (length r < cutoff) to acc[lm * stride() + a]
     // (coefficients before the radial transform). `parity`: +1 adds d, -1 adds -d, 2 adds both
-    // d and -d (an unordered pair seen from both ends: odd l cancel, even l double).
-    void add_neighbor(const double d[3], double r, int parity, double* acc, double* work) const;
+    // d and -d (an unordered pair seen from both ends: odd l cancel, even l double), 3 adds d to
+    // acc and -d to acc2 (the pair seen from both ends by two substructures with equal scaling).
+    void add_neighbor(const double d[3], double r, int parity, double* acc, double* work, double* acc2 = nullptr) const;
     int work_size() const { return (s_.l_max + 1) * stride() + n_lm() + 2 * (s_.l_max + 1) + s_.n_max; }
 
     // Power spectrum of accumulated coefficients; `central` is the summed central weight
@@ -55,7 +56,7 @@ public:
 
 private:
     template <int LT>
-    void add_neighbor_body(const double d[3], double r, int parity, double* acc, double* work) const;
+    void add_neighbor_body(const double d[3], double r, int parity, double* acc, double* work, double* acc2) const;
     SoapSettings s_;
     int dim_;
     double alpha_;
@@ -108,8 +109,8 @@ std::vector<double> nearest_distances(const double* positions, const int32_t* nu
                                       int32_t neighbor_species, double max_radius);
 
 // quippy average=F with all species as one (Z=0, species_Z=0): one row per atom, lengths
-// divided by `scale` (> 0). Output n x dim, row-major.
-std::vector<double> soap_per_atom(const double* positions, int64_t n, const double* cell_rows, const bool* pbc,
-                                  const SoapSettings& settings, double scale);
+// divided by `scale` (> 0), written to out (n x dim, row-major; rows without neighbours NaN).
+void soap_per_atom(const double* positions, int64_t n, const double* cell_rows, const bool* pbc,
+                   const SoapSettings& settings, double scale, double* out);
 
 }  // namespace cryspext
