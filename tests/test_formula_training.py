@@ -27,6 +27,8 @@ def tiny_models(tmp_path_factory):
         cache / "arrays.npz",
         X=rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32),
         C=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
+        C_primitive=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
+        primitive=params,
         conventional=params, niggli=params, params=params, sg=sg,
         bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
         mp_id=np.arange(n), formula=np.array(["X"] * n), digest=np.array("synthetic"),

@@ -222,6 +222,28 @@ def split_indices(rows: list[dict], split: str, seed: int = 0) -> tuple[np.ndarr
     return np.sort(perm[: n - n_test]), np.sort(perm[n - n_test :])
 
 
+# Primitive basis of each centring, rows in units of the conventional vectors (ITA Table 5.1).
+_CENTRING = {
+    "P": np.eye(3),
+    "I": np.array([[-0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.5, 0.5, -0.5]]),
+    "F": np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]]),
+    "C": np.array([[0.5, 0.5, 0.0], [-0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]),
+    "A": np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.0, -0.5, 0.5]]),
+    "R": np.array([[2 / 3, 1 / 3, 1 / 3], [-1 / 3, 1 / 3, 1 / 3], [-1 / 3, -2 / 3, 1 / 3]]),
+}
+
+
+def primitive_parameters(conventional, sg: int) -> np.ndarray:
+    """a b c α β γ of a primitive cell of the lattice whose conventional standard cell
+    (spglib setting: A-centred for space groups 38–41, hexagonal axes for R) is given."""
+    from ase.cell import Cell
+
+    b = bravais_of_spacegroup(int(sg))
+    centring = "R" if b == "hR" else ("A" if 38 <= sg <= 41 else b[1])
+    cell = np.array(Cell.fromcellpar(conventional))
+    return Cell(_CENTRING[centring] @ cell).cellpar()
+
+
 # --------------------------------------------------------------------------------------------
 # features and labels
 # --------------------------------------------------------------------------------------------
@@ -240,6 +262,9 @@ def dataset_arrays(cache: Path) -> dict[str, np.ndarray]:
     if out.is_file():
         arr = dict(np.load(out, allow_pickle=False))
         if str(arr["digest"]) == digest and arr["X"].shape[1] == len(FEATURE_NAMES):
+            if "C_primitive" not in arr:  # cache from before the primitive cells were added
+                arr.update(_primitive_arrays(load_dataset(src), arr["C"]))
+                np.savez_compressed(out, **arr)
             return arr
     rows = load_dataset(src)
     X = np.stack([formula_features(r["formula"]) for r in tqdm(rows, desc="formula features",
@@ -257,6 +282,7 @@ def dataset_arrays(cache: Path) -> dict[str, np.ndarray]:
     C_niggli = np.stack([cell_features(niggli[i]) for i in tqdm(sample, desc="Niggli features",
                                                                   mininterval=10)])
     arr = {
+        **_primitive_arrays(rows, C),
         "niggli": niggli.astype(np.float32),
         "niggli_sample": sample,
         "C_niggli_sample": C_niggli.astype(np.float32),
@@ -272,6 +298,20 @@ def dataset_arrays(cache: Path) -> dict[str, np.ndarray]:
     }
     np.savez_compressed(out, **arr)
     return arr
+
+
+def _primitive_arrays(rows: list[dict], C: np.ndarray) -> dict[str, np.ndarray]:
+    """Primitive cells (same lattice points as the crystal) and their features; the cell
+    model trains on conventional and primitive cells. P lattices: the conventional cell."""
+    from ..formula.cellgeom import cell_features
+
+    centred = [i for i, r in enumerate(rows) if r["bravais"][1] != "P"]
+    primitive = np.array([r["conventional"] for r in rows], float)
+    C_prim = np.array(C, dtype=np.float64, copy=True)
+    for i in tqdm(centred, desc="primitive cells", mininterval=10):
+        primitive[i] = primitive_parameters(rows[i]["conventional"], rows[i]["sg"])
+        C_prim[i] = cell_features(primitive[i])
+    return {"primitive": primitive.astype(np.float32), "C_primitive": C_prim.astype(np.float32)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,13 +404,13 @@ def lattice_bounds(P: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndar
     return lo.astype(np.float32), hi.astype(np.float32)
 
 
-BRAVAIS_HIDDEN = [128, 64]
+BRAVAIS_HIDDEN = [256, 128]
 PER_BRAVAIS_HIDDEN = [96, 48]
 CELL_HIDDEN = [64, 64]
 
 
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub_members: int = 3,
-                epochs: int = 30, threads: int = 1, device: str = "cpu") -> dict:
+                epochs: int = 40, threads: int = 1, device: str = "cpu") -> dict:
     """Train every formula/cell model on the ``split`` training rows; write .pt files + cards."""
     import torch
 
@@ -387,6 +427,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     arr = dataset_arrays(cache)
     train, test = _split(arr, split)
     X, B, SG, P, C = arr["X"], arr["bravais"], arr["sg"], arr["params"], arr["C"]
+    arr["bravais_centred"] = np.array([BRAVAIS[b][1] != "P" for b in B])
     x_mean, x_std = _standardise(X[train])
     common = {
         "cryspext_version": __version__,
@@ -404,7 +445,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     t = time.time()
     bravais_members = [
         fit_member(X[train], B[train], kind=0, n_out=len(BRAVAIS), hidden=BRAVAIS_HIDDEN,
-                   epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std, dropout=0.2,
+                   epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std, dropout=0.1,
                    device=device)
         for m in tqdm(range(members), desc=f"[{split}] Bravais ensemble")
     ]
@@ -479,24 +520,33 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     })
 
     # Cell-geometry space-group model ----------------------------------------------------------
+    # Trained on the conventional cells (as CIFs give them) and, for centred lattices, on the
+    # primitive cells too (as DFT codes give them): both are valid inputs at run time.
     t = time.time()
-    c_mean, c_std = _standardise(C[train])
+    centred_train = train[arr["bravais_centred"][train]]
+    C_fit = np.concatenate([C[train], arr["C_primitive"][centred_train]])
+    SG_fit = np.concatenate([SG[train], SG[centred_train]])
+    c_mean, c_std = _standardise(C_fit)
     cell_classes = np.arange(1, 231)
     cell_ens = Ensemble([
-        fit_member(C[train], SG[train] - 1, kind=0, n_out=230, hidden=CELL_HIDDEN, epochs=epochs,
+        fit_member(C_fit, SG_fit - 1, kind=0, n_out=230, hidden=CELL_HIDDEN, epochs=epochs,
                    seed=400 + m, x_mean=c_mean, x_std=c_std, dropout=0.1, device=device)
         for m in tqdm(range(sub_members), desc=f"[{split}] cell-geometry model")
     ])
-    p_c = _ensemble_predict(cell_ens, C[test]).mean(axis=0)
-    r = np.argsort(-p_c, axis=1)
-    metrics_c = {"top1": float(np.mean(r[:, 0] + 1 == SG[test])),
-                 "top3": float(np.mean((r[:, :3] + 1 == SG[test][:, None]).any(axis=1)))}
+    metrics_c = {}
+    for setting, feats in (("conventional", C), ("primitive", arr["C_primitive"])):
+        p_c = _ensemble_predict(cell_ens, feats[test]).mean(axis=0)
+        r = np.argsort(-p_c, axis=1)
+        metrics_c[setting] = {
+            "top1": float(np.mean(r[:, 0] + 1 == SG[test])),
+            "top3": float(np.mean((r[:, :3] + 1 == SG[test][:, None]).any(axis=1)))}
     timings["cell_s"] = time.time() - t
     save_torchscript(cell_ens, out_dir / "cell.pt", {
         **common, "kind": "cell", "classes": cell_classes.tolist(), "members": sub_members,
         "inputs": list(CELL_FEATURE_NAMES), "hidden": CELL_HIDDEN,
         "canonicalisation": "ASE get_bravais_lattice(eps=2e-3) + Niggli reduction",
-        "training_cells": "spglib conventional standard cell (symprec 0.1 Å)",
+        "training_cells": "spglib conventional standard cell (symprec 0.1 Å) and, for centred "
+        "lattices, the primitive cell of the same lattice",
         "output": "(members, n, 230) probabilities of space groups 1..230",
         "test_metrics": metrics_c,
     })
@@ -531,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=["random", "future"], default="random")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--members", type=int, default=5, help="Bravais ensemble size (default 5)")
-    ap.add_argument("--epochs", type=int, default=30, help="epochs of the large models")
+    ap.add_argument("--epochs", type=int, default=40, help="epochs of the large models")
     ap.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
     ap.add_argument("--out", type=Path, default=None,
                     help="model folder (default: the package for 'random', cache/<split> else)")
