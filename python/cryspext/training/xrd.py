@@ -272,10 +272,12 @@ def densify(data, rows: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- model
-ARCH = {"channels": [32, 64, 96, 128, 128, 128], "hidden": 160}
+# The shipped ensemble: coord False. ``train --coord`` adds the 1/d position as a second input
+# channel (untested at scale: no GPU time was left to train it).
+ARCH = {"channels": [32, 64, 96, 128, 128, 128], "hidden": 160, "coord": False}
 
 
-def make_model(n_classes: int, n_bins: int, channels=None, hidden=None):
+def make_model(n_classes: int, n_bins: int, channels=None, hidden=None, coord=False):
     import torch
     from torch import nn
 
@@ -292,7 +294,11 @@ def make_model(n_classes: int, n_bins: int, channels=None, hidden=None):
 
         def __init__(self, n_classes: int, n_bins: int):
             super().__init__()
-            chans = [1] + channels
+            # coord: a second input channel holding the position on the 1/d axis (0..1), so that
+            # the convolutions see where a peak is, which the volume depends on ("CoordConv").
+            self.coord = coord
+            self.register_buffer("position", torch.linspace(0.0, 1.0, n_bins).view(1, 1, n_bins), persistent=False)
+            chans = [2 if coord else 1] + channels
             layers = []
             length = n_bins
             for cin, cout in zip(chans[:-1], chans[1:]):
@@ -305,7 +311,10 @@ def make_model(n_classes: int, n_bins: int, channels=None, hidden=None):
             self.vol = nn.Sequential(nn.Linear(hidden, 64), nn.ReLU(), nn.Linear(64, 1))
 
         def forward(self, x: torch.Tensor):
-            h = self.shared(self.features(torch.sqrt(torch.clamp(x, min=0.0)).unsqueeze(1)))
+            h = torch.sqrt(torch.clamp(x, min=0.0)).unsqueeze(1)
+            if self.coord:
+                h = torch.cat([h, self.position.to(h.dtype).expand(h.shape[0], 1, h.shape[2])], dim=1)
+            h = self.shared(self.features(h))
             return self.cls(h), self.vol(h).squeeze(-1)
 
     return SpgVolNet(n_classes, n_bins)
@@ -365,6 +374,7 @@ def train(args) -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     t_start = time.time()
+    ARCH["coord"] = bool(args.coord)
     data = load_pack()
     meta = data["meta"]
     classes = data["classes"].tolist()
@@ -385,7 +395,7 @@ def train(args) -> None:
     for member in args.members:
         path = ckpt_dir / f"member{member}.pt"
         torch.manual_seed(1000 + member)
-        model = make_model(len(classes), n_bins).to(device)
+        model = make_model(len(classes), n_bins, ARCH["channels"], ARCH["hidden"], ARCH["coord"]).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         st = {"member": member, "path": path, "model": model, "opt": opt, "epoch": 0, "epochs": args.epochs}
         if path.is_file():
@@ -470,7 +480,7 @@ def _load_members(members, n_classes, n_bins, folder=None):
     for member in members:
         state = torch.load(Path(folder or CACHE / "checkpoints") / f"member{member}.pt", map_location="cpu")
         arch = state.get("arch", {"channels": [16, 32, 64, 64, 64], "hidden": 192})  # run 1 had no "arch"
-        m = make_model(n_classes, n_bins, arch["channels"], arch["hidden"])
+        m = make_model(n_classes, n_bins, arch["channels"], arch["hidden"], arch.get("coord", False))
         m.load_state_dict(state["model"])
         m.eval()
         models.append(m)
@@ -641,6 +651,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--weights-dir", default="", help="also write weights-only checkpoints here every epoch")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--coord", action="store_true", help="feed the 1/d position as a second input channel")
     p.add_argument("--time-budget", type=float, default=0, help="seconds: fit the epoch count into this (fresh runs)")
     p.set_defaults(func=train)
     for name, func in (("evaluate", evaluate), ("export", export)):
