@@ -68,6 +68,9 @@ class DeltaXRDCalculator(AbstractDiffractionPatternCalculator):
                 xs.append(gg)
             else:
                 xs.append(math.degrees(2 * math.asin(min(1.0, gg * self.wavelength / 2))))
+        # Like pymatgen, drop peaks below SCALED_INTENSITY_TOL % of the strongest (extinctions).
+        keep = np.asarray(ys) / max(ys) * 100 > self.SCALED_INTENSITY_TOL
+        xs, ys, families, ds = ([v for v, k in zip(seq, keep) if k] for seq in (xs, ys, families, ds))
         pattern = DiffractionPattern(xs, ys, families, ds)
         if scaled:
             pattern.normalize(mode="max", value=100)
