@@ -338,6 +338,13 @@ def main(argv=None) -> int:
             ratios[f"{s}_sg_true_{key}_vs_rf"] = (
                 r["spacegroup_given_true_bravais"]["cryspext"][key]
                 / max(r["spacegroup_given_true_bravais"]["random forest"][key], 1e-9))
+        pairs = [v for d in r["lattice_r2_given_true_bravais"].values()
+                 for k, v in d.items() if k != "n_test"]
+        ratios[f"{s}_lattice_r2_share_beating_rf"] = (
+            sum(v["cryspext"] > v["random forest"] for v in pairs) / max(len(pairs), 1))
+        cs = r["cell_spacegroup"]
+        ratios[f"{s}_cell_top1_vs_rf"] = (cs["cryspext, conventional test cells"]["top1"] / max(
+            cs["random forest on cryspext's canonical features, conventional cells"]["top1"], 1e-9))
     print(json.dumps({"benchmark": "formula", **ratios, **api, "elapsed_s": elapsed}))
     return 0
 

@@ -112,6 +112,13 @@ def build_element_table(out: Path = PACKAGE_DATA / "elements.json") -> Path:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    # Third-party data keeps its licence: matminer's (BSD-style) goes next to the table.
+    from importlib.metadata import distribution
+
+    licence = distribution("matminer").read_text("licenses/LICENSE") or distribution(
+        "matminer").read_text("LICENSE")
+    if licence:
+        (out.parent / "LICENSE.matminer").write_text(licence)
     return out
 
 
