@@ -125,6 +125,14 @@ def scatterers(structure: Any, occupancies: Sequence[float] | None = None, b_fac
         occ = np.asarray(occ, dtype=float)
         if occupancies is not None:
             raise ValueError("occupancies are taken from the disordered pymatgen structure; do not pass them too")
+    elif module.startswith("pymatgen") and hasattr(structure, "lattice"):
+        # Ordered pymatgen structure: read its arrays directly (the C++ core validates them).
+        frac = np.asarray(structure.frac_coords, dtype=float).reshape(-1, 3)
+        cell = np.asarray(structure.lattice.matrix, dtype=float)
+        numbers = np.asarray(structure.atomic_numbers, dtype=np.int32)
+        occ = np.ones(len(numbers)) if occupancies is None else np.asarray(occupancies, dtype=float)
+        if occ.shape != (len(numbers),):
+            raise ValueError(f"occupancies must have one value per atom ({len(numbers)}), got shape {occ.shape}")
     else:
         from ..structure import as_structure
 
