@@ -2,6 +2,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -89,6 +90,13 @@ SoapBasis::SoapBasis(const SoapSettings& settings) : s_(settings) {
     gauss_step_ = std::exp(-alpha_ * spacing * spacing);
     inv_index_.assign(n, 0.0);
     for (int i = 1; i < n; ++i) inv_index_[i] = 1.0 / i;
+    // Block kernel: Gaussians by ratios from the top centre down; the largest ratio exponent is
+    // alpha (2 h r_top), which must stay far from overflow.
+    batch_ok_ = alpha_ * (2.0 * spacing * r_basis_[n - 1] + spacing * spacing) < 600.0 && n >= 2;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    use_avx2_ = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
     const int lp = s_.l_max + 1;
     qmm_.assign(lp, 1.0);
     for (int m = 1; m <= s_.l_max; ++m) qmm_[m] = qmm_[m - 1] * (2 * m - 1);
@@ -256,6 +264,247 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
     if (s_.l_max == 6) add_neighbor_body<6>(d, r, parity, acc, work, acc2);
     else add_neighbor_body<-1>(d, r, parity, acc, work, acc2);
 }
+
+#ifdef CRYSPEXT_OPENMP
+#define CRYSPEXT_SIMD _Pragma("omp simd")
+#define CRYSPEXT_SIMD_SUM_S _Pragma("omp simd reduction(+ : s)")
+#else
+#define CRYSPEXT_SIMD
+#define CRYSPEXT_SIMD_SUM_S
+#endif
+
+namespace {
+
+// exp(x) for x in [-708, 708] (callers guarantee the range) to ~1 ulp, written so that compilers
+// vectorise it (Cody-Waite reduction, degree-13 Taylor polynomial, 2^k from the bits of a
+// rounded double). No clamping: GCC 12 stops vectorising with it.
+inline double vexp(double x) {
+    const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+    const double kd = x * 1.4426950408889634 + shifter;
+    const double k = kd - shifter;
+    const double f = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    p = p * f + 1.0 / 479001600.0;
+    p = p * f + 1.0 / 39916800.0;
+    p = p * f + 1.0 / 3628800.0;
+    p = p * f + 1.0 / 362880.0;
+    p = p * f + 1.0 / 40320.0;
+    p = p * f + 1.0 / 5040.0;
+    p = p * f + 1.0 / 720.0;
+    p = p * f + 1.0 / 120.0;
+    p = p * f + 1.0 / 24.0;
+    p = p * f + 1.0 / 6.0;
+    p = p * f + 0.5;
+    p = p * f + 1.0;
+    p = p * f + 1.0;
+#if defined(__GNUC__) && __GNUC__ >= 11
+    const uint64_t bits = (__builtin_bit_cast(uint64_t, kd) + 1023u) << 52;  // low bits of kd hold k
+    return p * __builtin_bit_cast(double, bits);
+#else
+    uint64_t bits;
+    std::memcpy(&bits, &kd, sizeof bits);
+    bits = (bits + 1023u) << 52;
+    double scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+#endif
+}
+
+}  // namespace
+
+void SoapBasis::block_add(Block& b, const double d[3], double r, int mode, double* acc, double* acc2, double* work) const {
+    const double top = r_basis_[s_.n_max - 1];
+    // Pairs the kernel cannot take (zero distance, or the top Gaussian underflowing) go through
+    // the scalar path.
+    if (!batch_ok_ || !(r > 0.0) || alpha_ * (r - top) * (r - top) > 600.0) {
+        add_neighbor(d, r, mode, acc, work, acc2);
+        return;
+    }
+    const double fc = cutoff_function(r, s_.cutoff, s_.transition);
+    if (fc == 0.0) return;
+    const int k = b.count++;
+    b.x[k] = d[0];
+    b.y[k] = d[1];
+    b.z[k] = d[2];
+    b.r[k] = r;
+    b.w[k] = (mode == 2) ? 2.0 * fc : fc;
+    if (b.count == kBlock) block_flush(b, mode, acc, acc2, work);
+}
+
+void SoapBasis::block_flush(Block& b, int mode, double* acc, double* acc2, double* work) const {
+    if (b.count == 0) return;
+    const double top = r_basis_[s_.n_max - 1];
+    for (int k = b.count; k < kBlock; ++k) {  // padding: zero weight, exponents in range
+        b.x[k] = 0.0;
+        b.y[k] = 0.0;
+        b.z[k] = top;
+        b.r[k] = top;
+        b.w[k] = 0.0;
+    }
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (use_avx2_) block_kernel_avx2(b, mode, acc, acc2, work);
+    else block_kernel<0>(b, mode, acc, acc2, work);
+#else
+    block_kernel<0>(b, mode, acc, acc2, work);
+#endif
+    b.count = 0;
+}
+
+template <int Variant>
+inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, double* acc2, double* work) const {
+    constexpr int B = kBlock;
+    const int n = s_.n_max, L = s_.l_max, lp = L + 1, st = stride();
+    const double a_ = alpha_, h = spacing_, q = q_step_;
+    double* em = work;                 // n x B: w * exp(-alpha (r - r_a)^2)
+    double* ep = em + n * B;           // n x B: w * exp(-alpha (r + r_a)^2)
+    double* rad = ep + n * B;          // (L + 1) x n x B
+    double* ylm = rad + lp * n * B;    // (L + 1)^2 x B
+    double* cm = ylm + lp * lp * B;    // (L + 1) x B
+    double* sm = cm + lp * B;
+    double* qm = sm + lp * B;          // Legendre scratch (L + 1) x B
+    double* t = qm + lp * B;           // 12 x B scratch
+    double *ux = t, *uy = t + B, *uz = t + 2 * B, *val = t + 3 * B, *ratio = t + 4 * B, *inv_ar = t + 5 * B;
+    double *lm1 = t + 6 * B, *lc = t + 7 * B, *q1 = t + 8 * B, *q2 = t + 9 * B;
+
+    CRYSPEXT_SIMD
+    for (int p = 0; p < B; ++p) {
+        const double inv = 1.0 / b.r[p];
+        ux[p] = b.x[p] * inv;
+        uy[p] = b.y[p] * inv;
+        uz[p] = b.z[p] * inv;
+        inv_ar[p] = inv / (2.0 * a_ * h);
+    }
+    // Gaussians from the top centre down: exp(-alpha (r - r_a)^2) grows towards the peak, so no
+    // value underflows before it matters.
+    const double top = r_basis_[n - 1];
+    CRYSPEXT_SIMD
+    for (int p = 0; p < B; ++p) {
+        const double tt = b.r[p] - top;
+        val[p] = b.w[p] * vexp(-a_ * tt * tt);
+        ratio[p] = vexp(-a_ * (2.0 * h * tt + h * h));
+    }
+    for (int ia = n - 1; ia >= 0; --ia)
+        CRYSPEXT_SIMD
+        for (int p = 0; p < B; ++p) {
+            em[ia * B + p] = val[p];
+            val[p] *= ratio[p];
+            ratio[p] *= q;
+        }
+    // exp(-alpha (r + r_a)^2) upward from r_0 = 0 (equal to em there).
+    CRYSPEXT_SIMD
+    for (int p = 0; p < B; ++p) {
+        val[p] = em[p];
+        ratio[p] = vexp(-a_ * (2.0 * h * b.r[p] + h * h));
+    }
+    for (int ia = 0; ia < n; ++ia)
+        CRYSPEXT_SIMD
+        for (int p = 0; p < B; ++p) {
+            ep[ia * B + p] = val[p];
+            val[p] *= ratio[p];
+            ratio[p] *= q;
+        }
+    // Radial integrals (quippy's upward recurrence); r_0 = 0 has only l = 0.
+    CRYSPEXT_SIMD
+    for (int p = 0; p < B; ++p) rad[p] = em[p];
+    for (int l = 1; l <= L; ++l)
+        CRYSPEXT_SIMD
+        for (int p = 0; p < B; ++p) rad[(l * n) * B + p] = 0.0;
+    for (int ia = 1; ia < n; ++ia) {
+        const double ii = inv_index_[ia];
+        CRYSPEXT_SIMD
+        for (int p = 0; p < B; ++p) {
+            const double inv = inv_ar[p] * ii;
+            const double m_ = em[ia * B + p], q_ = ep[ia * B + p];
+            lm1[p] = 0.5 * (m_ + q_) * inv;
+            lc[p] = 0.5 * (m_ - q_) * inv;
+            rad[ia * B + p] = lc[p];
+        }
+        for (int l = 1; l <= L; ++l) {
+            const double c = 2.0 * l - 1.0;
+            double* dst = rad + (l * n + ia) * B;
+            CRYSPEXT_SIMD
+            for (int p = 0; p < B; ++p) {
+                const double inv = inv_ar[p] * ii;
+                const double nxt = lm1[p] - c * lc[p] * inv;
+                lm1[p] = lc[p];
+                lc[p] = nxt;
+                dst[p] = nxt;
+            }
+        }
+    }
+    // Real spherical harmonics.
+    CRYSPEXT_SIMD
+    for (int p = 0; p < B; ++p) {
+        cm[p] = 1.0;
+        sm[p] = 0.0;
+    }
+    for (int m = 1; m <= L; ++m)
+        CRYSPEXT_SIMD
+        for (int p = 0; p < B; ++p) {
+            cm[m * B + p] = ux[p] * cm[(m - 1) * B + p] - uy[p] * sm[(m - 1) * B + p];
+            sm[m * B + p] = ux[p] * sm[(m - 1) * B + p] + uy[p] * cm[(m - 1) * B + p];
+        }
+    for (int m = 0; m <= L; ++m) {
+        const double qmm = qmm_[m];
+        CRYSPEXT_SIMD
+        for (int p = 0; p < B; ++p) {
+            q1[p] = qmm;
+            q2[p] = 0.0;
+        }
+        for (int l = m; l <= L; ++l) {
+            const double nrm = ylm_norm_[l * lp + m];
+            if (l > m) {
+                const double ca = ylm_a_[l * lp + m], cb = ylm_b_[l * lp + m];
+                CRYSPEXT_SIMD
+                for (int p = 0; p < B; ++p) {
+                    const double ql = ca * uz[p] * q1[p] - cb * q2[p];
+                    q2[p] = q1[p];
+                    q1[p] = ql;
+                }
+            }
+            if (m == 0) {
+                double* y0 = ylm + (l * l + l) * B;
+                CRYSPEXT_SIMD
+                for (int p = 0; p < B; ++p) y0[p] = nrm * q1[p];
+            } else {
+                double* yp = ylm + (l * l + l + m) * B;
+                double* yn = ylm + (l * l + l - m) * B;
+                CRYSPEXT_SIMD
+                for (int p = 0; p < B; ++p) {
+                    const double v = nrm * q1[p];
+                    yp[p] = v * cm[m * B + p];
+                    yn[p] = v * sm[m * B + p];
+                }
+            }
+        }
+    }
+    // Accumulate: acc[lm, a] += sum_p Y[lm, p] rad[l, a, p] (weights are inside rad).
+    for (int l = 0; l <= L; ++l) {
+        if (mode == 2 && (l & 1)) continue;
+        const double sign = (l & 1) ? -1.0 : 1.0;
+        for (int ia = 0; ia < n; ++ia) {
+            const double* rr = rad + (l * n + ia) * B;
+            for (int m = -l; m <= l; ++m) {
+                const int lm = l * l + l + m;
+                const double* yy = ylm + lm * B;
+                double s = 0.0;
+                CRYSPEXT_SIMD_SUM_S
+                for (int p = 0; p < B; ++p) s += yy[p] * rr[p];
+                if (mode == -1) s *= sign;
+                acc[lm * st + ia] += s;
+                if (mode == 3) acc2[lm * st + ia] += sign * s;
+            }
+        }
+    }
+    (void)Variant;
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+__attribute__((target("avx2,fma"))) void SoapBasis::block_kernel_avx2(const Block& b, int mode, double* acc, double* acc2,
+                                                                       double* work) const {
+    block_kernel<1>(b, mode, acc, acc2, work);
+}
+#endif
 
 bool SoapBasis::power_spectrum(const double* acc, double central, double* out, double* work) const {
     const int n = s_.n_max, L = s_.l_max;
@@ -625,7 +874,10 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
 #pragma omp parallel if (outer_parallel)
 #endif
     {
-        std::vector<double> local(acc.size(), 0.0), work(basis.work_size());
+        std::vector<double> local(acc.size(), 0.0), work(basis.block_work_size());
+        // One block per target: 4 kinds (same species, shared, forward, backward) x S x S.
+        std::vector<SoapBasis::Block> blocks(4 * static_cast<size_t>(S) * S);
+        auto target = [&](int a, int b) { return &local[static_cast<size_t>(a * S + b) * acc_size]; };
 #ifdef CRYSPEXT_OPENMP
 #pragma omp for schedule(static)
 #endif
@@ -633,33 +885,41 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
             const int a = index[nl.i[p]], b = index[nl.j[p]];
             const double* v = &nl.vectors[3 * p];
             const double r = nl.distances[p];
+            const int ab = a * S + b;
             if (a == b) {
                 const double s = inv_d[a * S + a];
                 const double rs = r * s;
                 if (rs >= rc) continue;
                 const double d[3] = {v[0] * s, v[1] * s, v[2] * s};
-                basis.add_neighbor(d, rs, 2, &local[(a * S + a) * acc_size], work.data());
+                basis.block_add(blocks[4 * ab], d, rs, 2, target(a, a), nullptr, work.data());
             } else {
                 const double s1 = inv_d[a * S + b], s2 = inv_d[b * S + a];
                 const double r1 = r * s1, r2 = r * s2;
                 if (s1 == s2) {  // same d_NN for (a, b) and (b, a): one evaluation feeds both
                     if (r1 < rc) {
                         const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
-                        basis.add_neighbor(d, r1, 3, &local[(a * S + b) * acc_size], work.data(),
-                                           &local[(b * S + a) * acc_size]);
+                        basis.block_add(blocks[4 * ab + 1], d, r1, 3, target(a, b), target(b, a), work.data());
                     }
                     continue;
                 }
                 if (r1 < rc) {
                     const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
-                    basis.add_neighbor(d, r1, 1, &local[(a * S + b) * acc_size], work.data());
+                    basis.block_add(blocks[4 * ab + 2], d, r1, 1, target(a, b), nullptr, work.data());
                 }
                 if (r2 < rc) {
                     const double d[3] = {v[0] * s2, v[1] * s2, v[2] * s2};
-                    basis.add_neighbor(d, r2, -1, &local[(b * S + a) * acc_size], work.data());
+                    basis.block_add(blocks[4 * ab + 3], d, r2, -1, target(b, a), nullptr, work.data());
                 }
             }
         }
+        for (int a = 0; a < S; ++a)
+            for (int b = 0; b < S; ++b) {
+                const int ab = a * S + b;
+                basis.block_flush(blocks[4 * ab], 2, target(a, a), nullptr, work.data());
+                basis.block_flush(blocks[4 * ab + 1], 3, target(a, b), target(b, a), work.data());
+                basis.block_flush(blocks[4 * ab + 2], 1, target(a, b), nullptr, work.data());
+                basis.block_flush(blocks[4 * ab + 3], -1, target(b, a), nullptr, work.data());
+            }
 #ifdef CRYSPEXT_OPENMP
 #pragma omp critical
 #endif
@@ -704,7 +964,8 @@ void soap_per_atom(const double* positions, int64_t n, const double* cell_rows, 
 #pragma omp parallel
 #endif
     {
-        std::vector<double> acc(basis.acc_size()), work(basis.work_size()), ps_work(basis.ps_work_size());
+        std::vector<double> acc(basis.acc_size()), work(basis.block_work_size()), ps_work(basis.ps_work_size());
+        SoapBasis::Block block;
 #ifdef CRYSPEXT_OPENMP
 #pragma omp for schedule(dynamic, 16)
 #endif
@@ -714,8 +975,9 @@ void soap_per_atom(const double* positions, int64_t n, const double* cell_rows, 
                 const double r = std::sqrt(r2) * inv;
                 if (r >= rc) return;
                 const double d[3] = {dx * inv, dy * inv, dz * inv};
-                basis.add_neighbor(d, r, 1, acc.data(), work.data());
+                basis.block_add(block, d, r, 1, acc.data(), nullptr, work.data());
             });
+            basis.block_flush(block, 1, acc.data(), nullptr, work.data());
             basis.power_spectrum(acc.data(), settings.central_weight, out + i * dim, ps_work.data());
         }
     }

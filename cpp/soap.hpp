@@ -49,6 +49,18 @@ public:
     void add_neighbor(const double d[3], double r, int parity, double* acc, double* work, double* acc2 = nullptr) const;
     int work_size() const { return (s_.l_max + 1) * stride() + n_lm() + 2 * (s_.l_max + 1) + s_.n_max; }
 
+    // Neighbours collected in blocks and evaluated by a kernel vectorised across the block
+    // (same sums as add_neighbor up to rounding). One Block per (mode, accumulators) target.
+    static constexpr int kBlock = 32;
+    struct Block {
+        int count = 0;
+        alignas(64) double x[kBlock], y[kBlock], z[kBlock], r[kBlock], w[kBlock];
+    };
+    // Queues one neighbour (mode as add_neighbor's parity); flushes the block when full.
+    void block_add(Block& block, const double d[3], double r, int mode, double* acc, double* acc2, double* work) const;
+    void block_flush(Block& block, int mode, double* acc, double* acc2, double* work) const;
+    int block_work_size() const { return (2 * s_.n_max + (s_.l_max + 1) * s_.n_max + n_lm() + 3 * (s_.l_max + 1) + 12) * kBlock + work_size(); }
+
     // Power spectrum of accumulated coefficients; `central` is the summed central weight
     // (number of centres x central_weight). Returns false (and fills NaN) when the norm is 0.
     bool power_spectrum(const double* acc, double central, double* out, double* work) const;
@@ -57,6 +69,11 @@ public:
 private:
     template <int LT>
     void add_neighbor_body(const double d[3], double r, int parity, double* acc, double* work, double* acc2) const;
+    template <int Variant>
+    void block_kernel(const Block& block, int mode, double* acc, double* acc2, double* work) const;
+    void block_kernel_avx2(const Block& block, int mode, double* acc, double* acc2, double* work) const;
+    bool batch_ok_ = false;    // the block kernel's ratio recurrence cannot overflow for these settings
+    bool use_avx2_ = false;
     SoapSettings s_;
     int dim_;
     double alpha_;
