@@ -125,6 +125,18 @@ def test_cli(tmp_path, capsys):
     assert out["wavelength_A"] == pytest.approx(1.5405929)
     assert main(["xrd", str(path), "--wavelength", "CuKa", "--peaks", "--plot", str(tmp_path / "p.png")]) == 0
     assert "space group" in capsys.readouterr().out and (tmp_path / "p.png").is_file()
+    xrdml = tmp_path / "mno.xrdml"
+    xrdml.write_text(
+        '<?xml version="1.0"?><xrdMeasurements><xrdMeasurement><usedWavelength>'
+        f'<kAlpha1>{1.5405929}</kAlpha1><kAlpha2>{1.5444274}</kAlpha2><ratioKAlpha2KAlpha1>0.5</ratioKAlpha2KAlpha1>'
+        '</usedWavelength><scan><dataPoints><positions axis="2Theta" unit="deg">'
+        f'<startPosition>{tt[0]}</startPosition><endPosition>{tt[-1]}</endPosition></positions>'
+        f'<counts unit="counts">{" ".join(str(int(v)) for v in y)}</counts></dataPoints></scan>'
+        "</xrdMeasurement></xrdMeasurements>")
+    assert main(["xrd", str(xrdml), "--json"]) == 0  # the wavelength comes from the file
+    from_file = json.loads(capsys.readouterr().out)
+    assert from_file["n_peaks"] == out["n_peaks"] and from_file["kalpha2_A"] == pytest.approx(1.5444274)
+    assert main(["xrd", str(path)]) == 2  # a plain .xy names no wavelength
     assert main(["xrd", str(path), "--wavelength", "CuKb"]) == 2
     assert main(["xrd", str(tmp_path / "missing.xy"), "--wavelength", "CuKa"]) == 2
     with pytest.raises(SystemExit):

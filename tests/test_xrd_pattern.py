@@ -131,6 +131,8 @@ def test_readers(tmp_path):
         assert np.allclose(p.two_theta, tt, atol=1e-6), name
         assert np.allclose(p.intensity, y, atol=1e-3), name
     assert read_pattern(tmp_path / "d.xrdml").info["kAlpha2"] == pytest.approx(1.544426)
+    with pytest.raises(ValueError, match="wavelength"):
+        extract_peaks(tmp_path / "a.xy", None)
 
     (tmp_path / "bad.xy").write_text("no numbers here\n")
     (tmp_path / "short.dat").write_text("5 0.05 60\n1\n2\n3\n4\n")

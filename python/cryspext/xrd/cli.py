@@ -32,7 +32,7 @@ def _run(args) -> int:
     wavelength = args.wavelength
     try:
         wavelength = float(wavelength)
-    except ValueError:
+    except (TypeError, ValueError):
         pass
     result = predict_pattern(args.pattern, wavelength, top=args.top, min_snr=args.min_snr,
                              min_relative=args.min_relative)
@@ -90,8 +90,9 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("pattern", help="pattern file: .xy/.csv/.dat/.txt (2θ, intensity) or .xrdml")
-    p.add_argument("--wavelength", required=True, metavar="NAME_OR_Å",
-                   help="X-ray wavelength: CuKa, MoKa, CoKa, AgKa, CrKa, FeKa (or ...Ka1), or a number in Å")
+    p.add_argument("--wavelength", metavar="NAME_OR_Å",
+                   help="X-ray wavelength: CuKa, MoKa, CoKa, AgKa, CrKa, FeKa (or ...Ka1), or a number in Å; "
+                        "may be left out for .xrdml files, which name their own")
     p.add_argument("--top", type=int, default=5, help="how many space groups to list (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object (prediction and peaks)")
     p.add_argument("--peaks", action="store_true", help="also list the extracted peaks")

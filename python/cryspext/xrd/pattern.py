@@ -246,7 +246,8 @@ def extract_peaks(
 ) -> Peaks:
     """Peaks of a measured pattern (file path, :class:`Pattern` or (2θ, I) arrays).
 
-    ``wavelength``: "CuKa" (Kα1+Kα2, stripped), "CuKa1", Mo/Co/Ag/Cr/Fe likewise, or a number in Å.
+    ``wavelength``: "CuKa" (Kα1+Kα2, stripped), "CuKa1", Mo/Co/Ag/Cr/Fe likewise, a number in Å,
+    or None to take Kα1/Kα2 from an XRDML file.
     ``background_width``, ``smooth_width`` and ``max_fwhm`` are in degrees 2θ; a peak must rise
     ``min_snr`` noise σ and ``min_relative`` × the strongest peak above its surroundings and be
     narrower than ``max_fwhm``.
@@ -256,6 +257,12 @@ def extract_peaks(
     if isinstance(pattern, tuple) and len(pattern) == 2:
         pattern = Pattern(*pattern)
     pattern = read_pattern(pattern)
+    if wavelength is None:  # an XRDML file names its own wavelengths
+        info = pattern.info
+        if "kAlpha1" not in info:
+            raise ValueError("no wavelength given and the pattern file does not name one: pass e.g. 'CuKa'")
+        wavelength = Radiation(info["kAlpha1"], info.get("kAlpha2"), info.get("ratioKAlpha2KAlpha1", 0.5),
+                               "from file")
     rad = radiation(wavelength)
     if not (background_width > 0 and smooth_width > 0 and min_snr > 0 and 0 <= min_relative < 1):
         raise ValueError("background_width, smooth_width and min_snr must be > 0, min_relative in [0, 1)")
