@@ -837,29 +837,11 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
     nopt.cutoff = rc * dmax;
     nopt.half = true;
     nopt.want_vectors = true;
+    // Small clusters (ARISE boxes): a direct double loop over pairs beats building a list.
+    const bool direct = !pbc[0] && !pbc[1] && !pbc[2] && n <= 1500;
     NeighborList nl;
-    if (!pbc[0] && !pbc[1] && !pbc[2] && n <= 1500) {
-        // Small clusters (ARISE boxes): a direct double loop beats the cell list.
-        const double r2max = nopt.cutoff * nopt.cutoff;
-        for (int64_t i = 0; i < n; ++i) {
-            const double* pi = positions + 3 * i;
-            for (int64_t j = i + 1; j < n; ++j) {
-                const double* pj = positions + 3 * j;
-                const double dx = pj[0] - pi[0], dy = pj[1] - pi[1], dz = pj[2] - pi[2];
-                const double r2 = dx * dx + dy * dy + dz * dz;
-                if (r2 >= r2max) continue;
-                nl.i.push_back(static_cast<int32_t>(i));
-                nl.j.push_back(static_cast<int32_t>(j));
-                nl.distances.push_back(std::sqrt(r2));
-                nl.vectors.push_back(dx);
-                nl.vectors.push_back(dy);
-                nl.vectors.push_back(dz);
-            }
-        }
-    } else {
-        nl = neighbor_list(positions, n, cell_rows, pbc, nopt);
-    }
-    const int64_t n_pairs = static_cast<int64_t>(nl.i.size());
+    if (!direct) nl = neighbor_list(positions, n, cell_rows, pbc, nopt);
+    const int64_t n_pairs = direct ? n * (n - 1) / 2 : static_cast<int64_t>(nl.i.size());
     const int acc_size = basis.acc_size();
     std::vector<double> acc(static_cast<size_t>(S) * S * acc_size, 0.0);
     std::vector<double> inv_d(S * S);
@@ -878,39 +860,56 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
         // One block per target: 4 kinds (same species, shared, forward, backward) x S x S.
         std::vector<SoapBasis::Block> blocks(4 * static_cast<size_t>(S) * S);
         auto target = [&](int a, int b) { return &local[static_cast<size_t>(a * S + b) * acc_size]; };
-#ifdef CRYSPEXT_OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t p = 0; p < n_pairs; ++p) {
-            const int a = index[nl.i[p]], b = index[nl.j[p]];
-            const double* v = &nl.vectors[3 * p];
-            const double r = nl.distances[p];
+        // One unordered pair (i, j) with vector v = r_j - r_i of length r (Å).
+        auto process = [&](int32_t i, int32_t j, const double* v, double r) {
+            const int a = index[i], b = index[j];
             const int ab = a * S + b;
             if (a == b) {
                 const double s = inv_d[a * S + a];
                 const double rs = r * s;
-                if (rs >= rc) continue;
+                if (rs >= rc) return;
                 const double d[3] = {v[0] * s, v[1] * s, v[2] * s};
                 basis.block_add(blocks[4 * ab], d, rs, 2, target(a, a), nullptr, work.data());
-            } else {
-                const double s1 = inv_d[a * S + b], s2 = inv_d[b * S + a];
-                const double r1 = r * s1, r2 = r * s2;
-                if (s1 == s2) {  // same d_NN for (a, b) and (b, a): one evaluation feeds both
-                    if (r1 < rc) {
-                        const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
-                        basis.block_add(blocks[4 * ab + 1], d, r1, 3, target(a, b), target(b, a), work.data());
-                    }
-                    continue;
-                }
+                return;
+            }
+            const double s1 = inv_d[a * S + b], s2 = inv_d[b * S + a];
+            const double r1 = r * s1, r2 = r * s2;
+            if (s1 == s2) {  // same d_NN for (a, b) and (b, a): one evaluation feeds both
                 if (r1 < rc) {
                     const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
-                    basis.block_add(blocks[4 * ab + 2], d, r1, 1, target(a, b), nullptr, work.data());
+                    basis.block_add(blocks[4 * ab + 1], d, r1, 3, target(a, b), target(b, a), work.data());
                 }
-                if (r2 < rc) {
-                    const double d[3] = {v[0] * s2, v[1] * s2, v[2] * s2};
-                    basis.block_add(blocks[4 * ab + 3], d, r2, -1, target(b, a), nullptr, work.data());
+                return;
+            }
+            if (r1 < rc) {
+                const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
+                basis.block_add(blocks[4 * ab + 2], d, r1, 1, target(a, b), nullptr, work.data());
+            }
+            if (r2 < rc) {
+                const double d[3] = {v[0] * s2, v[1] * s2, v[2] * s2};
+                basis.block_add(blocks[4 * ab + 3], d, r2, -1, target(b, a), nullptr, work.data());
+            }
+        };
+        if (direct) {
+            const double r2max = nopt.cutoff * nopt.cutoff;
+#ifdef CRYSPEXT_OPENMP
+#pragma omp for schedule(dynamic, 8)
+#endif
+            for (int64_t i = 0; i < n; ++i) {
+                const double* pi = positions + 3 * i;
+                for (int64_t j = i + 1; j < n; ++j) {
+                    const double* pj = positions + 3 * j;
+                    const double v[3] = {pj[0] - pi[0], pj[1] - pi[1], pj[2] - pi[2]};
+                    const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+                    if (r2 >= r2max) continue;
+                    process(static_cast<int32_t>(i), static_cast<int32_t>(j), v, std::sqrt(r2));
                 }
             }
+        } else {
+#ifdef CRYSPEXT_OPENMP
+#pragma omp for schedule(static)
+#endif
+            for (int64_t p = 0; p < n_pairs; ++p) process(nl.i[p], nl.j[p], &nl.vectors[3 * p], nl.distances[p]);
         }
         for (int a = 0; a < S; ++a)
             for (int b = 0; b < S; ++b) {
