@@ -17,7 +17,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(os.environ.get("CRYSPEXT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

@@ -320,10 +320,6 @@ def make_model(n_classes: int, n_bins: int, channels=None, hidden=None, coord=Fa
     return SpgVolNet(n_classes, n_bins)
 
 
-class Ensemble:  # built lazily so that importing this module does not need torch
-    pass
-
-
 def make_ensemble(members, mu_u: float, sd_u: float):
     """TorchScript-able wrapper: (B, n_bins) -> (member probabilities (M, B, C), member ln V_prim (M, B))."""
     import torch

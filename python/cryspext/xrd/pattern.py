@@ -14,7 +14,6 @@ Pipeline of :func:`extract_peaks`, every step automatic:
 
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -84,7 +83,6 @@ class Peaks:
 
 
 # ----------------------------------------------------------------------------- readers
-_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def _numbers(line: str) -> list[float] | None:
