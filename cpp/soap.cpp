@@ -93,7 +93,7 @@ SoapBasis::SoapBasis(const SoapSettings& settings) : s_(settings) {
     // Block kernel: Gaussians by ratios from the top centre down; the largest ratio exponent is
     // alpha (2 h r_top), which must stay far from overflow.
     batch_ok_ = alpha_ * (2.0 * spacing * r_basis_[n - 1] + spacing * spacing) < 600.0 && n >= 2;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
     use_avx2_ = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
@@ -341,7 +341,7 @@ void SoapBasis::block_flush(Block& b, int mode, double* acc, double* acc2, doubl
         b.r[k] = top;
         b.w[k] = 0.0;
     }
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
     if (use_avx2_) block_kernel_avx2(b, mode, acc, acc2, work);
     else block_kernel<0>(b, mode, acc, acc2, work);
 #else
@@ -499,7 +499,7 @@ inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, doubl
     (void)Variant;
 }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
 __attribute__((target("avx2,fma"))) void SoapBasis::block_kernel_avx2(const Block& b, int mode, double* acc, double* acc2,
                                                                        double* work) const {
     block_kernel<1>(b, mode, acc, acc2, work);
