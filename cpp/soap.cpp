@@ -320,14 +320,14 @@ void SoapBasis::block_add(Block& b, const double d[3], double r, int mode, doubl
         add_neighbor(d, r, mode, acc, work, acc2);
         return;
     }
-    const double fc = cutoff_function(r, s_.cutoff, s_.transition);
-    if (fc == 0.0) return;
+    if (r >= s_.cutoff) return;
+    // The cutoff taper is applied in the kernel (vectorised); w holds the mode's factor.
     const int k = b.count++;
     b.x[k] = d[0];
     b.y[k] = d[1];
     b.z[k] = d[2];
     b.r[k] = r;
-    b.w[k] = (mode == 2) ? 2.0 * fc : fc;
+    b.w[k] = (mode == 2) ? 2.0 : 1.0;
     if (b.count == kBlock) block_flush(b, mode, acc, acc2, work);
 }
 
@@ -364,7 +364,7 @@ inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, doubl
     double* qm = sm + lp * B;          // Legendre scratch (L + 1) x B
     double* t = qm + lp * B;           // 12 x B scratch
     double *ux = t, *uy = t + B, *uz = t + 2 * B, *val = t + 3 * B, *ratio = t + 4 * B, *inv_ar = t + 5 * B;
-    double *lm1 = t + 6 * B, *lc = t + 7 * B, *q1 = t + 8 * B, *q2 = t + 9 * B;
+    double *lm1 = t + 6 * B, *lc = t + 7 * B, *q1 = t + 8 * B, *q2 = t + 9 * B, *fcut = t + 10 * B;
 
     CRYSPEXT_SIMD
     for (int p = 0; p < B; ++p) {
@@ -374,13 +374,38 @@ inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, doubl
         uz[p] = b.z[p] * inv;
         inv_ar[p] = inv / (2.0 * a_ * h);
     }
+    // quippy's cosine taper over [r_cut - w, r_cut): cos(pi t) = sin(pi (1/2 - t)), Taylor series
+    // on |u| <= pi/2 (error < 3e-16); t is zeroed below the taper (branch-free for vectorising).
+    if (s_.transition > 0.0) {
+        const double r0 = s_.cutoff - s_.transition, inv_w = 1.0 / s_.transition;
+        CRYSPEXT_SIMD
+        for (int p = 0; p < B; ++p) {
+            double tt = (b.r[p] - r0) * inv_w;
+            tt = 0.5 * (tt + std::fabs(tt));  // max(t, 0) without a branch
+            const double u = 3.14159265358979323846 * (0.5 - tt), u2 = u * u;
+            double sn = 1.0 / 121645100408832000.0;  // 1/19!
+            sn = sn * u2 - 1.0 / 355687428096000.0;
+            sn = sn * u2 + 1.0 / 1307674368000.0;
+            sn = sn * u2 - 1.0 / 6227020800.0;
+            sn = sn * u2 + 1.0 / 39916800.0;
+            sn = sn * u2 - 1.0 / 362880.0;
+            sn = sn * u2 + 1.0 / 5040.0;
+            sn = sn * u2 - 1.0 / 120.0;
+            sn = sn * u2 + 1.0 / 6.0;
+            sn = sn * u2 - 1.0;
+            sn = -sn * u;  // sin(u) = u (1 - u^2/6 + ...)
+            fcut[p] = b.w[p] * 0.5 * (1.0 + sn);
+        }
+    } else {
+        for (int p = 0; p < B; ++p) fcut[p] = b.w[p];
+    }
     // Gaussians from the top centre down: exp(-alpha (r - r_a)^2) grows towards the peak, so no
     // value underflows before it matters.
     const double top = r_basis_[n - 1];
     CRYSPEXT_SIMD
     for (int p = 0; p < B; ++p) {
         const double tt = b.r[p] - top;
-        val[p] = b.w[p] * vexp(-a_ * tt * tt);
+        val[p] = fcut[p] * vexp(-a_ * tt * tt);
         ratio[p] = vexp(-a_ * (2.0 * h * tt + h * h));
     }
     for (int ia = n - 1; ia >= 0; --ia)
