@@ -94,7 +94,10 @@ class AriseModifier(ModifierInterface):
     def _write(self, data: DataCollection, result, per_atom) -> None:
         classes = list(result.classes)
         labels = per_atom.labels
-        present = [c for c in np.unique(labels) if c >= 0]
+        # Same palette as SPMResult.plot: classes found in the box maps, in class order; a class
+        # that only the per-atom projection produces comes after them.
+        present = [int(c) for c in np.unique(result.labels) if c >= 0]
+        present += [int(c) for c in np.unique(labels) if c >= 0 and c not in present]
         colours = _class_colours(max(len(present), 1))
         type_id = np.zeros(len(labels), dtype=np.int32)  # 0: no class (no valid box)
         particles = data.particles_
