@@ -35,7 +35,7 @@ def register(subparsers) -> None:
             "compounds, 2D materials and carbon nanotubes. Prints the most probable prototype, the "
             "top-k ranking and the uncertainty (mutual information, in nats: near 0 means confident; "
             "values above ~0.1 mean the structure is defective or unlike any prototype). "
-            "Chemistry is ignored: only the geometry counts."
+            "Which elements are present does not matter, only the geometry of each species pair."
         ),
         epilog="Example: cryspext classify POSCAR --top 3 --json",
     )

@@ -17,7 +17,7 @@ transition width, so this equals r_cut·s, σ·s and width·s on the d_NN-scaled
 
 Model selection (thesis 4.3.3.3): training uses pristine vectors only; the checkpoint kept is the one
 with the best accuracy on a validation set of pristine (central setting) plus mildly defective
-structures (Gaussian displacements δ ∈ {0.1, 0.2, 0.6} % of d_NN, η ∈ {1, 2, 5} % missing atoms; one realisation each, seed
+supercells (periodic and finite) (Gaussian displacements δ ∈ {0.1, 0.2, 0.6} % of d_NN, η ∈ {1, 2, 5} % missing atoms; one realisation each, seed
 fixed and different from the robustness benchmark's).
 
 Everything is seeded (``--seed``, default 0): rebuilding gives the same arrays and hash.
@@ -108,7 +108,7 @@ def unpack(z) -> list:
 def prepare(data: str | None, cache: Path, seed: int = 0, limit: int | None = None) -> Path:
     """Write ``structures.npz``: the 396 pristine training structures and the validation structures."""
     from cryspext.arise.defects import make_defective, typical_nn_distance
-    from cryspext.arise.prototypes import load_prototypes, training_structures
+    from cryspext.arise.prototypes import isotropic_supercells, load_prototypes, training_structures
 
     cache.mkdir(parents=True, exist_ok=True)
     protos = load_prototypes(data)
@@ -125,11 +125,15 @@ def prepare(data: str | None, cache: Path, seed: int = 0, limit: int | None = No
             train_tags.append(tag)
             val.append(s)
             val_tags.append("pristine")
+            # Defects go into supercells, never into a unit cell (removing one atom of a 2-atom
+            # cell makes another crystal): the periodic cell is replaced by its smallest
+            # periodic supercell with >= 100 atoms.
+            base = isotropic_supercells(proto, periodic=True)[0] if tag == "periodic" else s
             for delta in VALIDATION_DELTAS:
-                val.append(make_defective(s, delta=delta, d_nn=d_nn, seed=rng, distribution="gaussian"))
+                val.append(make_defective(base, delta=delta, d_nn=d_nn, seed=rng, distribution="gaussian"))
                 val_tags.append(f"delta={delta}")
             for eta in VALIDATION_ETAS:
-                val.append(make_defective(s, eta=eta, seed=rng))
+                val.append(make_defective(base, eta=eta, seed=rng))
                 val_tags.append(f"eta={eta}")
             val_y += [label] * (1 + len(VALIDATION_DELTAS) + len(VALIDATION_ETAS))
     out = cache / "structures.npz"
@@ -269,7 +273,7 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         sched.step()
         acc_val = _accuracy(model, xv, yv)
         acc_pristine = _accuracy(model, xv[pristine], yv[pristine])
@@ -344,7 +348,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")), help="torch threads (default $OMP_NUM_THREADS or 1: on a busy 2-core machine 2 threads thrash)")
     p.add_argument("--limit", type=int, default=None, help="only the first N prototypes (for quick checks)")
     args = p.parse_args(argv)
     cache = Path(args.cache)
