@@ -6,7 +6,8 @@
 #
 # The environment lives in .venv/ next to this checkout. torch is installed first as the
 # CPU build 2.13.0 (any looser spec would pull several GB of CUDA wheels), then cryspext
-# with its test extras. Set CRYSPEXT_REINSTALL=1 to rebuild the package after changes.
+# with its extras (CRYSPEXT_EXTRAS, default "test,ovito,distributed"; CI adds "oracle" for
+# the quippy cross-checks). Set CRYSPEXT_REINSTALL=1 to rebuild the package after changes.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
@@ -20,7 +21,7 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
     "$venv/bin/python" -m pip install -q "torch==2.13.0"
 fi
 if [ "${CRYSPEXT_REINSTALL:-0}" = 1 ] || ! "$venv/bin/python" -c "import cryspext._core" 2>/dev/null; then
-    "$venv/bin/python" -m pip install -q "$root[test,ovito,distributed]"
+    "$venv/bin/python" -m pip install -q "$root[${CRYSPEXT_EXTRAS:-test,ovito,distributed}]"
     if [ -d "$root/ovito_modifier" ] && [ -f "$root/ovito_modifier/pyproject.toml" ]; then
         "$venv/bin/python" -m pip install -q --no-deps "$root/ovito_modifier"
     fi
