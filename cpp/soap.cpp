@@ -230,12 +230,12 @@ inline void SoapBasis::add_neighbor_body(const double d[3], double r, int parity
             for (int m = -l; m <= l; ++m) {
                 const int lm = l * l + l + m;
                 const double yw = fc * ylm[lm];
-                double* dst = acc + lm * st;
-                double* dst2 = acc2 + lm * st;
+                double* dst = acc + lm * st * kLanes;
+                double* dst2 = acc2 + lm * st * kLanes;
                 for (int ia = a_lo; ia <= a_hi; ++ia) {
                     const double v = yw * rad[ia];
-                    dst[ia] += v;
-                    dst2[ia] += sign * v;
+                    dst[ia * kLanes] += v;
+                    dst2[ia * kLanes] += sign * v;
                 }
             }
         }
@@ -253,8 +253,8 @@ inline void SoapBasis::add_neighbor_body(const double d[3], double r, int parity
         for (int m = -l; m <= l; ++m) {
             const int lm = l * l + l + m;
             const double yw = w * ylm[lm];
-            double* dst = acc + lm * st;
-            for (int ia = a_lo; ia <= a_hi; ++ia) dst[ia] += yw * rad[ia];
+            double* dst = acc + lm * st * kLanes;
+            for (int ia = a_lo; ia <= a_hi; ++ia) dst[ia * kLanes] += yw * rad[ia];
         }
     }
 }
@@ -503,7 +503,10 @@ inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, doubl
             }
         }
     }
-    // Accumulate: acc[lm, a] += sum_p Y[lm, p] rad[l, a, p] (weights are inside rad).
+    // Accumulate: acc[lm, a] += sum_p Y[lm, p] rad[l, a, p] (weights are inside rad). The sum
+    // over p stays split over kLanes partial sums (no horizontal reduction per block); they are
+    // added up once, in power_spectrum.
+    constexpr int V = kLanes;
     for (int l = 0; l <= L; ++l) {
         if (mode == 2 && (l & 1)) continue;
         const double sign = (l & 1) ? -1.0 : 1.0;
@@ -512,12 +515,19 @@ inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, doubl
             for (int m = -l; m <= l; ++m) {
                 const int lm = l * l + l + m;
                 const double* yy = ylm + lm * B;
-                double s = 0.0;
-                CRYSPEXT_SIMD_SUM_S
-                for (int p = 0; p < B; ++p) s += yy[p] * rr[p];
-                if (mode == -1) s *= sign;
-                acc[lm * st + ia] += s;
-                if (mode == 3) acc2[lm * st + ia] += sign * s;
+                double w4[V] = {0.0, 0.0, 0.0, 0.0};
+                for (int c = 0; c < B; c += V)
+                    for (int v = 0; v < V; ++v) w4[v] += yy[c + v] * rr[c + v];
+                double* dst = acc + (lm * st + ia) * V;
+                if (mode == -1) {
+                    for (int v = 0; v < V; ++v) dst[v] += sign * w4[v];
+                } else {
+                    for (int v = 0; v < V; ++v) dst[v] += w4[v];
+                }
+                if (mode == 3) {
+                    double* dst2 = acc2 + (lm * st + ia) * V;
+                    for (int v = 0; v < V; ++v) dst2[v] += sign * w4[v];
+                }
             }
         }
     }
@@ -535,13 +545,19 @@ bool SoapBasis::power_spectrum(const double* acc, double central, double* out, d
     const int n = s_.n_max, L = s_.l_max;
     const int nlm = n_lm();
     const int st = stride();
-    double* c = work;  // c[lm * n + b] = sum_a acc[lm * st + a] T(a, b)
+    double* c = work;  // c[lm * n + b] = sum_a (sum of the lanes of acc[lm, a]) T(a, b)
+    double row[64];
     for (int lm = 0; lm < nlm; ++lm) {
-        const double* src = acc + lm * st;
+        const double* src = acc + lm * st * kLanes;
+        for (int ia = 0; ia < n; ++ia) {
+            double t = 0.0;
+            for (int v = 0; v < kLanes; ++v) t += src[ia * kLanes + v];
+            row[ia] = t;
+        }
         double* dst = c + lm * n;
         for (int b = 0; b < n; ++b) {
             double s = 0.0;
-            for (int ia = 0; ia < n; ++ia) s += src[ia] * transform_[ia * n + b];
+            for (int ia = 0; ia < n; ++ia) s += row[ia] * transform_[ia * n + b];
             dst[b] = s;
         }
     }

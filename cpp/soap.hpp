@@ -38,11 +38,13 @@ public:
     int dim() const { return dim_; }
     int n_lm() const { return (s_.l_max + 1) * (s_.l_max + 1); }
     int stride() const { return s_.n_max; }
-    int acc_size() const { return n_lm() * stride(); }  // accumulator layout acc[lm * stride() + a]
+    // Accumulators hold kLanes partial sums per coefficient: acc[(lm * n_max + a) * kLanes + lane].
+    static constexpr int kLanes = 4;
+    int acc_size() const { return n_lm() * stride() * kLanes; }
     const std::vector<double>& r_basis() const { return r_basis_; }
     const std::vector<double>& transform() const { return transform_; }  // row-major (a, b)
 
-    // Adds the density of one neighbour at vector d (length r < cutoff) to acc[lm * stride() + a]
+    // Adds the density of one neighbour at vector d (length r < cutoff) to coefficient (lm, a) of acc
     // (coefficients before the radial transform). `parity`: +1 adds d, -1 adds -d, 2 adds both
     // d and -d (an unordered pair seen from both ends: odd l cancel, even l double), 3 adds d to
     // acc and -d to acc2 (the pair seen from both ends by two substructures with equal scaling).
