@@ -96,7 +96,8 @@ def test_mutual_information_rises_with_disorder(model, shared_data):
             if delta == 0:
                 assert all(r.label == name for r in results), (name, delta, eta)
     pristine, d4, d10, eta30, both = mean_mi
-    assert pristine < 0.1, mean_mi
+    # "Low": the thesis's confident graphene has 0.06 nats, its defective one 0.46.
+    assert pristine < 0.2, mean_mi
     assert pristine < d4 < d10, mean_mi
     assert both > pristine, mean_mi
     assert eta30 < d10, mean_mi
