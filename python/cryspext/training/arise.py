@@ -311,7 +311,7 @@ def train(
             "settings_grid": {"r_cut_dnn": list(RCUTS), "sigma_dnn": list(SIGMAS), "extrinsic": list(EXTRINSIC)},
             "n_train": int(len(x)),
             "n_validation": int(len(xv)),
-            "validation": "pristine (central setting) + delta in {0.1,0.2,0.6}% and eta in {1,2,5}%, one realisation each",
+            "validation": "pristine training structures (central setting) + supercells (periodic and finite) with Gaussian delta in {0.1,0.2,0.6}% d_NN or eta in {1,2,5}% missing atoms, one realisation each",
             "data_hash_sha256": data_hash,
             "epochs": epochs,
             "batch_size": batch_size,
