@@ -88,14 +88,12 @@ CellBins make_bins(const double* positions, int64_t n_atoms, const CellFrame& fr
     }
     for (int d = 0; d < 3; ++d) {
         bin_height[d] = extent[d] / bins.n_bins[d];
-        if (bin_height[d] > 0.0) {
-            bins.search[d] = static_cast<int>(std::ceil(cutoff / bin_height[d]));
-        } else {
-            // Zero extent: a periodic direction cannot have it (frame checked), an open one
-            // has all atoms in the same plane; search only that bin.
-            bins.search[d] = 0;
-        }
-        if (!frame.pbc[d]) bins.search[d] = std::min(bins.search[d], bins.n_bins[d] - 1);
+        // In double first: a tiny (but non-zero) extent would overflow an int. Zero extent
+        // (all atoms in one plane along an open direction) searches only that bin.
+        double range = bin_height[d] > 0.0 ? std::ceil(cutoff / bin_height[d]) : 0.0;
+        if (!frame.pbc[d]) range = std::min(range, static_cast<double>(bins.n_bins[d] - 1));
+        // A periodic range this large is refused by the pair estimate in neighbor_list.
+        bins.search[d] = static_cast<int>(std::min(range, 1.0e6));
     }
 
     // Counting sort of atoms into bins.

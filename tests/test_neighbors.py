@@ -77,6 +77,13 @@ def test_mixed_periodicity_with_zero_cell_vectors(pbc):
     assert_same_as_ase(atoms, 4.1)
 
 
+def test_nearly_flat_open_direction():
+    # A planar cluster whose z spread is rounding noise (a real case: flat 2D prototypes).
+    rng = np.random.default_rng(5)
+    pos = np.c_[rng.uniform(0, 10, (40, 2)), rng.uniform(0, 1e-14, 40)]
+    assert_same_as_ase(Atoms("C40", positions=pos), 2.0)
+
+
 def test_molecule_non_periodic():
     atoms = molecule("C6H6")
     assert_same_as_ase(atoms, 2.5)
