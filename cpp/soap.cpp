@@ -718,30 +718,6 @@ double initial_radius(const double* positions, int64_t n, const CellFrame& frame
     return std::max(r, 1.0);
 }
 
-// The cell list sizes its search range as cutoff / (extent / n_bins); an open direction whose
-// extent is pure rounding noise (a flat cluster with z = 7.5 +- 1e-15) would overflow it. Such
-// coordinates are snapped to their minimum, which changes distances by < 1e-9 Å.
-std::vector<double> flatten_open(const double* positions, int64_t n, const CellFrame& frame) {
-    std::vector<double> out(positions, positions + 3 * n);
-    for (int d = 0; d < 3; ++d) {
-        if (frame.pbc[d] || n == 0) continue;
-        double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-        for (int64_t i = 0; i < n; ++i) {
-            double f = 0.0;
-            for (int k = 0; k < 3; ++k) f += positions[3 * i + k] * frame.inverse(k, d);
-            lo = std::min(lo, f);
-            hi = std::max(hi, f);
-        }
-        const double extent = (hi - lo) * frame.heights[d];
-        if (extent == 0.0 || extent > 1e-9) continue;
-        for (int64_t i = 0; i < n; ++i) {
-            double f = 0.0;
-            for (int k = 0; k < 3; ++k) f += out[3 * i + k] * frame.inverse(k, d);
-            for (int k = 0; k < 3; ++k) out[3 * i + k] += (lo - f) * frame.cell(d, k);
-        }
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -762,8 +738,7 @@ inline double ase_distance(const double* pa, const double* pb, const int32_t S[3
 }
 
 // Nearest distance from every atom to each species (n x S table); NaN where none within max_radius.
-// `original` are the positions as given (for ARISE's arithmetic), `positions` possibly flattened.
-static std::vector<double> nearest_table(const double* original, const double* positions, int64_t n,
+static std::vector<double> nearest_table(const double* positions, int64_t n,
                                          const CellFrame& frame, int S, const std::vector<int>& species_index,
                                          double max_radius, bool fma_norm) {
     std::vector<double> table(n * S, kNaN);
@@ -785,7 +760,7 @@ static std::vector<double> nearest_table(const double* original, const double* p
                 if (r2 > best_r2[sp] * (1.0 + 1e-9)) return;
                 const int32_t* kj = &bins.image[3 * b];
                 const int32_t S3[3] = {s0 + ki[0] - kj[0], s1 + ki[1] - kj[1], s2 + ki[2] - kj[2]};
-                const double d = ase_distance(original + 3 * i, original + 3 * b, S3, frame.cell, fma_norm);
+                const double d = ase_distance(positions + 3 * i, positions + 3 * b, S3, frame.cell, fma_norm);
                 if (d < best[sp]) best[sp] = d;
                 if (r2 < best_r2[sp]) best_r2[sp] = r2;
             });
@@ -807,9 +782,6 @@ std::vector<double> nearest_distances(const double* positions, const int32_t* nu
                                       const double* cell_rows, const bool* pbc, int32_t center_species,
                                       int32_t neighbor_species, double max_radius) {
     CellFrame frame = make_frame(cell_rows, pbc);
-    const double* original = positions;
-    std::vector<double> flat = flatten_open(positions, n, frame);
-    positions = flat.data();
     std::vector<int32_t> species{0};
     std::vector<int> index(n, 0);
     if (neighbor_species != 0) {
@@ -818,7 +790,7 @@ std::vector<double> nearest_distances(const double* positions, const int32_t* nu
         for (int64_t i = 0; i < n; ++i) index[i] = (numbers[i] == neighbor_species) ? 0 : 1;
     }
     const int S = static_cast<int>(species.size());
-    std::vector<double> table = nearest_table(original, positions, n, frame, S, index, max_radius, false);
+    std::vector<double> table = nearest_table(positions, n, frame, S, index, max_radius, false);
     std::vector<double> out;
     for (int64_t i = 0; i < n; ++i) {
         if (center_species != 0 && numbers[i] != center_species) continue;
@@ -837,9 +809,6 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
         return res;
     }
     CellFrame frame = make_frame(cell_rows, pbc);
-    const double* original = positions;
-    std::vector<double> flat = flatten_open(positions, n, frame);
-    positions = flat.data();
     std::vector<int32_t>& species = res.species;
     species.assign(numbers, numbers + n);
     std::sort(species.begin(), species.end());
@@ -852,7 +821,7 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
     res.dnn.assign(S * S, 1.0);
     if (options.scale) {
         std::vector<double> table =
-            nearest_table(original, positions, n, frame, S, index, options.nn_search_max, options.fma_norm);
+            nearest_table(positions, n, frame, S, index, options.nn_search_max, options.fma_norm);
         std::vector<double> list;
         for (int a = 0; a < S; ++a)
             for (int b = 0; b < S; ++b) {
@@ -994,8 +963,6 @@ void soap_per_atom(const double* positions, int64_t n, const double* cell_rows, 
     const int dim = basis.dim();
     if (n <= 0) return;
     CellFrame frame = make_frame(cell_rows, pbc);
-    std::vector<double> flat = flatten_open(positions, n, frame);
-    positions = flat.data();
     const double radius = settings.cutoff * scale;
     CellBins bins = make_bins(positions, n, frame, radius);
     const double inv = 1.0 / scale;
