@@ -1,11 +1,46 @@
-"""cryspext: crystal-structure recognition from atoms, powder XRD patterns or formulas."""
+"""cryspext: crystal-structure recognition from atoms, powder XRD patterns or formulas.
+
+Atoms:     ``classify`` (ARISE-style Bayesian classifier, 108 prototypes), ``spm`` (strided
+           pattern matching maps over large samples), ``descriptors`` (ARISE SOAP).
+Patterns:  ``xrd`` (ideal δ-profiles, space group + volume from a structure or measured pattern).
+Formulas:  ``predict_formula``, ``predict_cell`` (Bravais lattice, space group, lattice parameters).
+Geometry:  ``neighbor_list``, ``strided_boxes``; ``as_structure`` reads ASE, pymatgen, OVITO, files.
+
+Sub-packages that need torch are imported on first use, so ``import cryspext`` stays light.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 from ._version import __version__
 from .boxes import BoxGrid, strided_boxes
 from .neighbors import NeighborList, neighbor_list
 from .structure import Structure, as_structure
+
+# `cryspext.spm` is the function; the sub-package stays importable as `from cryspext.spm import ...`.
+from . import spm as _spm_package  # noqa: E402  (import order: the attribute is rebound below)
+
+spm = _spm_package.spm
+SPMResult = _spm_package.SPMResult
+
+# name -> (module, attribute); resolved lazily by __getattr__.
+_LAZY = {
+    "classify": ("cryspext.arise", "classify"),
+    "classify_many": ("cryspext.arise", "classify_many"),
+    "ClassificationResult": ("cryspext.arise", "ClassificationResult"),
+    "arise_soap": ("cryspext.descriptors", "arise_soap"),
+    "arise_soap_batch": ("cryspext.descriptors", "arise_soap_batch"),
+    "arise_soap_boxes": ("cryspext.descriptors", "arise_soap_boxes"),
+    "soap_per_atom": ("cryspext.descriptors", "soap_per_atom"),
+    "nearest_neighbor_distance": ("cryspext.descriptors", "nearest_neighbor_distance"),
+    "delta_profile": ("cryspext.xrd", "delta_profile"),
+    "predict_pattern": ("cryspext.xrd", "predict_pattern"),
+    "predict_formula": ("cryspext.formula", "predict_formula"),
+    "predict_cell": ("cryspext.formula", "predict_cell"),
+    "polycrystal": ("cryspext.build", "polycrystal"),
+}
+_SUBMODULES = {"arise", "descriptors", "xrd", "formula", "build", "models", "training"}
 
 __all__ = [
     "__version__",
@@ -15,4 +50,22 @@ __all__ = [
     "neighbor_list",
     "BoxGrid",
     "strided_boxes",
+    "spm",
+    "SPMResult",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"cryspext.{name}")
+    raise AttributeError(f"module 'cryspext' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)

@@ -1,0 +1,58 @@
+"""The top-level API: names resolve, `import cryspext` stays light, the CLI explains itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import cryspext
+
+
+def test_import_does_not_pull_torch():
+    code = "import sys, cryspext; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", sorted(cryspext.__all__))
+def test_public_names_resolve(name):
+    assert getattr(cryspext, name) is not None
+
+
+def test_spm_is_callable_and_package_importable():
+    from cryspext.spm import SPMResult  # noqa: F401
+
+    assert callable(cryspext.spm)
+
+
+def test_unknown_attribute():
+    with pytest.raises(AttributeError):
+        cryspext.no_such_thing  # noqa: B018
+
+
+def test_cli_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "cryspext", "--help"], capture_output=True, text=True, check=True)
+    for command in ("classify", "spm", "demo", "xrd", "formula", "neighbors"):
+        assert command in out.stdout
+
+
+def test_cli_neighbors_json(tmp_path):
+    from ase.build import bulk
+
+    path = tmp_path / "cu.cif"
+    bulk("Cu", "fcc", a=3.6).write(path)
+    out = subprocess.run(
+        [sys.executable, "-m", "cryspext", "neighbors", str(path), "--cutoff", "2.6", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    assert '"mean_neighbors": 12.0' in out.stdout
+
+
+def test_cli_reports_bad_file_cleanly(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "cryspext", "neighbors", str(tmp_path / "missing.xyz")],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 2 and "error" in out.stderr and "Traceback" not in out.stderr
