@@ -64,6 +64,9 @@ def plot_maps(result, path=None, *, axis: str = "z", index: int | None = None,
                              constrained_layout=True, squeeze=False)
     for ax in grid[0, 3:]:
         ax.set_visible(False)
+    if classes:
+        for ax in grid[1, len(classes):]:
+            ax.set_visible(False)
     axs = list(grid[0, :3]) + list(grid[1, : len(classes)]) if classes else list(grid[0, :3])
     labels, extent, (h, v), k = slice_map(result, result.labels, axis, index)
 
