@@ -144,8 +144,10 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
             "lattice": {n: {"value": float(v), "std": float(stds.get(n, 0.0))}
                         for n, v in values.items()},
         })
-    text = formula if isinstance(formula, str) else "".join(
-        f"{el}{'' if n == 1 else f'{n:g}'}" for el, n in comp.items())
+    if isinstance(formula, str):
+        text = formula
+    else:  # a Composition or mapping: write it back as a formula
+        text = "".join(f"{el}{'' if n == 1 else f'{n:g}'}" for el, n in comp.items())
     return {"formula": text, "composition": comp, "candidates": candidates}
 
 
