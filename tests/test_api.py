@@ -22,9 +22,10 @@ def test_public_names_resolve(name):
 
 
 def test_spm_is_callable_and_package_importable():
+    import cryspext.spm.core as core
     from cryspext.spm import SPMResult  # noqa: F401
 
-    assert callable(cryspext.spm)
+    assert callable(cryspext.spm) and core.spm is cryspext.spm.spm
 
 
 def test_unknown_attribute():

@@ -12,17 +12,27 @@ Sub-packages that need torch are imported on first use, so ``import cryspext`` s
 from __future__ import annotations
 
 import importlib
+import types
 
 from ._version import __version__
 from .boxes import BoxGrid, strided_boxes
 from .neighbors import NeighborList, neighbor_list
 from .structure import Structure, as_structure
+from . import spm  # noqa: E402
+from .spm import SPMResult  # noqa: E402
 
-# `cryspext.spm` is the function; the sub-package stays importable as `from cryspext.spm import ...`.
-from . import spm as _spm_package  # noqa: E402  (import order: the attribute is rebound below)
 
-spm = _spm_package.spm
-SPMResult = _spm_package.SPMResult
+class _CallableModule(types.ModuleType):
+    """``cryspext.spm`` is both a sub-package and, called, its main function ``cryspext.spm.spm``.
+
+    Rebinding the attribute to the function instead would break ``import cryspext.spm.core``.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return self.spm(*args, **kwargs)
+
+
+spm.__class__ = _CallableModule
 
 # name -> (module, attribute); resolved lazily by __getattr__.
 _LAZY = {
