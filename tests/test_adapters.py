@@ -121,3 +121,23 @@ def test_pymatgen_analyzer_msonable(model):
         ARISEAnalyzer(s, mc_samples=0, model=model, descriptor=structure_rdf)
     with pytest.raises(TypeError):
         ARISEAnalyzer(3.14, model=model, descriptor=structure_rdf)
+
+
+def test_shipped_model_through_both_front_doors():
+    """The shipped ARISE model and SOAP: ASE bulk crystals get their prototype (ASE builds them,
+    the expected names come from the ARISE class list), pymatgen agrees with ASE."""
+    arise = pytest.importorskip("cryspext.arise")
+    try:
+        model = arise.load_model()
+    except FileNotFoundError:
+        pytest.skip("no shipped ARISE model")
+    from cryspext.pymatgen import ARISEAnalyzer
+
+    cases = {"fcc_Cu_A_cF4_225_a": bulk("Cu", "fcc", a=3.6, cubic=True),
+             "bcc_W_A_cI2_229_a": bulk("W", "bcc", a=3.16, cubic=True),
+             "diam_C_A_cF8_227_a": bulk("C", "diamond", a=3.57, cubic=True)}
+    clf = AriseClassifier(model=model, mc_samples=100)
+    for expected, atoms in cases.items():
+        assert clf.get_property("label", atoms) == expected
+        s = as_structure(atoms).to_pymatgen()
+        assert ARISEAnalyzer(s, mc_samples=100, model=model).get_label() == expected
