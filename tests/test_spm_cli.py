@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_spm_support import TinyMCModel, rdf_descriptor
 
-import cryspext.spm.core as core
+from cryspext.spm import core
 from cryspext.build import polycrystal
 from cryspext.cli import main
 from cryspext.spm import SPMResult
