@@ -142,7 +142,7 @@ def run_demo(out_dir, *, size: float = 90.0, box: float = 16.0, stride: float = 
 
     t0 = time.perf_counter()
     result = spm(atoms, box=box, stride=stride, mc_samples=mc_samples, model=model, descriptor=descriptor,
-                 progress=progress)
+                 seed=seed, progress=progress)
     t_spm = time.perf_counter() - t0
     result.save(out / "maps.npz")
     score = score_grains(result, atoms)
