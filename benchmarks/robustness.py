@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     ap.add_argument("--families", default="delta,eta,both")
     ap.add_argument("--mc-samples", type=int, default=1000)
     ap.add_argument("--noise", choices=["uniform", "gaussian"], default="uniform", help="displacement distribution (default uniform, as ARISE)")
-    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--no-baselines", action="store_true", help="ARISE only (no OVITO, no spglib)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", default="arise")
     ap.add_argument("--data", default=None)
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     cases = build_cases(sizes, args.data)
     methods = {} if args.no_baselines else ovito_methods()
     for c in cases:
-        if c.periodic and c.group in AFLOW_GROUPS:
+        if c.periodic and c.group in AFLOW_GROUPS and not args.no_baselines:
             c.spacegroup = spglib_number(c.structure, 1e-3)
     print(f"{len(cases)} structures per realisation ({sum(len(c.structure) for c in cases)} atoms); setup {time.perf_counter() - t_setup:.0f}s", flush=True)
 
@@ -214,7 +214,9 @@ def main(argv=None) -> int:
     timing = {"soap": 0.0, "arise_mc": 0.0, "spglib": 0.0, **{m: 0.0 for m in methods}}
     for family, delta, eta in levels(families):
         reals = 1 if family == "pristine" else args.realisations
-        counts = {"arise": [0, 0], **{m: [0, 0] for m in methods}, "spglib (tight)": [0, 0], "spglib (loose)": [0, 0]}
+        counts = {"arise": [0, 0], **{m: [0, 0] for m in methods}}
+        if not args.no_baselines:
+            counts.update({"spglib (tight)": [0, 0], "spglib (loose)": [0, 0]})
         mi_sum, mi_n = 0.0, 0
         for r in tqdm(range(reals), desc=f"{family} δ={delta:.3f} η={eta:.2f}", leave=False):
             structs = []
