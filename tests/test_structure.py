@@ -32,6 +32,14 @@ def test_from_pymatgen_structure_and_molecule():
     assert not m.pbc.any() and len(m) == 3
 
 
+def test_pymatgen_ase_subclass():
+    adaptor = pytest.importorskip("pymatgen.io.ase")
+    pmg = pytest.importorskip("pymatgen.core")
+    st = pmg.Structure(pmg.Lattice.cubic(4.0), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    atoms = adaptor.AseAtomsAdaptor.get_atoms(st)  # an MSONAtoms, defined in pymatgen
+    assert as_structure(atoms).numbers.tolist() == [55, 17]
+
+
 def test_pymatgen_disordered_refused():
     pmg = pytest.importorskip("pymatgen.core")
     st = pmg.Structure(pmg.Lattice.cubic(4.0), [{"Fe": 0.5, "Ni": 0.5}], [[0, 0, 0]])

@@ -180,6 +180,11 @@ def as_structure(obj: Any) -> Structure:
         if isinstance(atoms, list):
             atoms = atoms[-1]
         return _from_ase(atoms)
+    from ase import Atoms
+
+    # Subclasses first: pymatgen's MSONAtoms is an ase.Atoms living in a pymatgen module.
+    if isinstance(obj, Atoms):
+        return _from_ase(obj)
     module = type(obj).__module__
     if module.startswith("ase"):
         return _from_ase(obj)
