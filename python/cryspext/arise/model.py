@@ -169,8 +169,6 @@ class AriseModel:
                 exp_ent.append(e.double().numpy())
                 for k, h in zip(HIDDEN_LAYERS, (h1, h2, h3)):
                     hidden[k].append(h.numpy())
-        if n == 0:
-            raise ValueError("no descriptors given (n = 0)")
         p = np.concatenate(probs)
         p /= p.sum(axis=1, keepdims=True)  # float32 averaging leaves ~1e-7 slack
         h_pred = _entropy_nats(p)
