@@ -4,33 +4,18 @@
 
 #include <stdexcept>
 
+#include "bind_util.hpp"
 #include "boxes.hpp"
 
 namespace py = pybind11;
 
-namespace {
-
-template <typename T>
-py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-    auto* heap = new std::vector<T>(std::move(v));
-    py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-    return py::array_t<T>(shape, heap->data(), owner);
-}
-
-}  // namespace
+using namespace cryspext::bind;
 
 void bind_boxes(py::module_& m) {
     m.def(
         "extract_boxes",
-        [](py::array_t<double, py::array::c_style | py::array::forcecast> positions,
-           py::array_t<double, py::array::c_style | py::array::forcecast> cell,
-           py::array_t<bool, py::array::c_style | py::array::forcecast> pbc, double box, double stride,
-           int slab_axis, bool periodic) {
-            if (positions.ndim() != 2 || positions.shape(1) != 3)
-                throw std::invalid_argument("positions must have shape (n_atoms, 3)");
-            if (cell.ndim() != 2 || cell.shape(0) != 3 || cell.shape(1) != 3)
-                throw std::invalid_argument("cell must have shape (3, 3)");
-            if (pbc.ndim() != 1 || pbc.shape(0) != 3) throw std::invalid_argument("pbc must have shape (3,)");
+        [](DArray positions, DArray cell, BArray pbc, double box, double stride, int slab_axis, bool periodic) {
+            check_structure(positions, cell, pbc);
             cryspext::BoxOptions opt;
             opt.box = box;
             opt.stride = stride;

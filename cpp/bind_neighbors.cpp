@@ -5,37 +5,22 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "bind_util.hpp"
 #include "neighbors.hpp"
 
 namespace py = pybind11;
 using cryspext::NeighborList;
 using cryspext::NeighborOptions;
 
-namespace {
-
-template <typename T>
-py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-    // Move the vector into a capsule so numpy owns it without a copy.
-    auto* heap = new std::vector<T>(std::move(v));
-    py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-    return py::array_t<T>(shape, heap->data(), owner);
-}
-
-}  // namespace
+using namespace cryspext::bind;
 
 
 void bind_neighbors(py::module_& m) {
     m.def(
         "neighbor_list",
-        [](py::array_t<double, py::array::c_style | py::array::forcecast> positions,
-           py::array_t<double, py::array::c_style | py::array::forcecast> cell,
-           py::array_t<bool, py::array::c_style | py::array::forcecast> pbc, double cutoff, bool half,
-           bool vectors, double bins_per_cutoff) {
-            if (positions.ndim() != 2 || positions.shape(1) != 3)
-                throw std::invalid_argument("positions must have shape (n_atoms, 3)");
-            if (cell.ndim() != 2 || cell.shape(0) != 3 || cell.shape(1) != 3)
-                throw std::invalid_argument("cell must have shape (3, 3)");
-            if (pbc.ndim() != 1 || pbc.shape(0) != 3) throw std::invalid_argument("pbc must have shape (3,)");
+        [](DArray positions, DArray cell, BArray pbc, double cutoff, bool half, bool vectors,
+           double bins_per_cutoff) {
+            check_structure(positions, cell, pbc);
             NeighborOptions opt;
             opt.cutoff = cutoff;
             opt.half = half;

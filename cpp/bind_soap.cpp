@@ -9,18 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "bind_util.hpp"
 #include "parallel.hpp"
 #include "soap.hpp"
 
 namespace py = pybind11;
 using cryspext::AriseOptions;
 using cryspext::SoapSettings;
+using namespace cryspext::bind;
 
 namespace {
-
-using DArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-using IArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
-using BArray = py::array_t<bool, py::array::c_style | py::array::forcecast>;
 
 SoapSettings make_settings(double cutoff, int n_max, int l_max, double sigma, double transition, double central_weight) {
     SoapSettings s;
@@ -34,11 +32,6 @@ SoapSettings make_settings(double cutoff, int n_max, int l_max, double sigma, do
     return s;
 }
 
-void check_structure(const DArray& positions, const DArray& cell, const BArray& pbc) {
-    if (positions.ndim() != 2 || positions.shape(1) != 3) throw std::invalid_argument("positions must have shape (n_atoms, 3)");
-    if (cell.ndim() != 2 || cell.shape(0) != 3 || cell.shape(1) != 3) throw std::invalid_argument("cell must have shape (3, 3)");
-    if (pbc.ndim() != 1 || pbc.shape(0) != 3) throw std::invalid_argument("pbc must have shape (3,)");
-}
 
 // A structure copied out of Python objects so that the GIL can be released.
 struct Item {
