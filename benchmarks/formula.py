@@ -308,7 +308,7 @@ def markdown(results, api, command, elapsed, env) -> str:
             "the centring, so e.g. Fm-3m and Pm-3m cells of the same a look alike. The seed-001 "
             "setup (raw a b c α β γ into a classifier) learns the setting convention: the same "
             "forest on the same test cells written in another basis (Niggli-reduced) or as "
-            "primitive cells loses most of its accuracy. cryspext makes every cell canonical "
+            "primitive cells loses a large part of its accuracy. cryspext makes every cell canonical "
             "(ASE metric lattice type + Niggli reduction) and trains on conventional and "
             "primitive cells, so any basis of a lattice gives the same answer.", ""]
     return "\n".join(out)
