@@ -26,10 +26,11 @@ inline void check_structure(const DArray& positions, const DArray& cell, const B
 }
 
 // Move a vector into a numpy array without copying: a capsule owns the storage.
-template <typename T>
-py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-    auto* heap = new std::vector<T>(std::move(v));
-    py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+template <typename T, typename Alloc>
+py::array_t<T> to_numpy(std::vector<T, Alloc>&& v, std::vector<py::ssize_t> shape) {
+    using Vec = std::vector<T, Alloc>;
+    auto* heap = new Vec(std::move(v));
+    py::capsule owner(heap, [](void* p) { delete static_cast<Vec*>(p); });
     return py::array_t<T>(shape, heap->data(), owner);
 }
 

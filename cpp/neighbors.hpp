@@ -10,14 +10,16 @@
 #include <vector>
 
 #include "cell.hpp"
+#include "uninit.hpp"
 
 namespace cryspext {
 
 struct NeighborList {
-    std::vector<int32_t> i, j;
-    std::vector<int32_t> shifts;     // 3 per pair
-    std::vector<double> distances;   // Å
-    std::vector<double> vectors;     // 3 per pair (only when requested), Å
+    // Uninitialised on resize: every slot is written by the second pass.
+    uvector<int32_t> i, j;
+    uvector<int32_t> shifts;         // 3 per pair
+    uvector<double> distances;       // Å
+    uvector<double> vectors;         // 3 per pair (only when requested), Å
 };
 
 struct NeighborOptions {
