@@ -32,6 +32,20 @@ SoapSettings make_settings(double cutoff, int n_max, int l_max, double sigma, do
     return s;
 }
 
+// The options every ARISE entry point takes, in one place.
+AriseOptions make_options(double cutoff, int n_max, int l_max, double sigma, double transition, double central_weight,
+                          bool scale, int degenerate, double rtol, int bins, double nn_search_max, bool fma_norm) {
+    AriseOptions opt;
+    opt.soap = make_settings(cutoff, n_max, l_max, sigma, transition, central_weight);
+    opt.scale = scale;
+    opt.degenerate = degenerate;
+    opt.rtol = rtol;
+    opt.bins = bins;
+    opt.nn_search_max = nn_search_max;
+    opt.fma_norm = fma_norm;
+    return opt;
+}
+
 
 // A structure copied out of Python objects so that the GIL can be released.
 struct Item {
@@ -93,14 +107,8 @@ void bind_soap(py::module_& m) {
         "arise_soap_batch",
         [](py::list structures, double cutoff, int n_max, int l_max, double sigma, double transition, double central_weight,
            bool scale, int degenerate, double rtol, int bins, double nn_search_max, bool fma_norm) {
-            AriseOptions opt;
-            opt.soap = make_settings(cutoff, n_max, l_max, sigma, transition, central_weight);
-            opt.scale = scale;
-            opt.degenerate = degenerate;
-            opt.rtol = rtol;
-            opt.bins = bins;
-            opt.nn_search_max = nn_search_max;
-            opt.fma_norm = fma_norm;
+            const AriseOptions opt = make_options(cutoff, n_max, l_max, sigma, transition, central_weight, scale,
+                                                  degenerate, rtol, bins, nn_search_max, fma_norm);
             const int dim = cryspext::soap_dimension(n_max, l_max);
             std::vector<Item> items(structures.size());
             for (size_t k = 0; k < items.size(); ++k) {
@@ -154,14 +162,8 @@ void bind_soap(py::module_& m) {
            double transition, double central_weight, bool scale, int degenerate, double rtol, int bins, double nn_search_max, bool fma_norm) {
             check_structure(positions, cell, pbc);
             if (numbers.size() != positions.shape(0)) throw std::invalid_argument("one atomic number per atom is required");
-            AriseOptions opt;
-            opt.soap = make_settings(cutoff, n_max, l_max, sigma, transition, central_weight);
-            opt.scale = scale;
-            opt.degenerate = degenerate;
-            opt.rtol = rtol;
-            opt.bins = bins;
-            opt.nn_search_max = nn_search_max;
-            opt.fma_norm = fma_norm;
+            const AriseOptions opt = make_options(cutoff, n_max, l_max, sigma, transition, central_weight, scale,
+                                                  degenerate, rtol, bins, nn_search_max, fma_norm);
             cryspext::AriseResult r;
             {
                 py::gil_scoped_release release;
@@ -186,14 +188,8 @@ void bind_soap(py::module_& m) {
            double central_weight, bool scale, int degenerate, double rtol, int bins, double nn_search_max, bool fma_norm) {
             if (positions.ndim() != 2 || positions.shape(1) != 3) throw std::invalid_argument("positions must have shape (n_atoms, 3)");
             if (numbers.size() != positions.shape(0)) throw std::invalid_argument("one atomic number per atom is required");
-            AriseOptions opt;
-            opt.soap = make_settings(cutoff, n_max, l_max, sigma, transition, central_weight);
-            opt.scale = scale;
-            opt.degenerate = degenerate;
-            opt.rtol = rtol;
-            opt.bins = bins;
-            opt.nn_search_max = nn_search_max;
-            opt.fma_norm = fma_norm;
+            const AriseOptions opt = make_options(cutoff, n_max, l_max, sigma, transition, central_weight, scale,
+                                                  degenerate, rtol, bins, nn_search_max, fma_norm);
             const int dim = cryspext::soap_dimension(n_max, l_max);
             const int64_t n_boxes = offsets.size() - 1;
             const int64_t n_atoms = positions.shape(0);
