@@ -124,6 +124,41 @@ CellBins make_bins(const double* positions, int64_t n_atoms, const CellFrame& fr
     return bins;
 }
 
+void build_stencil(const CellBins& bins, int home, std::vector<Stencil>& stencil) {
+    const CellFrame& frame = bins.frame;
+    const auto nb = bins.n_bins;
+    const auto sr = bins.search;
+    stencil.clear();
+    const int h[3] = {home / (nb[1] * nb[2]), (home / nb[2]) % nb[1], home % nb[2]};
+    int c[3], sh[3];
+    for (int o0 = -sr[0]; o0 <= sr[0]; ++o0) {
+        c[0] = h[0] + o0;
+        if (!frame.pbc[0] && (c[0] < 0 || c[0] >= nb[0])) continue;
+        sh[0] = frame.pbc[0] ? floordiv(c[0], nb[0]) : 0;
+        c[0] -= sh[0] * nb[0];
+        for (int o1 = -sr[1]; o1 <= sr[1]; ++o1) {
+            c[1] = h[1] + o1;
+            if (!frame.pbc[1] && (c[1] < 0 || c[1] >= nb[1])) continue;
+            sh[1] = frame.pbc[1] ? floordiv(c[1], nb[1]) : 0;
+            c[1] -= sh[1] * nb[1];
+            for (int o2 = -sr[2]; o2 <= sr[2]; ++o2) {
+                c[2] = h[2] + o2;
+                if (!frame.pbc[2] && (c[2] < 0 || c[2] >= nb[2])) continue;
+                sh[2] = frame.pbc[2] ? floordiv(c[2], nb[2]) : 0;
+                c[2] -= sh[2] * nb[2];
+                Stencil st;
+                st.bin = (c[0] * nb[1] + c[1]) * nb[2] + c[2];
+                if (bins.bin_start[st.bin] == bins.bin_start[st.bin + 1]) continue;
+                for (int d = 0; d < 3; ++d) {
+                    st.s[d] = sh[d];
+                    st.offset[d] = sh[0] * frame.cell(0, d) + sh[1] * frame.cell(1, d) + sh[2] * frame.cell(2, d);
+                }
+                stencil.push_back(st);
+            }
+        }
+    }
+}
+
 NeighborList neighbor_list(const double* positions, int64_t n_atoms, const double* cell_rows,
                            const bool* pbc, const NeighborOptions& options) {
     const double cutoff = options.cutoff;
@@ -153,47 +188,7 @@ NeighborList neighbor_list(const double* positions, int64_t n_atoms, const doubl
     }
 
     const double cut2 = cutoff * cutoff;
-    const auto nb = bins.n_bins;
-    const auto sr = bins.search;
     const int total_bins = bins.total_bins();
-
-    // Neighbour bins of a home bin with the Cartesian offset of their periodic image.
-    struct Stencil {
-        int bin;
-        int32_t s[3];
-        double offset[3];
-    };
-    auto build_stencil = [&](int home, std::vector<Stencil>& stencil) {
-        stencil.clear();
-        const int h[3] = {home / (nb[1] * nb[2]), (home / nb[2]) % nb[1], home % nb[2]};
-        for (int o0 = -sr[0]; o0 <= sr[0]; ++o0) {
-            int c[3], sh[3];
-            c[0] = h[0] + o0;
-            if (!frame.pbc[0] && (c[0] < 0 || c[0] >= nb[0])) continue;
-            sh[0] = frame.pbc[0] ? floordiv(c[0], nb[0]) : 0;
-            c[0] -= sh[0] * nb[0];
-            for (int o1 = -sr[1]; o1 <= sr[1]; ++o1) {
-                c[1] = h[1] + o1;
-                if (!frame.pbc[1] && (c[1] < 0 || c[1] >= nb[1])) continue;
-                sh[1] = frame.pbc[1] ? floordiv(c[1], nb[1]) : 0;
-                c[1] -= sh[1] * nb[1];
-                for (int o2 = -sr[2]; o2 <= sr[2]; ++o2) {
-                    c[2] = h[2] + o2;
-                    if (!frame.pbc[2] && (c[2] < 0 || c[2] >= nb[2])) continue;
-                    sh[2] = frame.pbc[2] ? floordiv(c[2], nb[2]) : 0;
-                    c[2] -= sh[2] * nb[2];
-                    Stencil st;
-                    st.bin = (c[0] * nb[1] + c[1]) * nb[2] + c[2];
-                    if (bins.bin_start[st.bin] == bins.bin_start[st.bin + 1]) continue;
-                    for (int d = 0; d < 3; ++d) {
-                        st.s[d] = sh[d];
-                        st.offset[d] = sh[0] * frame.cell(0, d) + sh[1] * frame.cell(1, d) + sh[2] * frame.cell(2, d);
-                    }
-                    stencil.push_back(st);
-                }
-            }
-        }
-    };
 
     // Two passes over the same loops: count pairs per atom, then write each atom's pairs at
     // its offset. Output is sorted by i whatever the thread count, and memory is exactly the
@@ -211,7 +206,7 @@ NeighborList neighbor_list(const double* positions, int64_t n_atoms, const doubl
 #endif
             for (int home = 0; home < total_bins; ++home) {
                 if (bins.bin_start[home] == bins.bin_start[home + 1]) continue;
-                build_stencil(home, stencil);
+                build_stencil(bins, home, stencil);
                 for (int32_t slot_i = bins.bin_start[home]; slot_i < bins.bin_start[home + 1]; ++slot_i) {
                     const int32_t a = bins.sorted_atom[slot_i];
                     const double ri0 = bins.sorted_pos[3 * slot_i], ri1 = bins.sorted_pos[3 * slot_i + 1],

@@ -50,6 +50,42 @@ struct CellBins {
 CellBins make_bins(const double* positions, int64_t n_atoms, const CellFrame& frame, double cutoff,
                    double bins_per_cutoff = 1.0);
 
+// A non-empty neighbour bin of a home bin, with the integer image shift `s` (wrapped frame)
+// and its Cartesian offset s·cell (Å).
+struct Stencil {
+    int bin;
+    int32_t s[3];
+    double offset[3];
+};
+
+// Fills `stencil` with the non-empty bins within the search range of bin `home`.
+void build_stencil(const CellBins& bins, int home, std::vector<Stencil>& stencil);
+
+// Calls visit(b, dx, dy, dz, r2, s0, s1, s2) for every atom b (any periodic image, shift s in
+// the wrapped frame) with r2 = |r_b + s·cell − r_a|² < cutoff², except a itself at zero shift.
+// `cutoff` must not exceed the one `bins` was built for.
+template <typename F>
+void for_each_neighbor(const CellBins& bins, int32_t a, double cutoff, F&& visit) {
+    thread_local std::vector<Stencil> stencil;
+    build_stencil(bins, bins.atom_bin[a], stencil);
+    const double ri0 = bins.wrapped[3 * a], ri1 = bins.wrapped[3 * a + 1], ri2 = bins.wrapped[3 * a + 2];
+    const double cut2 = cutoff * cutoff;
+    for (const Stencil& st : stencil) {
+        const double ox = st.offset[0] - ri0, oy = st.offset[1] - ri1, oz = st.offset[2] - ri2;
+        const bool zero_shift = (st.s[0] == 0 && st.s[1] == 0 && st.s[2] == 0);
+        for (int32_t slot = bins.bin_start[st.bin]; slot < bins.bin_start[st.bin + 1]; ++slot) {
+            const double dx = bins.sorted_pos[3 * slot] + ox;
+            const double dy = bins.sorted_pos[3 * slot + 1] + oy;
+            const double dz = bins.sorted_pos[3 * slot + 2] + oz;
+            const double r2 = dx * dx + dy * dy + dz * dz;
+            if (r2 >= cut2) continue;
+            const int32_t b = bins.sorted_atom[slot];
+            if (b == a && zero_shift) continue;
+            visit(b, dx, dy, dz, r2, st.s[0], st.s[1], st.s[2]);
+        }
+    }
+}
+
 NeighborList neighbor_list(const double* positions, int64_t n_atoms, const double* cell_rows,
                            const bool* pbc, const NeighborOptions& options);
 

@@ -646,52 +646,6 @@ double arise_histogram_distance(std::vector<double> v, int bins, int rule, doubl
 
 namespace {
 
-// Visits every neighbour of atom `a` within `cutoff` using prebuilt cell bins.
-template <typename F>
-void for_each_neighbor(const CellBins& bins, int32_t a, double cutoff, F&& visit) {
-    const auto& frame = bins.frame;
-    const auto nb = bins.n_bins;
-    const auto sr = bins.search;
-    const int home = bins.atom_bin[a];
-    const int h[3] = {home / (nb[1] * nb[2]), (home / nb[2]) % nb[1], home % nb[2]};
-    const double ri0 = bins.wrapped[3 * a], ri1 = bins.wrapped[3 * a + 1], ri2 = bins.wrapped[3 * a + 2];
-    const double cut2 = cutoff * cutoff;
-    auto floordiv = [](int x, int m) { return (x >= 0) ? x / m : -((-x + m - 1) / m); };
-    for (int o0 = -sr[0]; o0 <= sr[0]; ++o0) {
-        int c0 = h[0] + o0;
-        if (!frame.pbc[0] && (c0 < 0 || c0 >= nb[0])) continue;
-        const int s0 = frame.pbc[0] ? floordiv(c0, nb[0]) : 0;
-        c0 -= s0 * nb[0];
-        for (int o1 = -sr[1]; o1 <= sr[1]; ++o1) {
-            int c1 = h[1] + o1;
-            if (!frame.pbc[1] && (c1 < 0 || c1 >= nb[1])) continue;
-            const int s1 = frame.pbc[1] ? floordiv(c1, nb[1]) : 0;
-            c1 -= s1 * nb[1];
-            for (int o2 = -sr[2]; o2 <= sr[2]; ++o2) {
-                int c2 = h[2] + o2;
-                if (!frame.pbc[2] && (c2 < 0 || c2 >= nb[2])) continue;
-                const int s2 = frame.pbc[2] ? floordiv(c2, nb[2]) : 0;
-                c2 -= s2 * nb[2];
-                const int bin = (c0 * nb[1] + c1) * nb[2] + c2;
-                const double ox = s0 * frame.cell(0, 0) + s1 * frame.cell(1, 0) + s2 * frame.cell(2, 0) - ri0;
-                const double oy = s0 * frame.cell(0, 1) + s1 * frame.cell(1, 1) + s2 * frame.cell(2, 1) - ri1;
-                const double oz = s0 * frame.cell(0, 2) + s1 * frame.cell(1, 2) + s2 * frame.cell(2, 2) - ri2;
-                const bool zero_shift = (s0 == 0 && s1 == 0 && s2 == 0);
-                for (int32_t slot = bins.bin_start[bin]; slot < bins.bin_start[bin + 1]; ++slot) {
-                    const double dx = bins.sorted_pos[3 * slot] + ox;
-                    const double dy = bins.sorted_pos[3 * slot + 1] + oy;
-                    const double dz = bins.sorted_pos[3 * slot + 2] + oz;
-                    const double r2 = dx * dx + dy * dy + dz * dz;
-                    if (r2 >= cut2) continue;
-                    const int32_t b = bins.sorted_atom[slot];
-                    if (b == a && zero_shift) continue;
-                    visit(b, dx, dy, dz, r2, s0, s1, s2);
-                }
-            }
-        }
-    }
-}
-
 // A search radius that usually holds a few neighbours: ~1.6 x the volume per atom^(1/3).
 double initial_radius(const double* positions, int64_t n, const CellFrame& frame) {
     double volume = 1.0;
