@@ -46,12 +46,14 @@ def score_grains(result, atoms, boundary_purity: float = 0.75) -> dict:
     valid = result.valid.ravel()
     labels = result.labels.ravel()
     mi = result.mutual_information.ravel()
-    purity = np.zeros(grid.n_boxes)
-    majority = np.full(grid.n_boxes, -1)
-    for b in np.flatnonzero(valid):
-        counts = np.bincount(grain[grid.members(b)], minlength=n_grains)
-        majority[b] = int(np.argmax(counts))
-        purity[b] = counts.max() / counts.sum()
+    # Atoms of each grain in each box, from the CSR membership in one scatter-add.
+    box_of_member = np.repeat(np.arange(grid.n_boxes), np.diff(grid.offsets))
+    counts = np.zeros((grid.n_boxes, n_grains))
+    np.add.at(counts, (box_of_member, grain[grid.indices]), 1.0)
+    totals = counts.sum(axis=1)
+    majority = np.where(valid & (totals > 0), np.argmax(counts, axis=1), -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        purity = np.where(valid & (totals > 0), counts.max(axis=1) / totals, 0.0)
     interior = valid & (purity == 1.0)
     boundary = valid & (purity < boundary_purity)
     expected = np.array([result.class_index(EXPECTED[p]) if p in EXPECTED else -2 for p in prototypes])
