@@ -14,6 +14,11 @@ calls it (one call per species pair on the scaled structure). quippy on 100 boxe
 atoms would take minutes; it is timed on a subset and reported per box / per atom (marked
 "extrapolated"). Memory: peak RSS of soap_per_atom in subprocesses for 4k..32k atoms.
 The last line is JSON with the timings and ratios.
+
+The C++ kernel picks its instruction set at run time (AVX-512, AVX2 + FMA, or the x86-64
+baseline; `cryspext._core.soap_isa()`). On an AVX-512 machine the one-box and 100-box cases are
+also timed with the kernel capped at AVX2 (CRYSPEXT_SOAP_ISA=avx2), the figure for CPUs without
+AVX-512.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -50,6 +56,20 @@ def best_of(fn, repeat):
         out = fn()
         times.append(time.process_time() - t0)
     return min(times), out
+
+
+@contextlib.contextmanager
+def capped_isa(isa):
+    """Caps the SOAP kernel's instruction set (read by the C++ core at each call)."""
+    old = os.environ.get("CRYSPEXT_SOAP_ISA")
+    os.environ["CRYSPEXT_SOAP_ISA"] = isa
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["CRYSPEXT_SOAP_ISA"]
+        else:
+            os.environ["CRYSPEXT_SOAP_ISA"] = old
 
 
 def fcc_sample(nx, ny, nz):
@@ -112,7 +132,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller per-atom case and fewer repeats")
     args = ap.parse_args()
-    results = {"threads": os.environ.get("OMP_NUM_THREADS"), "settings": SETTINGS}
+    from cryspext import _core
+
+    results = {"threads": os.environ.get("OMP_NUM_THREADS"), "settings": SETTINGS, "isa": _core.soap_isa()}
+    print(f"SOAP kernel instruction set: {results['isa']}")
     quippy = have_quippy()
     results["quippy_available"] = quippy
 
@@ -126,6 +149,9 @@ def main():
     sbox = scaled(box, d)
     t_d, _ = best_of(lambda: ds_box.create(sbox), 3)
     one = {"atoms": len(box), "d_nn": d, "cryspext_s": t_c, "dscribe_s": t_d}
+    if results["isa"] == "avx512":
+        with capped_isa("avx2"):
+            one["cryspext_avx2_s"], _ = best_of(lambda: arise_soap(box, **SETTINGS), 5)
     if quippy:
         q = quippy_descriptor(True)
         t_q, v_q = best_of(lambda: q.calc(sbox)["data"].ravel(), 1 if args.quick else 2)
@@ -144,6 +170,9 @@ def main():
     scaled_boxes = [scaled(bx, nearest_neighbor_distance(bx)) for bx in boxes]
     t_d, _ = best_of(lambda: [ds_box.create(bx) for bx in scaled_boxes], 1)
     many = {"boxes": grid.n_boxes, "mean_atoms": float(grid.counts.mean()), "cryspext_s": t_c, "dscribe_s": t_d}
+    if results["isa"] == "avx512":
+        with capped_isa("avx2"):
+            many["cryspext_avx2_s"], _ = best_of(lambda: arise_soap_boxes(sample, grid, **SETTINGS), 1 if args.quick else 2)
     if quippy:
         sub = scaled_boxes[:5]
         t_q, _ = best_of(lambda: [q.calc(bx) for bx in sub], 1)
@@ -184,10 +213,16 @@ def main():
         "dscribe_over_cryspext_100_boxes": many["dscribe_s"] / many["cryspext_s"],
         "dscribe_over_cryspext_per_atom": per["dscribe_s"] / per["cryspext_s"],
     }
+    for key, case in (("one_box", one), ("100_boxes", many)):
+        if "cryspext_avx2_s" in case:
+            ratios[f"dscribe_over_cryspext_avx2_{key}"] = case["dscribe_s"] / case["cryspext_avx2_s"]
     if quippy:
         ratios["quippy_over_cryspext_one_box"] = one["quippy_s"] / one["cryspext_s"]
         ratios["quippy_over_cryspext_100_boxes"] = many["quippy_s_extrapolated"] / many["cryspext_s"]
         ratios["quippy_over_cryspext_per_atom"] = per["quippy_s_extrapolated"] / per["cryspext_s"]
+        if "cryspext_avx2_s" in one:
+            ratios["quippy_over_cryspext_avx2_one_box"] = one["quippy_s"] / one["cryspext_avx2_s"]
+            ratios["quippy_over_cryspext_avx2_100_boxes"] = many["quippy_s_extrapolated"] / many["cryspext_avx2_s"]
     results["ratios"] = ratios
     print(json.dumps(results))
 

@@ -58,6 +58,10 @@ struct Item {
 }  // namespace
 
 void bind_soap(py::module_& m) {
+    m.def(
+        "soap_isa", [] { return std::string(cryspext::SoapBasis(cryspext::SoapSettings{}).isa()); },
+        "Instruction set the SOAP kernel uses on this CPU: 'avx512', 'avx2' or 'generic' (x86-64 baseline). "
+        "The environment variable CRYSPEXT_SOAP_ISA=avx2|generic caps it.");
     m.def("soap_dimension", &cryspext::soap_dimension, py::arg("n_max"), py::arg("l_max"),
           "Length of the SOAP vector (quippy layout, including the trailing zero).");
 

@@ -2,6 +2,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <cmath>
 #include <limits>
@@ -88,14 +89,31 @@ SoapBasis::SoapBasis(const SoapSettings& settings) : s_(settings) {
     spacing_ = spacing;
     q_step_ = std::exp(-2.0 * alpha_ * spacing * spacing);
     gauss_step_ = std::exp(-alpha_ * spacing * spacing);
+    // Window of a bucket: centres a0 +- K around the nearest centre a0 (|r - r_a0| <= h/2). A
+    // centre further than D = sqrt(60 / alpha) from r has a Gaussian below exp(-60) (dropped, as
+    // in add_neighbor), and every centre beyond a0 +- K is at least (K + 1/2) h > D away.
+    window_ = std::min(n - 1, static_cast<int>(std::floor(std::sqrt(60.0 / alpha_) / spacing + 0.5)));
+    inv_spacing_ = 1.0 / spacing;
     inv_index_.assign(n, 0.0);
     for (int i = 1; i < n; ++i) inv_index_[i] = 1.0 / i;
     // Block kernel: Gaussians by ratios from the top centre down; the largest ratio exponent is
     // alpha (2 h r_top), which must stay far from overflow.
     batch_ok_ = alpha_ * (2.0 * spacing * r_basis_[n - 1] + spacing * spacing) < 600.0 && n >= 2;
+    // Every 0 < r < cutoff can take the kernel when no window's top Gaussian can underflow:
+    // |r - r_top| <= max((K + 1/2) h, cutoff - r_(n-1)).
+    const double far = std::max((window_ + 0.5) * spacing, s_.cutoff - r_basis_[n - 1]);
+    fast_ok_ = batch_ok_ && alpha_ * far * far <= 600.0;
 #if defined(__GNUC__) && defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
     use_avx2_ = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    use_avx512_ = use_avx2_ && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512dq");
+    // CRYSPEXT_SOAP_ISA=generic|avx2 caps the instruction set (benchmarks, cross-checks).
+    if (const char* isa = std::getenv("CRYSPEXT_SOAP_ISA")) {
+        const std::string cap(isa);
+        if (cap == "generic") use_avx2_ = use_avx512_ = false;
+        else if (cap == "avx2") use_avx512_ = false;
+    }
 #endif
     const int lp = s_.l_max + 1;
     qmm_.assign(lp, 1.0);
@@ -273,6 +291,13 @@ void SoapBasis::add_neighbor(const double d[3], double r, int parity, double* ac
 #define CRYSPEXT_SIMD_SUM_S
 #endif
 
+// The block kernel may fuse multiply-adds (the module is built with -ffp-contract=off so that
+// the d_NN distances round exactly as numpy's do; the SOAP sums have no such constraint).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
 namespace {
 
 // exp(x) for x in [-708, 708] (callers guarantee the range) to ~1 ulp, written so that compilers
@@ -312,52 +337,136 @@ inline double vexp(double x) {
 
 }  // namespace
 
-void SoapBasis::block_add(Block& b, const double d[3], double r, int mode, double* acc, double* acc2, double* work) const {
-    const double top = r_basis_[s_.n_max - 1];
-    // Pairs the kernel cannot take (zero distance, or the top Gaussian underflowing) go through
-    // the scalar path.
-    if (!batch_ok_ || !(r > 0.0) || alpha_ * (r - top) * (r - top) > 600.0) {
+void SoapBasis::block_add_slow(Block* buckets, const double d[3], double r, int mode, double* acc, double* acc2,
+                               double* work) const {
+    // Pairs the kernel cannot take (zero distance, or a Gaussian of the window underflowing) go
+    // through the scalar path.
+    if (!batch_ok_ || !(r > 0.0)) {
         add_neighbor(d, r, mode, acc, work, acc2);
         return;
     }
     if (r >= s_.cutoff) return;
-    // The cutoff taper is applied in the kernel (vectorised); w holds the mode's factor.
-    const int k = b.count++;
-    b.x[k] = d[0];
-    b.y[k] = d[1];
-    b.z[k] = d[2];
-    b.r[k] = r;
-    b.w[k] = (mode == 2) ? 2.0 : 1.0;
-    if (b.count == kBlock) block_flush(b, mode, acc, acc2, work);
+    const int n = s_.n_max;
+    const int a0 = std::min(std::max(static_cast<int>(r / spacing_ + 0.5), 0), n - 1);
+    const double top = r_basis_[std::min(a0 + window_, n - 1)];
+    if (alpha_ * (r - top) * (r - top) > 600.0) {
+        add_neighbor(d, r, mode, acc, work, acc2);
+        return;
+    }
+    queue(buckets, a0, d, r, mode, acc, acc2, work);
 }
 
-void SoapBasis::block_flush(Block& b, int mode, double* acc, double* acc2, double* work) const {
+void SoapBasis::block_flush(Block* buckets, int mode, double* acc, double* acc2, double* work) const {
+    for (int a0 = 0; a0 < n_buckets(); ++a0) flush_bucket(buckets[a0], a0, mode, acc, acc2, work);
+}
+
+void SoapBasis::flush_bucket(Block& b, int a0, int mode, double* acc, double* acc2, double* work) const {
     if (b.count == 0) return;
-    const double top = r_basis_[s_.n_max - 1];
-    for (int k = b.count; k < kBlock; ++k) {  // padding: zero weight, exponents in range
-        b.x[k] = 0.0;
-        b.y[k] = 0.0;
-        b.z[k] = top;
-        b.r[k] = top;
+    const int lo = std::max(a0 - window_, 0), hi = std::min(a0 + window_, s_.n_max - 1);
+    for (int k = b.count; k < kBlock; ++k) {  // padding: a copy of the first neighbour with zero weight
+        b.x[k] = b.x[0];
+        b.y[k] = b.y[0];
+        b.z[k] = b.z[0];
+        b.r[k] = b.r[0];
         b.w[k] = 0.0;
     }
 #if defined(__GNUC__) && defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
-    if (use_avx2_) block_kernel_avx2(b, mode, acc, acc2, work);
-    else block_kernel<0>(b, mode, acc, acc2, work);
+    if (use_avx512_) block_kernel_avx512(b, lo, hi, mode, acc, acc2, work);
+    else if (use_avx2_) block_kernel_avx2(b, lo, hi, mode, acc, acc2, work);
+    else block_kernel<0>(b, lo, hi, mode, acc, acc2, work);
 #else
-    block_kernel<0>(b, mode, acc, acc2, work);
+    block_kernel<0>(b, lo, hi, mode, acc, acc2, work);
 #endif
     b.count = 0;
 }
 
+#if defined(__GNUC__)
+#define CRYSPEXT_INLINE inline __attribute__((always_inline))
+#else
+#define CRYSPEXT_INLINE inline
+#endif
+
+namespace {
+
+// s[mm][k][v] = sum over the block of Y[mm] * R[k], kept in kLanes partial sums: M x W
+// accumulators stay in registers while each loaded value feeds several products.
+// Always inlined: it must be compiled for the caller's instruction set (the AVX2 kernel clone).
+template <int M, int W>
+CRYSPEXT_INLINE void product_tile(const double* y, const double* r, double s[M][W][SoapBasis::kLanes]) {
+    constexpr int B = SoapBasis::kBlock, V = SoapBasis::kLanes;
+    for (int mm = 0; mm < M; ++mm)
+        for (int k = 0; k < W; ++k)
+            for (int v = 0; v < V; ++v) s[mm][k][v] = 0.0;
+    for (int c = 0; c < B; c += V)
+        for (int mm = 0; mm < M; ++mm)
+            for (int k = 0; k < W; ++k)
+                for (int v = 0; v < V; ++v) s[mm][k][v] += y[mm * B + c + v] * r[k * B + c + v];
+}
+
+}  // namespace
+
+template <int WT>
+CRYSPEXT_INLINE void SoapBasis::accumulate(const double* rad, const double* ylm, int lo, int mode, double* acc, double* acc2,
+                                  int w_runtime) const {
+    // WT > 0: window width known at compile time (tiles of 2 m x WT centres in registers);
+    // WT == 0: any width, one (m, centre) at a time.
+    constexpr int B = kBlock, V = kLanes;
+    const int L = s_.l_max, st = stride();
+    const int W = WT > 0 ? WT : w_runtime;
+    auto store = [&](int lm, int k, const double* sum, double sign) {
+        double* dst = acc + (lm * st + lo + k) * V;
+        if (mode == -1) {
+            for (int v = 0; v < V; ++v) dst[v] += sign * sum[v];
+        } else {
+            for (int v = 0; v < V; ++v) dst[v] += sum[v];
+        }
+        if (mode == 3) {
+            double* dst2 = acc2 + (lm * st + lo + k) * V;
+            for (int v = 0; v < V; ++v) dst2[v] += sign * sum[v];
+        }
+    };
+    for (int l = 0; l <= L; ++l) {
+        if (mode == 2 && (l & 1)) continue;
+        const double sign = (l & 1) ? -1.0 : 1.0;
+        const double* rl = rad + l * W * B;
+        if constexpr (WT > 0) {
+            int m = -l;
+            for (; m + 1 <= l; m += 2) {
+                double s2[2][WT][V];
+                product_tile<2, WT>(ylm + (l * l + l + m) * B, rl, s2);
+                for (int k = 0; k < WT; ++k) {
+                    store(l * l + l + m, k, s2[0][k], sign);
+                    store(l * l + l + m + 1, k, s2[1][k], sign);
+                }
+            }
+            if (m <= l) {
+                double s1[1][WT][V];
+                product_tile<1, WT>(ylm + (l * l + l + m) * B, rl, s1);
+                for (int k = 0; k < WT; ++k) store(l * l + l + m, k, s1[0][k], sign);
+            }
+        } else {
+            for (int k = 0; k < W; ++k)
+                for (int m = -l; m <= l; ++m) {
+                    double s1[1][1][V];
+                    product_tile<1, 1>(ylm + (l * l + l + m) * B, rl + k * B, s1);
+                    store(l * l + l + m, k, s1[0][0], sign);
+                }
+        }
+    }
+}
+
+// Always inlined into its callers, so that block_kernel_avx2 compiles it for AVX2 + FMA.
 template <int Variant>
-inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, double* acc2, double* work) const {
+CRYSPEXT_INLINE void SoapBasis::block_kernel(const Block& b, int lo, int hi, int mode, double* acc, double* acc2,
+                                    double* work) const {
+    // Evaluates the radial centres lo..hi (the bucket's window) for the kBlock queued neighbours.
     constexpr int B = kBlock;
     const int n = s_.n_max, L = s_.l_max, lp = L + 1, st = stride();
+    const int W = hi - lo + 1;
     const double a_ = alpha_, h = spacing_, q = q_step_;
-    double* em = work;                 // n x B: w * exp(-alpha (r - r_a)^2)
-    double* ep = em + n * B;           // n x B: w * exp(-alpha (r + r_a)^2)
-    double* rad = ep + n * B;          // (L + 1) x n x B
+    double* em = work;                 // W x B: w * exp(-alpha (r - r_a)^2)
+    double* ep = em + n * B;           // W x B: w * exp(-alpha (r + r_a)^2)
+    double* rad = ep + n * B;          // (L + 1) x W x B
     double* ylm = rad + lp * n * B;    // (L + 1)^2 x B
     double* cm = ylm + lp * lp * B;    // (L + 1) x B
     double* sm = cm + lp * B;
@@ -399,54 +508,86 @@ inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, doubl
     } else {
         for (int p = 0; p < B; ++p) fcut[p] = b.w[p];
     }
-    // Gaussians from the top centre down: exp(-alpha (r - r_a)^2) grows towards the peak, so no
-    // value underflows before it matters.
-    const double top = r_basis_[n - 1];
+    // Gaussians from the window's top centre down: exp(-alpha (r - r_a)^2) grows towards the
+    // peak, so no value underflows before it matters. Exponents are clamped at -700 (vexp's range;
+    // such values are far below what survives rounding).
+    const double top = r_basis_[hi];
     CRYSPEXT_SIMD
     for (int p = 0; p < B; ++p) {
         const double tt = b.r[p] - top;
-        val[p] = fcut[p] * vexp(-a_ * tt * tt);
-        ratio[p] = vexp(-a_ * (2.0 * h * tt + h * h));
+        double x1 = -a_ * tt * tt, x2 = -a_ * (2.0 * h * tt + h * h);
+        x1 = x1 < -700.0 ? -700.0 : x1;
+        x2 = x2 < -700.0 ? -700.0 : x2;
+        val[p] = fcut[p] * vexp(x1);
+        ratio[p] = vexp(x2);
     }
-    for (int ia = n - 1; ia >= 0; --ia)
+    for (int k = W - 1; k >= 0; --k)
         CRYSPEXT_SIMD
         for (int p = 0; p < B; ++p) {
-            em[ia * B + p] = val[p];
+            em[k * B + p] = val[p];
             val[p] *= ratio[p];
             ratio[p] *= q;
         }
-    // exp(-alpha (r + r_a)^2) upward from r_0 = 0 (equal to em there).
-    CRYSPEXT_SIMD
-    for (int p = 0; p < B; ++p) {
-        val[p] = em[p];
-        ratio[p] = vexp(-a_ * (2.0 * h * b.r[p] + h * h));
-    }
-    for (int ia = 0; ia < n; ++ia)
+    // exp(-alpha (r + r_a)^2) = exp(-alpha (r - r_a)^2) exp(-4 alpha r r_a). Below 2^-54 the
+    // second factor vanishes in m - p and m + p (exactly, in rounding), so it is only evaluated
+    // when some neighbour of the block is close enough to the origin: never for ARISE's settings
+    // once r >= ~0.4 d_NN. When evaluated, the geometric factor is held at >= 1e-150, which keeps
+    // every product a normal number (no denormal stalls) and changes nothing that survives rounding.
+    const int first = std::max(lo, 1);  // r_0 = 0 is handled apart
+    double rmin = b.r[0];
+    for (int p = 1; p < B; ++p) rmin = std::min(rmin, b.r[p]);
+    const bool need_ep = first <= hi && 4.0 * a_ * rmin * r_basis_[first] < 40.0;
+    if (need_ep) {
+        const double r_lo = r_basis_[lo];
         CRYSPEXT_SIMD
         for (int p = 0; p < B; ++p) {
-            ep[ia * B + p] = val[p];
-            val[p] *= ratio[p];
-            ratio[p] *= q;
+            double x1 = -4.0 * a_ * b.r[p] * r_lo, x2 = -4.0 * a_ * b.r[p] * h;
+            x1 = x1 < -345.0 ? -345.0 : x1;  // exp(-345) ~ 1e-150
+            x2 = x2 < -345.0 ? -345.0 : x2;
+            val[p] = vexp(x1);
+            ratio[p] = vexp(x2);
         }
+        for (int k = 0; k < W; ++k)
+            CRYSPEXT_SIMD
+            for (int p = 0; p < B; ++p) {
+                ep[k * B + p] = em[k * B + p] * val[p];
+                const double nxt = val[p] * ratio[p];
+                val[p] = nxt < 1e-150 ? 1e-150 : nxt;
+            }
+    }
     // Radial integrals (quippy's upward recurrence); r_0 = 0 has only l = 0.
-    CRYSPEXT_SIMD
-    for (int p = 0; p < B; ++p) rad[p] = em[p];
-    for (int l = 1; l <= L; ++l)
-        CRYSPEXT_SIMD
-        for (int p = 0; p < B; ++p) rad[(l * n) * B + p] = 0.0;
-    for (int ia = 1; ia < n; ++ia) {
+    for (int k = 0; k < W; ++k) {
+        const int ia = lo + k;
+        if (ia == 0) {
+            CRYSPEXT_SIMD
+            for (int p = 0; p < B; ++p) rad[k * B + p] = em[k * B + p];
+            for (int l = 1; l <= L; ++l)
+                CRYSPEXT_SIMD
+                for (int p = 0; p < B; ++p) rad[(l * W + k) * B + p] = 0.0;
+            continue;
+        }
         const double ii = inv_index_[ia];
-        CRYSPEXT_SIMD
-        for (int p = 0; p < B; ++p) {
-            const double inv = inv_ar[p] * ii;
-            const double m_ = em[ia * B + p], q_ = ep[ia * B + p];
-            lm1[p] = 0.5 * (m_ + q_) * inv;
-            lc[p] = 0.5 * (m_ - q_) * inv;
-            rad[ia * B + p] = lc[p];
+        if (need_ep) {
+            CRYSPEXT_SIMD
+            for (int p = 0; p < B; ++p) {
+                const double inv = inv_ar[p] * ii;
+                const double m_ = em[k * B + p], q_ = ep[k * B + p];
+                lm1[p] = 0.5 * (m_ + q_) * inv;
+                lc[p] = 0.5 * (m_ - q_) * inv;
+                rad[k * B + p] = lc[p];
+            }
+        } else {
+            CRYSPEXT_SIMD
+            for (int p = 0; p < B; ++p) {
+                const double v = 0.5 * em[k * B + p] * (inv_ar[p] * ii);
+                lm1[p] = v;
+                lc[p] = v;
+                rad[k * B + p] = v;
+            }
         }
         for (int l = 1; l <= L; ++l) {
             const double c = 2.0 * l - 1.0;
-            double* dst = rad + (l * n + ia) * B;
+            double* dst = rad + (l * W + k) * B;
             CRYSPEXT_SIMD
             for (int p = 0; p < B; ++p) {
                 const double inv = inv_ar[p] * ii;
@@ -487,6 +628,7 @@ inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, doubl
                     q1[p] = ql;
                 }
             }
+            if (mode == 2 && (l & 1)) continue;  // odd l cancel for a pair seen from both ends
             if (m == 0) {
                 double* y0 = ylm + (l * l + l) * B;
                 CRYSPEXT_SIMD
@@ -503,42 +645,34 @@ inline void SoapBasis::block_kernel(const Block& b, int mode, double* acc, doubl
             }
         }
     }
-    // Accumulate: acc[lm, a] += sum_p Y[lm, p] rad[l, a, p] (weights are inside rad). The sum
-    // over p stays split over kLanes partial sums (no horizontal reduction per block); they are
-    // added up once, in power_spectrum.
-    constexpr int V = kLanes;
-    for (int l = 0; l <= L; ++l) {
-        if (mode == 2 && (l & 1)) continue;
-        const double sign = (l & 1) ? -1.0 : 1.0;
-        for (int ia = 0; ia < n; ++ia) {
-            const double* rr = rad + (l * n + ia) * B;
-            for (int m = -l; m <= l; ++m) {
-                const int lm = l * l + l + m;
-                const double* yy = ylm + lm * B;
-                double w4[V] = {0.0, 0.0, 0.0, 0.0};
-                for (int c = 0; c < B; c += V)
-                    for (int v = 0; v < V; ++v) w4[v] += yy[c + v] * rr[c + v];
-                double* dst = acc + (lm * st + ia) * V;
-                if (mode == -1) {
-                    for (int v = 0; v < V; ++v) dst[v] += sign * w4[v];
-                } else {
-                    for (int v = 0; v < V; ++v) dst[v] += w4[v];
-                }
-                if (mode == 3) {
-                    double* dst2 = acc2 + (lm * st + ia) * V;
-                    for (int v = 0; v < V; ++v) dst2[v] += sign * w4[v];
-                }
-            }
-        }
+    // Accumulate: acc[lm, a] += sum_p Y[lm, p] rad[l, a, p] (weights are inside rad), a small
+    // matrix product per l. The sum over p stays split over kLanes partial sums (no horizontal
+    // reduction per block); they are added up once, in power_spectrum.
+    switch (W) {
+        case 5: accumulate<5>(rad, ylm, lo, mode, acc, acc2); break;
+        case 4: accumulate<4>(rad, ylm, lo, mode, acc, acc2); break;
+        case 3: accumulate<3>(rad, ylm, lo, mode, acc, acc2); break;
+        case 2: accumulate<2>(rad, ylm, lo, mode, acc, acc2); break;
+        case 1: accumulate<1>(rad, ylm, lo, mode, acc, acc2); break;
+        default: accumulate<0>(rad, ylm, lo, mode, acc, acc2, W); break;
     }
     (void)Variant;
 }
 
 #if defined(__GNUC__) && defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
-__attribute__((target("avx2,fma"))) void SoapBasis::block_kernel_avx2(const Block& b, int mode, double* acc, double* acc2,
-                                                                       double* work) const {
-    block_kernel<1>(b, mode, acc, acc2, work);
+__attribute__((target("avx2,fma"))) void SoapBasis::block_kernel_avx2(const Block& b, int lo, int hi, int mode,
+                                                                       double* acc, double* acc2, double* work) const {
+    block_kernel<1>(b, lo, hi, mode, acc, acc2, work);
 }
+// AVX-512 (32 vector registers, masked tails): the same code.
+__attribute__((target("avx2,fma,avx512f,avx512vl,avx512dq"))) void SoapBasis::block_kernel_avx512(
+    const Block& b, int lo, int hi, int mode, double* acc, double* acc2, double* work) const {
+    block_kernel<2>(b, lo, hi, mode, acc, acc2, work);
+}
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
 #endif
 
 bool SoapBasis::power_spectrum(const double* acc, double central, double* out, double* work) const {
@@ -822,7 +956,9 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
     {
         std::vector<double> local(acc.size(), 0.0), work(basis.block_work_size());
         // One block per target: 4 kinds (same species, shared, forward, backward) x S x S.
-        std::vector<SoapBasis::Block> blocks(4 * static_cast<size_t>(S) * S);
+        const int nb = basis.n_buckets();
+        std::vector<SoapBasis::Block> blocks(4 * static_cast<size_t>(S) * S * nb);
+        auto bucket = [&](int k) { return &blocks[static_cast<size_t>(k) * nb]; };
         auto target = [&](int a, int b) { return &local[static_cast<size_t>(a * S + b) * acc_size]; };
         // One unordered pair (i, j) with vector v = r_j - r_i of length r (Å).
         auto process = [&](int32_t i, int32_t j, const double* v, double r) {
@@ -833,7 +969,7 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
                 const double rs = r * s;
                 if (rs >= rc) return;
                 const double d[3] = {v[0] * s, v[1] * s, v[2] * s};
-                basis.block_add(blocks[4 * ab], d, rs, 2, target(a, a), nullptr, work.data());
+                basis.block_add(bucket(4 * ab), d, rs, 2, target(a, a), nullptr, work.data());
                 return;
             }
             const double s1 = inv_d[a * S + b], s2 = inv_d[b * S + a];
@@ -841,17 +977,17 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
             if (s1 == s2) {  // same d_NN for (a, b) and (b, a): one evaluation feeds both
                 if (r1 < rc) {
                     const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
-                    basis.block_add(blocks[4 * ab + 1], d, r1, 3, target(a, b), target(b, a), work.data());
+                    basis.block_add(bucket(4 * ab + 1), d, r1, 3, target(a, b), target(b, a), work.data());
                 }
                 return;
             }
             if (r1 < rc) {
                 const double d[3] = {v[0] * s1, v[1] * s1, v[2] * s1};
-                basis.block_add(blocks[4 * ab + 2], d, r1, 1, target(a, b), nullptr, work.data());
+                basis.block_add(bucket(4 * ab + 2), d, r1, 1, target(a, b), nullptr, work.data());
             }
             if (r2 < rc) {
                 const double d[3] = {v[0] * s2, v[1] * s2, v[2] * s2};
-                basis.block_add(blocks[4 * ab + 3], d, r2, -1, target(b, a), nullptr, work.data());
+                basis.block_add(bucket(4 * ab + 3), d, r2, -1, target(b, a), nullptr, work.data());
             }
         };
         if (direct) {
@@ -878,10 +1014,10 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
         for (int a = 0; a < S; ++a)
             for (int b = 0; b < S; ++b) {
                 const int ab = a * S + b;
-                basis.block_flush(blocks[4 * ab], 2, target(a, a), nullptr, work.data());
-                basis.block_flush(blocks[4 * ab + 1], 3, target(a, b), target(b, a), work.data());
-                basis.block_flush(blocks[4 * ab + 2], 1, target(a, b), nullptr, work.data());
-                basis.block_flush(blocks[4 * ab + 3], -1, target(b, a), nullptr, work.data());
+                basis.block_flush(bucket(4 * ab), 2, target(a, a), nullptr, work.data());
+                basis.block_flush(bucket(4 * ab + 1), 3, target(a, b), target(b, a), work.data());
+                basis.block_flush(bucket(4 * ab + 2), 1, target(a, b), nullptr, work.data());
+                basis.block_flush(bucket(4 * ab + 3), -1, target(b, a), nullptr, work.data());
             }
 #ifdef CRYSPEXT_OPENMP
 #pragma omp critical
@@ -926,7 +1062,7 @@ void soap_per_atom(const double* positions, int64_t n, const double* cell_rows, 
 #endif
     {
         std::vector<double> acc(basis.acc_size()), work(basis.block_work_size()), ps_work(basis.ps_work_size());
-        SoapBasis::Block block;
+        std::vector<SoapBasis::Block> block(basis.n_buckets());
 #ifdef CRYSPEXT_OPENMP
 #pragma omp for schedule(dynamic, 16)
 #endif
@@ -936,9 +1072,9 @@ void soap_per_atom(const double* positions, int64_t n, const double* cell_rows, 
                 const double r = std::sqrt(r2) * inv;
                 if (r >= rc) return;
                 const double d[3] = {dx * inv, dy * inv, dz * inv};
-                basis.block_add(block, d, r, 1, acc.data(), nullptr, work.data());
+                basis.block_add(block.data(), d, r, 1, acc.data(), nullptr, work.data());
             });
-            basis.block_flush(block, 1, acc.data(), nullptr, work.data());
+            basis.block_flush(block.data(), 1, acc.data(), nullptr, work.data());
             basis.power_spectrum(acc.data(), settings.central_weight, out + i * dim, ps_work.data());
         }
     }

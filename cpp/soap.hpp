@@ -35,6 +35,8 @@ class SoapBasis {
 public:
     explicit SoapBasis(const SoapSettings& settings);  // throws std::invalid_argument
     const SoapSettings& settings() const { return s_; }
+    // Instruction set of the block kernel chosen at run time: "avx512", "avx2" or "generic".
+    const char* isa() const { return use_avx512_ ? "avx512" : (use_avx2_ ? "avx2" : "generic"); }
     int dim() const { return dim_; }
     int n_lm() const { return (s_.l_max + 1) * (s_.l_max + 1); }
     int stride() const { return s_.n_max; }
@@ -52,16 +54,30 @@ public:
     int work_size() const { return (s_.l_max + 1) * stride() + n_lm() + 2 * (s_.l_max + 1) + s_.n_max; }
 
     // Neighbours collected in blocks and evaluated by a kernel vectorised across the block
-    // (same sums as add_neighbor up to rounding). One Block per (mode, accumulators) target.
+    // (same sums as add_neighbor up to rounding). Neighbours are bucketed by their nearest radial
+    // centre a0, so that a block only evaluates the window of centres [a0 - K, a0 + K] whose
+    // Gaussians are not negligible (below exp(-60) of the peak, as add_neighbor drops them):
+    // 5 of 9 centres for ARISE's settings. A target (mode, accumulators) owns n_buckets() Blocks.
     static constexpr int kBlock = 32;
     struct Block {
         int count = 0;
         alignas(64) double x[kBlock], y[kBlock], z[kBlock], r[kBlock], w[kBlock];
     };
-    // Queues one neighbour (mode as add_neighbor's parity); flushes the block when full.
-    void block_add(Block& block, const double d[3], double r, int mode, double* acc, double* acc2, double* work) const;
-    void block_flush(Block& block, int mode, double* acc, double* acc2, double* work) const;
-    int block_work_size() const { return (2 * s_.n_max + (s_.l_max + 1) * s_.n_max + n_lm() + 3 * (s_.l_max + 1) + 12) * kBlock + work_size(); }
+    int n_buckets() const { return s_.n_max; }
+    // Queues one neighbour (mode as add_neighbor's parity) into its bucket of `buckets`
+    // (n_buckets() Blocks); evaluates the bucket when full. Inline: it runs once per pair.
+    void block_add(Block* buckets, const double d[3], double r, int mode, double* acc, double* acc2, double* work) const {
+        if (fast_ok_ && r > 0.0) {
+            if (r >= s_.cutoff) return;
+            const int a0 = std::min(static_cast<int>(r * inv_spacing_ + 0.5), s_.n_max - 1);
+            queue(buckets, a0, d, r, mode, acc, acc2, work);
+            return;
+        }
+        block_add_slow(buckets, d, r, mode, acc, acc2, work);
+    }
+    // Evaluates what is left in every bucket.
+    void block_flush(Block* buckets, int mode, double* acc, double* acc2, double* work) const;
+    int block_work_size() const { return (3 * s_.n_max + (s_.l_max + 1) * s_.n_max + n_lm() + 3 * (s_.l_max + 1) + 12) * kBlock + work_size(); }
 
     // Power spectrum of accumulated coefficients; `central` is the summed central weight
     // (number of centres x central_weight). Returns false (and fills NaN) when the norm is 0.
@@ -71,11 +87,32 @@ public:
 private:
     template <int LT>
     void add_neighbor_body(const double d[3], double r, int parity, double* acc, double* work, double* acc2) const;
+    void flush_bucket(Block& block, int a0, int mode, double* acc, double* acc2, double* work) const;
+    void block_add_slow(Block* buckets, const double d[3], double r, int mode, double* acc, double* acc2,
+                        double* work) const;
+    void queue(Block* buckets, int a0, const double d[3], double r, int mode, double* acc, double* acc2,
+               double* work) const {
+        // The cutoff taper is applied in the kernel (vectorised); w holds the mode's factor.
+        Block& b = buckets[a0];
+        const int k = b.count++;
+        b.x[k] = d[0];
+        b.y[k] = d[1];
+        b.z[k] = d[2];
+        b.r[k] = r;
+        b.w[k] = (mode == 2) ? 2.0 : 1.0;
+        if (b.count == kBlock) flush_bucket(b, a0, mode, acc, acc2, work);
+    }
+    template <int WT>
+    void accumulate(const double* rad, const double* ylm, int lo, int mode, double* acc, double* acc2,
+                    int w_runtime = 0) const;
     template <int Variant>
-    void block_kernel(const Block& block, int mode, double* acc, double* acc2, double* work) const;
-    void block_kernel_avx2(const Block& block, int mode, double* acc, double* acc2, double* work) const;
+    void block_kernel(const Block& block, int lo, int hi, int mode, double* acc, double* acc2, double* work) const;
+    void block_kernel_avx2(const Block& block, int lo, int hi, int mode, double* acc, double* acc2, double* work) const;
+    void block_kernel_avx512(const Block& block, int lo, int hi, int mode, double* acc, double* acc2, double* work) const;
     bool batch_ok_ = false;    // the block kernel's ratio recurrence cannot overflow for these settings
+    bool fast_ok_ = false;     // every 0 < r < cutoff can take the block kernel
     bool use_avx2_ = false;
+    bool use_avx512_ = false;
     SoapSettings s_;
     int dim_;
     double alpha_;
@@ -85,6 +122,8 @@ private:
     std::vector<double> ylm_norm_;    // per (l, m>=0)
     std::vector<double> inv_sqrt_2l1_;
     double spacing_ = 0.0, q_step_ = 0.0, gauss_step_ = 0.0;
+    double inv_spacing_ = 0.0;
+    int window_ = 0;                  // K: half width of a bucket's window of radial centres
     std::vector<double> inv_index_;  // 1 / a
     std::vector<double> qmm_, ylm_a_, ylm_b_;  // spherical-harmonic recurrence coefficients
 };

@@ -5,6 +5,10 @@ cutoff transition of width 0.5, normalised vectors with a trailing 0) as ARISE c
 ``soap cutoff=4.0 n_max=9 l_max=6 atom_sigma=0.1 central_weight=0 average=T`` with ``Z={alpha}
 species_Z={beta}`` on the structure scaled by d_NN(alpha, beta), averaged over all (alpha, beta).
 quippy is not needed (nor used) at run time.
+
+The C++ kernel is compiled for AVX-512, AVX2 + FMA and the x86-64 baseline and picks the best the
+CPU supports at run time (``cryspext._core.soap_isa()``); ``CRYSPEXT_SOAP_ISA=avx2`` or
+``generic`` in the environment caps it. All variants agree with quippy to ~1e-14.
 """
 
 from __future__ import annotations
