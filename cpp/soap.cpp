@@ -992,17 +992,33 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
         };
         if (direct) {
             const double r2max = nopt.cutoff * nopt.cutoff;
+            // Distances to all later atoms in one vectorisable pass over coordinate arrays, then
+            // only the pairs inside the cutoff go on (branch-free compaction).
+            std::vector<double> dx(n), dy(n), dz(n), r2(n);
+            std::vector<int32_t> hit(n);
 #ifdef CRYSPEXT_OPENMP
 #pragma omp for schedule(dynamic, 8)
 #endif
             for (int64_t i = 0; i < n; ++i) {
-                const double* pi = positions + 3 * i;
-                for (int64_t j = i + 1; j < n; ++j) {
-                    const double* pj = positions + 3 * j;
-                    const double v[3] = {pj[0] - pi[0], pj[1] - pi[1], pj[2] - pi[2]};
-                    const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-                    if (r2 >= r2max) continue;
-                    process(static_cast<int32_t>(i), static_cast<int32_t>(j), v, std::sqrt(r2));
+                const double xi = positions[3 * i], yi = positions[3 * i + 1], zi = positions[3 * i + 2];
+                const int64_t m = n - i - 1;
+                const double* pj = positions + 3 * (i + 1);
+                for (int64_t k = 0; k < m; ++k) {
+                    const double vx = pj[3 * k] - xi, vy = pj[3 * k + 1] - yi, vz = pj[3 * k + 2] - zi;
+                    dx[k] = vx;
+                    dy[k] = vy;
+                    dz[k] = vz;
+                    r2[k] = vx * vx + vy * vy + vz * vz;
+                }
+                int64_t count = 0;
+                for (int64_t k = 0; k < m; ++k) {
+                    hit[count] = static_cast<int32_t>(k);
+                    count += (r2[k] < r2max) ? 1 : 0;
+                }
+                for (int64_t h = 0; h < count; ++h) {
+                    const int32_t k = hit[h];
+                    const double v[3] = {dx[k], dy[k], dz[k]};
+                    process(static_cast<int32_t>(i), static_cast<int32_t>(i + 1 + k), v, std::sqrt(r2[k]));
                 }
             }
         } else {
