@@ -12,6 +12,7 @@
 // then one trailing 0 (quippy's covariance_sigma0 slot); the vector is normalised to 1.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -77,7 +78,7 @@ public:
     }
     // Evaluates what is left in every bucket.
     void block_flush(Block* buckets, int mode, double* acc, double* acc2, double* work) const;
-    int block_work_size() const { return (3 * s_.n_max + (s_.l_max + 1) * s_.n_max + n_lm() + 3 * (s_.l_max + 1) + 12) * kBlock + work_size(); }
+    int block_work_size() const { return (2 * s_.n_max + (s_.l_max + 1) * s_.n_max + n_lm() + 3 * (s_.l_max + 1) + 12) * kBlock + work_size(); }
 
     // Power spectrum of accumulated coefficients; `central` is the summed central weight
     // (number of centres x central_weight). Returns false (and fills NaN) when the norm is 0.
