@@ -91,6 +91,23 @@ def test_soap_matches_quippy_without_scaling(periodic, settings):
     np.testing.assert_allclose(soap_per_atom(atoms, scale=False, **settings), per_atom, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_random_settings_match_quippy(seed):
+    # The block kernel evaluates only a window of radial centres per neighbour, sized from sigma,
+    # the basis spacing and n_max; random settings cover narrow/wide windows and the edges.
+    Descriptor = _quippy()
+    rng = np.random.default_rng(100 + seed)
+    cutoff, sigma = float(rng.uniform(2.5, 6.0)), float(rng.uniform(0.06, 0.7))
+    n_max, l_max = int(rng.integers(2, 13)), int(rng.integers(0, 9))
+    atoms = _random_cluster(seed, n=25, species=(29,), box=6.0)
+    q = Descriptor(
+        f"soap cutoff={cutoff} n_max={n_max} l_max={l_max} atom_sigma={sigma} central_weight=0.0 "
+        "average=T n_Z=1 Z={29} n_species=1 species_Z={29}"
+    ).calc(atoms)["data"].ravel()
+    got = arise_soap(atoms, scale=False, cutoff=cutoff, n_max=n_max, l_max=l_max, sigma=sigma)
+    np.testing.assert_allclose(got, q, rtol=0, atol=1e-12)
+
+
 def test_coincident_atoms_match_quippy():
     Descriptor = _quippy()
     atoms = _random_cluster(5, n=12)
