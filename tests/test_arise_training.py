@@ -9,14 +9,24 @@ import numpy as np
 
 from cryspext.arise.model import AriseModel
 from cryspext.models import load_torchscript
-from cryspext.training.arise import settings_grid, train
+from cryspext.training.arise import EXTRINSIC, EXTRINSIC_THESIS, settings_grid, train
 
 
 def test_settings_grid_is_the_thesis_grid():
-    grid = settings_grid()
+    grid = settings_grid(EXTRINSIC_THESIS)
     assert len(grid) == 99  # 11 cutoffs x 3 sigmas x 3 extrinsic factors
     assert {g[0] for g in grid} == {round(3.0 + 0.2 * k, 1) for k in range(11)}
     assert {g[1] for g in grid} == {0.08, 0.10, 0.12} and {g[2] for g in grid} == {0.95, 1.0, 1.05}
+
+
+def test_default_grid_widens_only_the_extrinsic_scaling():
+    grid = settings_grid()
+    assert len(grid) == 33 * len(EXTRINSIC)
+    assert set(settings_grid(EXTRINSIC_THESIS)) <= set(grid)
+    assert {(g[0], g[1]) for g in grid} == {(g[0], g[1]) for g in settings_grid(EXTRINSIC_THESIS)}
+    # The d_NN measured on displaced structures is smaller than the pristine one: the grid
+    # reaches below 0.95 (see the module docstring).
+    assert min(EXTRINSIC) < 0.95 and len(set(EXTRINSIC)) == len(EXTRINSIC)
 
 
 def test_train_exports_a_loadable_model(tmp_path):
