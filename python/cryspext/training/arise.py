@@ -401,6 +401,14 @@ def main(argv=None) -> int:
         compute(cache, extrinsic)
         assemble(cache, extrinsic, args.dataset)
     if args.step in ("train", "all"):
+        extrinsic = tuple(float(e) for e in args.extrinsic.split(","))
+        with np.load(cache / f"{args.dataset}.npz") as z:
+            built = tuple(float(e) for e in z["extrinsic"]) if "extrinsic" in z.files else EXTRINSIC_THESIS
+        if len(built) != len(extrinsic) or not np.allclose(sorted(built), sorted(extrinsic)):
+            raise SystemExit(
+                f"{cache / args.dataset}.npz was built with extrinsic factors {built}, not {extrinsic}: "
+                f"run the 'soap' step with the same --extrinsic first"
+            )
         train(
             cache / f"{args.dataset}.npz", Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, dropout=args.dropout, seed=args.seed, threads=args.threads, name=args.name,
