@@ -12,7 +12,7 @@ from cryspext.formula import BRAVAIS, bravais_of_spacegroup, predict_formula
 from cryspext.formula.lattice import FREE_PARAMETERS, spacegroups_of_bravais
 from cryspext.models import MODELS_DIR
 
-pytestmark = pytest.mark.skipif(not (MODELS_DIR / "formula" / "bravais.pt").is_file(),
+pytestmark = pytest.mark.skipif(not (MODELS_DIR / "formula" / "formula.pt").is_file(),
                                 reason="formula models not shipped in this checkout")
 
 

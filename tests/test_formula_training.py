@@ -42,11 +42,11 @@ def tiny_models(tmp_path_factory):
 
 def test_training_writes_loadable_models_with_cards(tiny_models):
     out, summary = tiny_models
-    for name in ("bravais", "spacegroup", "lattice", "cell"):
+    for name in ("formula", "cell"):
         assert (out / f"{name}.pt").is_file()
         card = json.loads((out / f"{name}.json").read_text())
         assert card["split"] == "future" and card["training_data_sha256_16"] == "synthetic"
-    assert json.loads((out / "bravais.json").read_text())["classes"] == BRAVAIS
+    assert json.loads((out / "formula.json").read_text())["bravais_classes"] == BRAVAIS
     assert 0 <= summary["bravais"]["top1"] <= 1
     res = predict_formula("NaCl", top_k=2, model_dir=out)
     assert len(res["candidates"]) == 2
@@ -56,13 +56,35 @@ def test_training_writes_loadable_models_with_cards(tiny_models):
 
 def test_lattice_parameters_stay_in_their_sigmoid_range(tiny_models):
     out, _ = tiny_models
-    card = json.loads((out / "lattice.json").read_text())
+    card = json.loads((out / "formula.json").read_text())
     res = predict_formula("LiFePO4", top_k=14, model_dir=out)
     for cand in res["candidates"]:
         meta = card["parameters"][cand["bravais"]]
         for name, lo, hi in zip(meta["free"], meta["lo"], meta["hi"]):
             v = cand["lattice"][name]["value"]
             assert lo - 1e-3 <= v <= hi + 1e-3
+
+
+def test_joint_outputs_agree_with_the_space_group_table(tiny_models):
+    """Bravais probabilities are the space-group softmax summed per lattice, and the space
+    groups a lattice's head ranks are those the card names (spglib/ITA table as the oracle)."""
+    from cryspext.formula.predict import FormulaModels
+
+    out, _ = tiny_models
+    models = FormulaModels(out)
+    x = np.random.default_rng(3).normal(size=(4, len(FEATURE_NAMES))).astype(np.float32)
+    p_b = models.bravais_proba(x)  # (members, 4, 14)
+    np.testing.assert_allclose(p_b.sum(axis=-1), 1.0, atol=1e-5)
+    raw = models.formula._raw(torch.from_numpy(x)).detach()
+    p_sg = torch.softmax(raw[:, :, :230], dim=-1).numpy()
+    for k, b in enumerate(BRAVAIS):
+        groups, p = models.spacegroup_proba(x, b)
+        assert all(bravais_of_spacegroup(g) == b for g in groups)
+        assert len(groups) == sum(bravais_of_spacegroup(n) == b for n in range(1, 231))
+        np.testing.assert_allclose(p.sum(axis=-1), 1.0, atol=1e-5)
+        # P(lattice) from the Bravais output = Σ over that lattice's groups of P(space group).
+        np.testing.assert_allclose(p_b[:, :, k], p_sg[:, :, np.array(groups) - 1].sum(-1),
+                                   rtol=1e-4, atol=1e-6)
 
 
 def test_splits_are_disjoint_and_future_is_by_id():

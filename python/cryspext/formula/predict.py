@@ -1,8 +1,10 @@
 """Ranked Bravais lattices, space groups and lattice parameters from a formula or a unit cell.
 
-``predict_formula`` follows CRYSPNet (Fig. 3): an ensemble of networks gives the Bravais-lattice
-probabilities; for each likely lattice, that lattice's space-group and lattice-parameter
-ensembles run. The spread across ensemble members is the confidence measure: ``bravais_spread``
+``predict_formula`` follows CRYSPNet (Fig. 3) — Bravais lattice, then space group and lattice
+parameters given that lattice — with one joint network per ensemble member instead of separate
+per-lattice networks (``nets.JointEnsemble``): its 230-way space-group softmax, summed within
+each lattice, gives the Bravais probabilities; conditioned on a lattice, that lattice's space
+groups; its lattice outputs, the free parameters of each lattice. The spread across ensemble members is the confidence measure: ``bravais_spread``
 is the standard deviation of one class's probability over the members, a parameter's ``std`` the
 standard deviation of the members' predictions (Å or degrees).
 
@@ -29,7 +31,7 @@ FAMILY = "formula"
 
 
 class FormulaModels:
-    """The four shipped TorchScript models and their cards, from ``directory``.
+    """The two shipped TorchScript models (formula, cell) and their cards, from ``directory``.
 
     Default: the package's ``models/formula`` folder. Batched methods take feature matrices
     (rows from ``features.formula_features``) and return per-member outputs.
@@ -50,9 +52,8 @@ class FormulaModels:
             card = json.loads(pt.with_suffix(".json").read_text())
             return load_torchscript(str(pt)), card
 
-        self.bravais, self.bravais_card = load("bravais")
-        self.spacegroup, self.spacegroup_card = load("spacegroup")
-        self.lattice, self.lattice_card = load("lattice")
+        # One joint ensemble gives the Bravais, space-group and lattice outputs (nets.JointEnsemble).
+        self.formula, self.formula_card = load("formula")
         self.cell, self.cell_card = load("cell")
 
     @staticmethod
@@ -66,23 +67,23 @@ class FormulaModels:
         import torch
 
         with torch.no_grad():
-            return self.bravais(self._tensor(X)).numpy()
+            return self.formula.bravais(self._tensor(X)).numpy()
 
     def spacegroup_proba(self, X, bravais: str) -> tuple[list[int], np.ndarray]:
-        """(space groups of that lattice, (members, n, len) probabilities)."""
+        """(space groups of that lattice, (members, n, len) probabilities given that lattice)."""
         import torch
 
         with torch.no_grad():
-            p = self.spacegroup(self._tensor(X), BRAVAIS.index(bravais)).numpy()
-        return self.spacegroup_card["classes"][bravais], p
+            p = self.formula.spacegroup(self._tensor(X), BRAVAIS.index(bravais)).numpy()
+        return self.formula_card["spacegroup_classes"][bravais], p
 
     def lattice_parameters(self, X, bravais: str) -> tuple[list[str], np.ndarray]:
         """(free parameter names, (members, n, len) values in Å / degrees)."""
         import torch
 
         with torch.no_grad():
-            p = self.lattice(self._tensor(X), BRAVAIS.index(bravais)).numpy()
-        return self.lattice_card["parameters"][bravais]["free"], p
+            p = self.formula.lattice(self._tensor(X), BRAVAIS.index(bravais)).numpy()
+        return self.formula_card["parameters"][bravais]["free"], p
 
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features."""

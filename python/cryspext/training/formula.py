@@ -7,8 +7,9 @@ Steps (each a sub-command; ``all`` runs them in order):
 * ``data`` — one structure per reduced formula from ``shared/data/mp`` (the lowest-e_hull
   polymorph of ``mp_ehull.json.gz``), its CRYSPNet Bravais class, space group and the lattice
   parameters of spglib's conventional standard cell (rhombohedral cell for R groups).
-* ``train`` — Bravais ensemble, per-Bravais space-group and lattice-parameter ensembles and the
-  cell-geometry model, for one split (``random``: 90/10 by a seeded shuffle; ``future``: the 90 %
+* ``train`` — the joint formula ensemble (each member one network giving the 230 space-group
+  probabilities, whose sums per lattice are the Bravais probabilities, and the free lattice
+  parameters of every Bravais lattice) and the cell-geometry model, for one split (``random``: 90/10 by a seeded shuffle; ``future``: the 90 %
   lowest MP ids train, the 10 % highest test). The ``random`` models are the shipped ones.
 
 Needs pymatgen, spglib and matminer (training only, never at run time). CPU-friendly: keep
@@ -333,9 +334,20 @@ def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _epochs_for(n: int, base: int) -> int:
-    # Small classes get more passes so every model sees a similar number of updates.
-    return int(min(4 * base, max(base, 3e5 // max(n, 1))))
+# Mole fractions enter the formula network as 3·x, not standardised: standardising divides a
+# rare element's column by a tiny std (inputs of 30–100), and the network then keyed on rare
+# elements (measured: Bravais top-1 of one network 52.3 % standardised vs 53.5 % as 3·x).
+FRACTION_SCALE = 3.0
+
+
+def _formula_scaling(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of the formula-network inputs: standardised Magpie-style statistics,
+    mole fractions (features ``x_<element>``) scaled by ``FRACTION_SCALE``."""
+    mean, std = _standardise(X)
+    frac = np.array([n.startswith("x_") for n in names])
+    mean[frac] = 0.0
+    std[frac] = 1.0 / FRACTION_SCALE
+    return mean, std
 
 
 def fit_member(X, y, *, kind, n_out, hidden, epochs, seed, x_mean, x_std, lo=None, hi=None,
@@ -411,14 +423,100 @@ def lattice_bounds(P: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndar
     return lo.astype(np.float32), hi.astype(np.float32)
 
 
-BRAVAIS_HIDDEN = [256, 128]
-PER_BRAVAIS_HIDDEN = [96, 48]
+JOINT_HIDDEN = [512, 512]
+# Per-feature embedding width of the Magpie-style statistics (nets.FeatureEmbedding; 0 = none).
+JOINT_EMBED_K = 8
 CELL_HIDDEN = [64, 64]
 
 
+def lattice_slots() -> tuple[np.ndarray, list[list[int]]]:
+    """Offsets (15,) of each Bravais lattice's free parameters in the joint network's lattice
+    outputs (37 slots) and, per lattice, the columns of those parameters among a b c α β γ."""
+    sizes = [len(FREE_PARAMETERS[b]) for b in BRAVAIS]
+    cols = [[PARAMETER_NAMES.index(n) for n in FREE_PARAMETERS[b]] for b in BRAVAIS]
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), cols
+
+
+def spacegroup_bravais_matrix() -> np.ndarray:
+    """(230, 14) 0/1: space group n+1 belongs to Bravais lattice k (CRYSPNet's convention)."""
+    from ..formula.lattice import spacegroups_of_bravais
+
+    M = np.zeros((230, len(BRAVAIS)), np.float32)
+    for k, b in enumerate(BRAVAIS):
+        M[np.array(spacegroups_of_bravais(b)) - 1, k] = 1.0
+    return M
+
+
+def fit_joint_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi,
+                     batch=512, lr=3e-3, dropout=0.0, weight_decay=1e-5, bravais_weight=1.0,
+                     lattice_weight=10.0, embed=(0, 0), device="cpu"):
+    """Train one joint formula network on all training rows.
+
+    Outputs: 230 space-group logits, then the 37 lattice slots (``lattice_slots``). Loss:
+    cross-entropy over the 230 space groups + ``bravais_weight`` × cross-entropy of the Bravais
+    probabilities (sums of the space-group softmax per lattice) + ``lattice_weight`` × Log-MSE
+    of the true lattice's free parameters (sigmoid outputs scaled to [lo, hi]). One network
+    sees every row, instead of 14 small per-lattice networks starved of data. Fixed epochs with
+    a one-cycle schedule and no early stopping: stopping on the validation loss picked early,
+    under-fitted epochs, while the accuracy still rose.
+    """
+    import torch
+
+    from ..formula.nets import MLP, freeze
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    offsets, cols = lattice_slots()
+    n_slots = int(offsets[-1])
+    target = np.ones((len(X), n_slots), np.float32)
+    mask = np.zeros((len(X), n_slots), np.float32)
+    for k in range(len(BRAVAIS)):
+        rows = np.nonzero(B == k)[0]
+        target[rows, offsets[k]:offsets[k + 1]] = P[rows][:, cols[k]]
+        mask[rows, offsets[k]:offsets[k + 1]] = 1.0
+    xs = torch.from_numpy(((X - x_mean) / x_std).astype(np.float32)).to(device)
+    sg_t = torch.from_numpy(SG - 1).to(device)
+    b_t = torch.from_numpy(B).to(device)
+    tgt_t, mask_t = torch.from_numpy(target).to(device), torch.from_numpy(mask).to(device)
+    # log of the 0/1 membership: adding it to the logits keeps one lattice's space groups.
+    log_m = torch.log(torch.from_numpy(spacegroup_bravais_matrix())).to(device)  # (230, 14)
+    lo_t, hi_t = torch.as_tensor(lo).to(device), torch.as_tensor(hi).to(device)
+    model = MLP(X.shape[1], hidden, 230 + n_slots, dropout, embed=embed).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = max(1, math.ceil(len(X) / batch)) * epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    F = torch.nn.functional
+    for _epoch in range(epochs):
+        model.train()
+        order = torch.from_numpy(rng.permutation(len(X))).to(device)
+        for i in range(0, len(order), batch):
+            idx = order[i : i + batch]
+            if len(idx) < 2:  # BatchNorm needs two rows
+                continue
+            out = model(xs[idx])
+            logits = out[:, :230]
+            loss = F.cross_entropy(logits, sg_t[idx])
+            if bravais_weight:
+                log_pb = torch.logsumexp(logits[:, :, None] + log_m[None], dim=1)
+                loss = loss + bravais_weight * F.nll_loss(
+                    log_pb - torch.logsumexp(logits, dim=1, keepdim=True), b_t[idx])
+            pred = lo_t + (hi_t - lo_t) * torch.sigmoid(out[:, 230:])
+            m = mask_t[idx]
+            log_mse = ((torch.log(pred / tgt_t[idx]) ** 2) * m).sum() / m.sum()
+            loss = loss + lattice_weight * log_mse
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return freeze(model.cpu(), x_mean, x_std, 2)
+
+
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub_members: int = 3,
-                epochs: int = 40, threads: int = 1, device: str = "cpu") -> dict:
-    """Train every formula/cell model on the ``split`` training rows; write .pt files + cards."""
+                epochs: int = 40, threads: int = 1, device: str = "cpu",
+                train_cell: bool = True) -> dict:
+    """Train the joint formula ensemble and the cell-geometry model on the ``split`` training
+    rows; write ``formula.pt``/``cell.pt`` + cards. ``train_cell=False`` keeps an existing
+    ``cell.pt`` in ``out_dir`` (and its metrics in the summary)."""
     import torch
 
     from .._version import __version__
@@ -426,16 +524,17 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     from ..formula.elements import provenance
     from ..formula.features import FEATURE_NAMES
     from ..formula.lattice import spacegroups_of_bravais
-    from ..formula.nets import Ensemble, PerBravais
+    from ..formula.nets import Ensemble, JointEnsemble
     from ..models import save_torchscript
 
     torch.set_num_threads(threads)
     t0 = time.time()
+    out_dir = Path(out_dir)
     arr = dataset_arrays(cache)
     train, test = _split(arr, split)
     X, B, SG, P, C = arr["X"], arr["bravais"], arr["sg"], arr["params"], arr["C"]
     arr["bravais_centred"] = np.array([BRAVAIS[b][1] != "P" for b in B])
-    x_mean, x_std = _standardise(X[train])
+    x_mean, x_std = _formula_scaling(X[train], FEATURE_NAMES)
     common = {
         "cryspext_version": __version__,
         "split": split,
@@ -448,118 +547,123 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     }
     timings = {}
 
-    # Bravais ensemble ---------------------------------------------------------------------
+    # Joint formula ensemble: Bravais, space group and lattice parameters --------------------
     t = time.time()
-    bravais_members = [
-        fit_member(X[train], B[train], kind=0, n_out=len(BRAVAIS), hidden=BRAVAIS_HIDDEN,
-                   epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std, dropout=0.1,
-                   device=device)
-        for m in tqdm(range(members), desc=f"[{split}] Bravais ensemble")
-    ]
-    bravais_ens = Ensemble(bravais_members)
-    prob = _ensemble_predict(bravais_ens, X[test]).mean(axis=0)
+    offsets, cols = lattice_slots()
+    lo = np.zeros(int(offsets[-1]), np.float32)
+    hi = np.ones(int(offsets[-1]), np.float32)
+    lp_meta = {}
+    for k, b in enumerate(BRAVAIS):
+        tr_k = train[B[train] == k]
+        free = FREE_PARAMETERS[b]
+        if len(tr_k):
+            lo_k, hi_k = lattice_bounds(P[tr_k][:, cols[k]], free)
+        else:  # a lattice absent from the training rows: any positive range
+            lo_k = np.full(len(free), 1.0, np.float32)
+            hi_k = np.array([180.0 if n in ("alpha", "beta", "gamma") else 50.0 for n in free],
+                            np.float32)
+        lo[offsets[k]:offsets[k + 1]], hi[offsets[k]:offsets[k + 1]] = lo_k, hi_k
+        lp_meta[b] = {"free": free, "lo": lo_k.tolist(), "hi": hi_k.tolist()}
+    # The statistics (all features but the mole fractions x_*) come first: they get embedded.
+    n_stats = sum(not n.startswith("x_") for n in FEATURE_NAMES)
+    assert not any(n.startswith("x_") for n in FEATURE_NAMES[:n_stats])
+    embed = (n_stats, JOINT_EMBED_K) if JOINT_EMBED_K else (0, 0)
+    joint = JointEnsemble(
+        [fit_joint_member(X[train], SG[train], B[train], P[train], hidden=JOINT_HIDDEN,
+                          epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std, lo=lo, hi=hi,
+                          embed=embed, device=device)
+         for m in tqdm(range(members), desc=f"[{split}] joint formula ensemble")],
+        torch.from_numpy(spacegroup_bravais_matrix()), torch.from_numpy(offsets),
+        torch.from_numpy(lo), torch.from_numpy(hi))
+    timings["formula_s"] = time.time() - t
+    Xt = torch.from_numpy(np.ascontiguousarray(X[test], dtype=np.float32))
+    with torch.no_grad():
+        prob = joint.bravais(Xt).mean(0).numpy()
     rank = np.argsort(-prob, axis=1)
     metrics_b = {
         "top1": float(np.mean(rank[:, 0] == B[test])),
         "top2": float(np.mean((rank[:, :2] == B[test][:, None]).any(axis=1))),
     }
-    timings["bravais_s"] = time.time() - t
-    save_torchscript(bravais_ens, out_dir / "bravais.pt", {
-        **common, "kind": "bravais", "classes": BRAVAIS, "members": members,
-        "inputs": FEATURE_NAMES, "hidden": BRAVAIS_HIDDEN,
-        "output": "(members, n, 14) softmax probabilities", "test_metrics": metrics_b,
-    })
-
-    # Per-Bravais space group and lattice parameters ----------------------------------------
-    t = time.time()
-    sg_heads, lp_heads, sg_classes, lp_meta, metrics_sg, metrics_lp = [], [], {}, {}, {}, {}
-    for k, b in enumerate(tqdm(BRAVAIS, desc=f"[{split}] per-Bravais models")):
-        tr_k = train[B[train] == k]
-        te_k = test[B[test] == k]
+    sg_classes, metrics_sg, metrics_lp = {}, {}, {}
+    for k, b in enumerate(BRAVAIS):
         groups = spacegroups_of_bravais(b)
         sg_classes[b] = groups
-        y = np.searchsorted(groups, SG[tr_k])
-        ep = _epochs_for(len(tr_k), epochs)
-        head = Ensemble([
-            fit_member(X[tr_k], y, kind=0, n_out=len(groups), hidden=PER_BRAVAIS_HIDDEN,
-                       epochs=ep, seed=200 + 10 * k + m, x_mean=x_mean, x_std=x_std,
-                       dropout=0.1, device=device)
-            for m in range(sub_members)
-        ])
-        sg_heads.append(head)
-        free = FREE_PARAMETERS[b]
-        cols = [PARAMETER_NAMES.index(n) for n in free]
-        lo, hi = lattice_bounds(P[tr_k][:, cols], free)
-        lp = Ensemble([
-            fit_member(X[tr_k], P[tr_k][:, cols], kind=1, n_out=len(free), hidden=PER_BRAVAIS_HIDDEN,
-                       epochs=ep, seed=300 + 10 * k + m, x_mean=x_mean, x_std=x_std, lo=lo,
-                       hi=hi, dropout=0.1, device=device)
-            for m in range(sub_members)
-        ])
-        lp_heads.append(lp)
-        lp_meta[b] = {"free": free, "lo": lo.tolist(), "hi": hi.tolist()}
-        if len(te_k):
-            p_sg = _ensemble_predict(head, X[te_k]).mean(axis=0)
-            r = np.argsort(-p_sg, axis=1)
-            yt = np.searchsorted(groups, SG[te_k])
-            metrics_sg[b] = {"n_test": int(len(te_k)),
-                             "top1": float(np.mean(r[:, 0] == yt)),
-                             "top3": float(np.mean((r[:, :3] == yt[:, None]).any(axis=1)))}
-            pred = _ensemble_predict(lp, X[te_k]).mean(axis=0)
-            truth = P[te_k][:, cols]
-            metrics_lp[b] = {"n_test": int(len(te_k)),
-                             "log_mse": float(np.mean(np.log(pred / truth) ** 2)),
-                             "r2": {n: r2_score(truth[:, j], pred[:, j]) for j, n in enumerate(free)}}
-    timings["per_bravais_s"] = time.time() - t
-    save_torchscript(PerBravais(sg_heads), out_dir / "spacegroup.pt", {
-        **common, "kind": "spacegroup", "bravais_order": BRAVAIS, "classes": sg_classes,
-        "members": sub_members, "inputs": FEATURE_NAMES, "hidden": PER_BRAVAIS_HIDDEN,
-        "output": "forward(x, k): (members, n, len(classes[BRAVAIS[k]])) probabilities",
-        "test_metrics_given_true_bravais": metrics_sg,
-    })
-    save_torchscript(PerBravais(lp_heads), out_dir / "lattice.pt", {
-        **common, "kind": "lattice", "bravais_order": BRAVAIS, "parameters": lp_meta,
-        "members": sub_members, "inputs": FEATURE_NAMES, "hidden": PER_BRAVAIS_HIDDEN,
+        te_k = test[B[test] == k]
+        if not len(te_k):
+            continue
+        xk = torch.from_numpy(np.ascontiguousarray(X[te_k], dtype=np.float32))
+        with torch.no_grad():
+            p_sg = joint.spacegroup(xk, k).mean(0).numpy()
+            pred = joint.lattice(xk, k).mean(0).numpy()
+        r = np.argsort(-p_sg, axis=1)
+        yt = np.searchsorted(groups, SG[te_k])
+        metrics_sg[b] = {"n_test": int(len(te_k)),
+                         "top1": float(np.mean(r[:, 0] == yt)),
+                         "top3": float(np.mean((r[:, :3] == yt[:, None]).any(axis=1)))}
+        truth = P[te_k][:, cols[k]]
+        metrics_lp[b] = {"n_test": int(len(te_k)),
+                         "log_mse": float(np.mean(np.log(pred / truth) ** 2)),
+                         "r2": {n: r2_score(truth[:, j], pred[:, j])
+                                for j, n in enumerate(FREE_PARAMETERS[b])}}
+    # The per-file layout of the first version (bravais/spacegroup/lattice.pt) is replaced.
+    for old in ("bravais", "spacegroup", "lattice"):
+        for ext in (".pt", ".json"):
+            (out_dir / f"{old}{ext}").unlink(missing_ok=True)
+    save_torchscript(joint, out_dir / "formula.pt", {
+        **common, "kind": "formula", "members": members, "inputs": FEATURE_NAMES,
+        "hidden": JOINT_HIDDEN, "epochs": epochs, "feature_embedding": list(embed),
+        "bravais_classes": BRAVAIS, "spacegroup_classes": sg_classes, "parameters": lp_meta,
         "units": "a, b, c in Å; alpha, beta, gamma in degrees; hR as the rhombohedral cell",
-        "loss": "Log-MSE, sigmoid output scaled to [lo, hi]",
-        "output": "forward(x, k): (members, n, len(free parameters of BRAVAIS[k]))",
-        "test_metrics_given_true_bravais": metrics_lp,
+        "loss": "cross-entropy over 230 space groups + cross-entropy of the Bravais sums + "
+        "10 × Log-MSE of the true lattice's free parameters (sigmoid outputs scaled to [lo, hi])",
+        "output": "bravais(x) = forward(x): (members, n, 14) probabilities; spacegroup(x, k): "
+        "(members, n, len(spacegroup_classes[BRAVAIS[k]])); lattice(x, k): (members, n, "
+        "len(parameters[BRAVAIS[k]]['free']))",
+        "test_metrics": {"bravais": metrics_b, "spacegroup_given_true_bravais": metrics_sg,
+                         "lattice_given_true_bravais": metrics_lp},
     })
 
     # Cell-geometry space-group model ----------------------------------------------------------
     # Trained on the conventional cells (as CIFs give them) and, for centred lattices, on the
     # primitive cells too (as DFT codes give them): both are valid inputs at run time.
     t = time.time()
-    centred_train = train[arr["bravais_centred"][train]]
-    C_fit = np.concatenate([C[train], arr["C_primitive"][centred_train]])
-    SG_fit = np.concatenate([SG[train], SG[centred_train]])
-    c_mean, c_std = _standardise(C_fit)
-    cell_classes = np.arange(1, 231)
-    cell_ens = Ensemble([
-        fit_member(C_fit, SG_fit - 1, kind=0, n_out=230, hidden=CELL_HIDDEN, epochs=epochs,
-                   seed=400 + m, x_mean=c_mean, x_std=c_std, dropout=0.1, device=device)
-        for m in tqdm(range(sub_members), desc=f"[{split}] cell-geometry model")
-    ])
-    metrics_c = {}
-    for setting, feats in (("conventional", C), ("primitive", arr["C_primitive"])):
-        p_c = _ensemble_predict(cell_ens, feats[test]).mean(axis=0)
-        r = np.argsort(-p_c, axis=1)
-        metrics_c[setting] = {
-            "top1": float(np.mean(r[:, 0] + 1 == SG[test])),
-            "top3": float(np.mean((r[:, :3] + 1 == SG[test][:, None]).any(axis=1)))}
-    timings["cell_s"] = time.time() - t
-    save_torchscript(cell_ens, out_dir / "cell.pt", {
-        **common, "kind": "cell", "classes": cell_classes.tolist(), "members": sub_members,
-        "inputs": list(CELL_FEATURE_NAMES), "hidden": CELL_HIDDEN,
-        "canonicalisation": "ASE get_bravais_lattice(eps=2e-3) + Niggli reduction",
-        "training_cells": "spglib conventional standard cell (symprec 0.1 Å) and, for centred "
-        "lattices, the primitive cell of the same lattice",
-        "output": "(members, n, 230) probabilities of space groups 1..230",
-        "test_metrics": metrics_c,
-    })
+    previous = out_dir / "training_summary.json"
+    if not train_cell and (out_dir / "cell.pt").is_file() and previous.is_file():
+        old = json.loads(previous.read_text())
+        metrics_c = old["cell"]
+        timings["cell_s"] = old["timings"]["cell_s"]
+        timings["cell_kept_from_earlier_run"] = True
+    else:
+        centred_train = train[arr["bravais_centred"][train]]
+        C_fit = np.concatenate([C[train], arr["C_primitive"][centred_train]])
+        SG_fit = np.concatenate([SG[train], SG[centred_train]])
+        c_mean, c_std = _standardise(C_fit)
+        cell_classes = np.arange(1, 231)
+        cell_ens = Ensemble([
+            fit_member(C_fit, SG_fit - 1, kind=0, n_out=230, hidden=CELL_HIDDEN, epochs=epochs,
+                       seed=400 + m, x_mean=c_mean, x_std=c_std, dropout=0.1, device=device)
+            for m in tqdm(range(sub_members), desc=f"[{split}] cell-geometry model")
+        ])
+        metrics_c = {}
+        for setting, feats in (("conventional", C), ("primitive", arr["C_primitive"])):
+            p_c = _ensemble_predict(cell_ens, feats[test]).mean(axis=0)
+            r = np.argsort(-p_c, axis=1)
+            metrics_c[setting] = {
+                "top1": float(np.mean(r[:, 0] + 1 == SG[test])),
+                "top3": float(np.mean((r[:, :3] + 1 == SG[test][:, None]).any(axis=1)))}
+        timings["cell_s"] = time.time() - t
+        save_torchscript(cell_ens, out_dir / "cell.pt", {
+            **common, "kind": "cell", "classes": cell_classes.tolist(), "members": sub_members,
+            "inputs": list(CELL_FEATURE_NAMES), "hidden": CELL_HIDDEN,
+            "canonicalisation": "ASE get_bravais_lattice(eps=2e-3) + Niggli reduction",
+            "training_cells": "spglib conventional standard cell (symprec 0.1 Å) and, for "
+            "centred lattices, the primitive cell of the same lattice",
+            "output": "(members, n, 230) probabilities of space groups 1..230",
+            "test_metrics": metrics_c,
+        })
     timings["total_s"] = time.time() - t0
     summary = {"split": split, "bravais": metrics_b, "cell": metrics_c, "timings": timings,
-               "threads": threads, "device": device, "epochs": epochs}
+               "threads": threads, "device": device, "epochs": epochs, "members": members}
     (out_dir / "training_summary.json").write_text(json.dumps(
         {**summary, "spacegroup": metrics_sg, "lattice": metrics_lp}, indent=2) + "\n")
     return summary
@@ -590,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=5, help="Bravais ensemble size (default 5)")
     ap.add_argument("--epochs", type=int, default=40, help="epochs of the large models")
     ap.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
+    ap.add_argument("--keep-cell", action="store_true",
+                    help="keep the cell-geometry model already in the model folder (no retrain)")
     ap.add_argument("--out", type=Path, default=None,
                     help="model folder (default: the package for 'random', cache/<split> else)")
     args = ap.parse_args(argv)
@@ -600,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.step in ("train", "all"):
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         summary = train_split(args.cache, args.split, Path(out), members=args.members,
-                              epochs=args.epochs, threads=args.threads, device=args.device)
+                              epochs=args.epochs, threads=args.threads, device=args.device,
+                              train_cell=not args.keep_cell)
         print(json.dumps(summary))
     return 0
 
