@@ -405,10 +405,10 @@ CRYSPEXT_INLINE void product_tile(const double* y, const double* r, double s[M][
 
 }  // namespace
 
-template <int WT>
+template <int WT, int MT>
 CRYSPEXT_INLINE void SoapBasis::accumulate(const double* rad, const double* ylm, int lo, int mode, double* acc, double* acc2,
                                   int w_runtime) const {
-    // WT > 0: window width known at compile time (tiles of 2 m x WT centres in registers);
+    // WT > 0: window width known at compile time (tiles of MT m x WT centres in registers);
     // WT == 0: any width, one (m, centre) at a time.
     constexpr int B = kBlock, V = kLanes;
     const int L = s_.l_max, st = stride();
@@ -431,15 +431,13 @@ CRYSPEXT_INLINE void SoapBasis::accumulate(const double* rad, const double* ylm,
         const double* rl = rad + l * W * B;
         if constexpr (WT > 0) {
             int m = -l;
-            for (; m + 1 <= l; m += 2) {
-                double s2[2][WT][V];
-                product_tile<2, WT>(ylm + (l * l + l + m) * B, rl, s2);
-                for (int k = 0; k < WT; ++k) {
-                    store(l * l + l + m, k, s2[0][k], sign);
-                    store(l * l + l + m + 1, k, s2[1][k], sign);
-                }
+            for (; m + MT - 1 <= l; m += MT) {
+                double sm[MT][WT][V];
+                product_tile<MT, WT>(ylm + (l * l + l + m) * B, rl, sm);
+                for (int mm = 0; mm < MT; ++mm)
+                    for (int k = 0; k < WT; ++k) store(l * l + l + m + mm, k, sm[mm][k], sign);
             }
-            if (m <= l) {
+            for (; m <= l; ++m) {
                 double s1[1][WT][V];
                 product_tile<1, WT>(ylm + (l * l + l + m) * B, rl, s1);
                 for (int k = 0; k < WT; ++k) store(l * l + l + m, k, s1[0][k], sign);
@@ -648,13 +646,15 @@ CRYSPEXT_INLINE void SoapBasis::block_kernel(const Block& b, int lo, int hi, int
     // Accumulate: acc[lm, a] += sum_p Y[lm, p] rad[l, a, p] (weights are inside rad), a small
     // matrix product per l. The sum over p stays split over kLanes partial sums (no horizontal
     // reduction per block); they are added up once, in power_spectrum.
+    // Rows of m per register tile: AVX-512 has 32 vector registers, the others 16.
+    constexpr int kTileM = (Variant == 2) ? 4 : 3;
     switch (W) {
-        case 5: accumulate<5>(rad, ylm, lo, mode, acc, acc2); break;
-        case 4: accumulate<4>(rad, ylm, lo, mode, acc, acc2); break;
-        case 3: accumulate<3>(rad, ylm, lo, mode, acc, acc2); break;
-        case 2: accumulate<2>(rad, ylm, lo, mode, acc, acc2); break;
-        case 1: accumulate<1>(rad, ylm, lo, mode, acc, acc2); break;
-        default: accumulate<0>(rad, ylm, lo, mode, acc, acc2, W); break;
+        case 5: accumulate<5, kTileM>(rad, ylm, lo, mode, acc, acc2); break;
+        case 4: accumulate<4, kTileM>(rad, ylm, lo, mode, acc, acc2); break;
+        case 3: accumulate<3, kTileM>(rad, ylm, lo, mode, acc, acc2); break;
+        case 2: accumulate<2, kTileM>(rad, ylm, lo, mode, acc, acc2); break;
+        case 1: accumulate<1, kTileM>(rad, ylm, lo, mode, acc, acc2); break;
+        default: accumulate<0, kTileM>(rad, ylm, lo, mode, acc, acc2, W); break;
     }
     (void)Variant;
 }

@@ -103,7 +103,7 @@ private:
         b.w[k] = (mode == 2) ? 2.0 : 1.0;
         if (b.count == kBlock) flush_bucket(b, a0, mode, acc, acc2, work);
     }
-    template <int WT>
+    template <int WT, int MT>
     void accumulate(const double* rad, const double* ylm, int lo, int mode, double* acc, double* acc2,
                     int w_runtime = 0) const;
     template <int Variant>
