@@ -363,12 +363,15 @@ void SoapBasis::block_flush(Block* buckets, int mode, double* acc, double* acc2,
 void SoapBasis::flush_bucket(Block& b, int a0, int mode, double* acc, double* acc2, double* work) const {
     if (b.count == 0) return;
     const int lo = std::max(a0 - window_, 0), hi = std::min(a0 + window_, s_.n_max - 1);
-    for (int k = b.count; k < kBlock; ++k) {  // padding: a copy of the first neighbour with zero weight
+    // Weight of the mode (an unordered pair seen from both ends counts twice); padding lanes
+    // are copies of the first neighbour with zero weight.
+    const double weight = (mode == 2) ? 2.0 : 1.0;
+    for (int k = 0; k < kBlock; ++k) b.w[k] = (k < b.count) ? weight : 0.0;
+    for (int k = b.count; k < kBlock; ++k) {
         b.x[k] = b.x[0];
         b.y[k] = b.y[0];
         b.z[k] = b.z[0];
         b.r[k] = b.r[0];
-        b.w[k] = 0.0;
     }
 #if defined(__GNUC__) && defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
     if (use_avx512_) block_kernel_avx512(b, lo, hi, mode, acc, acc2, work);
@@ -991,10 +994,14 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
             }
         };
         if (direct) {
-            const double r2max = nopt.cutoff * nopt.cutoff;
+            // One species: lengths are scaled in the distance pass and pairs go straight to the
+            // kernel's queue (no per-pair species lookups).
+            const bool single = (S == 1);
+            const double pre = single ? inv_d[0] : 1.0;
+            const double r2max = single ? rc * rc : nopt.cutoff * nopt.cutoff;
             // Distances to all later atoms in one vectorisable pass over coordinate arrays, then
             // only the pairs inside the cutoff go on (branch-free compaction).
-            std::vector<double> dx(n), dy(n), dz(n), r2(n);
+            std::vector<double> dx(n), dy(n), dz(n), r2(n), rr(n);
             std::vector<int32_t> hit(n);
 #ifdef CRYSPEXT_OPENMP
 #pragma omp for schedule(dynamic, 8)
@@ -1004,21 +1011,33 @@ AriseResult arise_soap(const double* positions, const int32_t* numbers, int64_t 
                 const int64_t m = n - i - 1;
                 const double* pj = positions + 3 * (i + 1);
                 for (int64_t k = 0; k < m; ++k) {
-                    const double vx = pj[3 * k] - xi, vy = pj[3 * k + 1] - yi, vz = pj[3 * k + 2] - zi;
+                    const double vx = (pj[3 * k] - xi) * pre, vy = (pj[3 * k + 1] - yi) * pre,
+                                 vz = (pj[3 * k + 2] - zi) * pre;
                     dx[k] = vx;
                     dy[k] = vy;
                     dz[k] = vz;
                     r2[k] = vx * vx + vy * vy + vz * vz;
+                    rr[k] = std::sqrt(r2[k]);
                 }
                 int64_t count = 0;
                 for (int64_t k = 0; k < m; ++k) {
                     hit[count] = static_cast<int32_t>(k);
                     count += (r2[k] < r2max) ? 1 : 0;
                 }
+                if (single) {
+                    SoapBasis::Block* own = bucket(0);
+                    double* t = target(0, 0);
+                    for (int64_t h = 0; h < count; ++h) {
+                        const int32_t k = hit[h];
+                        const double v[3] = {dx[k], dy[k], dz[k]};
+                        basis.block_add(own, v, rr[k], 2, t, nullptr, work.data());
+                    }
+                    continue;
+                }
                 for (int64_t h = 0; h < count; ++h) {
                     const int32_t k = hit[h];
                     const double v[3] = {dx[k], dy[k], dz[k]};
-                    process(static_cast<int32_t>(i), static_cast<int32_t>(i + 1 + k), v, std::sqrt(r2[k]));
+                    process(static_cast<int32_t>(i), static_cast<int32_t>(i + 1 + k), v, rr[k]);
                 }
             }
         } else {

@@ -93,14 +93,13 @@ private:
                         double* work) const;
     void queue(Block* buckets, int a0, const double d[3], double r, int mode, double* acc, double* acc2,
                double* work) const {
-        // The cutoff taper is applied in the kernel (vectorised); w holds the mode's factor.
+        // The cutoff taper and the mode's weight are applied when the block is evaluated.
         Block& b = buckets[a0];
         const int k = b.count++;
         b.x[k] = d[0];
         b.y[k] = d[1];
         b.z[k] = d[2];
         b.r[k] = r;
-        b.w[k] = (mode == 2) ? 2.0 : 1.0;
         if (b.count == kBlock) flush_bucket(b, a0, mode, acc, acc2, work);
     }
     template <int WT, int MT>
