@@ -47,6 +47,20 @@ AriseOptions make_options(double cutoff, int n_max, int l_max, double sigma, dou
 }
 
 
+// arise_soap inside a parallel loop: an exception (bad settings for this structure) becomes a
+// NaN vector and its message, instead of escaping the OpenMP region.
+cryspext::AriseResult arise_soap_or_nan(const double* positions, const int32_t* numbers, int64_t n, const double* cell,
+                                        const bool* pbc, const AriseOptions& opt, int dim) {
+    try {
+        return cryspext::arise_soap(positions, numbers, n, cell, pbc, opt);
+    } catch (const std::exception& e) {
+        cryspext::AriseResult r;
+        r.vector.assign(dim, std::numeric_limits<double>::quiet_NaN());
+        r.error = e.what();
+        return r;
+    }
+}
+
 // A structure copied out of Python objects so that the GIL can be released.
 struct Item {
     std::vector<double> positions;
@@ -130,7 +144,6 @@ void bind_soap(py::module_& m) {
             }
             const int64_t n = static_cast<int64_t>(items.size());
             py::array_t<double> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(dim)});
-            py::array_t<double> dnn_first(n);
             std::vector<std::string> errors(n);
             double* o = out.mutable_data();
             {
@@ -140,14 +153,9 @@ void bind_soap(py::module_& m) {
 #endif
                 for (int64_t k = 0; k < n; ++k) {
                     const Item& it = items[k];
-                    cryspext::AriseResult r;
-                    try {
-                        r = cryspext::arise_soap(it.positions.data(), it.numbers.data(),
-                                                 static_cast<int64_t>(it.numbers.size()), it.cell, it.pbc, opt);
-                    } catch (const std::exception& e) {
-                        r.vector.assign(dim, std::numeric_limits<double>::quiet_NaN());
-                        r.error = e.what();
-                    }
+                    const cryspext::AriseResult r = arise_soap_or_nan(
+                        it.positions.data(), it.numbers.data(), static_cast<int64_t>(it.numbers.size()), it.cell, it.pbc,
+                        opt, dim);
                     std::copy(r.vector.begin(), r.vector.end(), o + k * dim);
                     errors[k] = r.error;
                 }
@@ -244,12 +252,8 @@ void bind_soap(py::module_& m) {
                             }
                             bnum[k - s] = num[a];
                         }
-                        cryspext::AriseResult r;
-                        try {
-                            r = cryspext::arise_soap(bpos.data(), bnum.data(), e - s, zero_cell, no_pbc, opt);
-                        } catch (const std::exception&) {
-                            r.vector.assign(dim, std::numeric_limits<double>::quiet_NaN());
-                        }
+                        const cryspext::AriseResult r =
+                            arise_soap_or_nan(bpos.data(), bnum.data(), e - s, zero_cell, no_pbc, opt, dim);
                         std::copy(r.vector.begin(), r.vector.end(), row);
                     }
                 }

@@ -232,46 +232,34 @@ NeighborList neighbor_list(const double* positions, int64_t n_atoms, const doubl
                             continue;
                         }
                     }
-                    for (const Stencil& st : stencil) {
-                        const double sx = st.offset[0] - ri0, sy = st.offset[1] - ri1, sz = st.offset[2] - ri2;
-                        const int32_t end = bins.bin_start[st.bin + 1];
-                        for (int32_t slot = bins.bin_start[st.bin]; slot < end; ++slot) {
-                            const double dx = bins.sorted_pos[3 * slot] + sx;
-                            const double dy = bins.sorted_pos[3 * slot + 1] + sy;
-                            const double dz = bins.sorted_pos[3 * slot + 2] + sz;
-                            const double r2 = dx * dx + dy * dy + dz * dz;
-                            if (r2 >= cut2) continue;
-                            const int32_t b = bins.sorted_atom[slot];
-                            if (options.half && b < a) continue;
-                            const int32_t* kj = &bins.image[3 * b];
-                            // Shift with respect to the unwrapped input positions.
-                            const int32_t S0 = st.s[0] + ki[0] - kj[0];
-                            const int32_t S1 = st.s[1] + ki[1] - kj[1];
-                            const int32_t S2 = st.s[2] + ki[2] - kj[2];
-                            if (b == a) {
-                                if (S0 == 0 && S1 == 0 && S2 == 0) continue;
-                                // half list: keep the image with a lexicographically positive shift
-                                if (options.half && (S0 < 0 || (S0 == 0 && (S1 < 0 || (S1 == 0 && S2 < 0))))) continue;
+                    visit_stencil(bins, stencil, a, &bins.sorted_pos[3 * slot_i], cut2,
+                                  [&](int32_t b, double dx, double dy, double dz, double r2, int s0, int s1, int s2) {
+                        if (options.half && b < a) return;
+                        const int32_t* kj = &bins.image[3 * b];
+                        // Shift with respect to the unwrapped input positions.
+                        const int32_t S0 = s0 + ki[0] - kj[0];
+                        const int32_t S1 = s1 + ki[1] - kj[1];
+                        const int32_t S2 = s2 + ki[2] - kj[2];
+                        // half list, an atom and its own image: keep the lexicographically positive shift
+                        if (options.half && b == a && (S0 < 0 || (S0 == 0 && (S1 < 0 || (S1 == 0 && S2 < 0))))) return;
+                        if constexpr (WRITE) {
+                            if (cursor == per_atom[a + 1]) return;  // never past the counted slots
+                            out.i[cursor] = a;
+                            out.j[cursor] = b;
+                            out.shifts[3 * cursor] = S0;
+                            out.shifts[3 * cursor + 1] = S1;
+                            out.shifts[3 * cursor + 2] = S2;
+                            out.distances[cursor] = std::sqrt(r2);
+                            if (options.want_vectors) {
+                                out.vectors[3 * cursor] = dx;
+                                out.vectors[3 * cursor + 1] = dy;
+                                out.vectors[3 * cursor + 2] = dz;
                             }
-                            if constexpr (WRITE) {
-                                if (cursor == per_atom[a + 1]) continue;  // never past the counted slots
-                                out.i[cursor] = a;
-                                out.j[cursor] = b;
-                                out.shifts[3 * cursor] = S0;
-                                out.shifts[3 * cursor + 1] = S1;
-                                out.shifts[3 * cursor + 2] = S2;
-                                out.distances[cursor] = std::sqrt(r2);
-                                if (options.want_vectors) {
-                                    out.vectors[3 * cursor] = dx;
-                                    out.vectors[3 * cursor + 1] = dy;
-                                    out.vectors[3 * cursor + 2] = dz;
-                                }
-                                ++cursor;
-                            } else {
-                                ++found;
-                            }
+                            ++cursor;
+                        } else {
+                            ++found;
                         }
-                    }
+                    });
                     if constexpr (!WRITE) per_atom[a + 1] = found;
                 }
             }

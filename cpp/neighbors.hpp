@@ -61,19 +61,17 @@ struct Stencil {
 // Fills `stencil` with the non-empty bins within the search range of bin `home`.
 void build_stencil(const CellBins& bins, int home, std::vector<Stencil>& stencil);
 
-// Calls visit(b, dx, dy, dz, r2, s0, s1, s2) for every atom b (any periodic image, shift s in
-// the wrapped frame) with r2 = |r_b + s·cell − r_a|² < cutoff², except a itself at zero shift.
-// `cutoff` must not exceed the one `bins` was built for.
+// Calls visit(b, dx, dy, dz, r2, s0, s1, s2) for every atom b in the bins of `stencil` (built
+// for the bin of atom a, whose wrapped position is ri) with r2 = |r_b + s·cell − r_a|² < cut2,
+// except a itself at zero shift. The one distance loop of the cell list.
 template <typename F>
-void for_each_neighbor(const CellBins& bins, int32_t a, double cutoff, F&& visit) {
-    thread_local std::vector<Stencil> stencil;
-    build_stencil(bins, bins.atom_bin[a], stencil);
-    const double ri0 = bins.wrapped[3 * a], ri1 = bins.wrapped[3 * a + 1], ri2 = bins.wrapped[3 * a + 2];
-    const double cut2 = cutoff * cutoff;
+inline void visit_stencil(const CellBins& bins, const std::vector<Stencil>& stencil, int32_t a, const double* ri,
+                          double cut2, F&& visit) {
     for (const Stencil& st : stencil) {
-        const double ox = st.offset[0] - ri0, oy = st.offset[1] - ri1, oz = st.offset[2] - ri2;
+        const double ox = st.offset[0] - ri[0], oy = st.offset[1] - ri[1], oz = st.offset[2] - ri[2];
         const bool zero_shift = (st.s[0] == 0 && st.s[1] == 0 && st.s[2] == 0);
-        for (int32_t slot = bins.bin_start[st.bin]; slot < bins.bin_start[st.bin + 1]; ++slot) {
+        const int32_t end = bins.bin_start[st.bin + 1];
+        for (int32_t slot = bins.bin_start[st.bin]; slot < end; ++slot) {
             const double dx = bins.sorted_pos[3 * slot] + ox;
             const double dy = bins.sorted_pos[3 * slot + 1] + oy;
             const double dz = bins.sorted_pos[3 * slot + 2] + oz;
@@ -84,6 +82,16 @@ void for_each_neighbor(const CellBins& bins, int32_t a, double cutoff, F&& visit
             visit(b, dx, dy, dz, r2, st.s[0], st.s[1], st.s[2]);
         }
     }
+}
+
+// Calls visit(b, dx, dy, dz, r2, s0, s1, s2) for every atom b (any periodic image, shift s in
+// the wrapped frame) with r2 = |r_b + s·cell − r_a|² < cutoff², except a itself at zero shift.
+// `cutoff` must not exceed the one `bins` was built for.
+template <typename F>
+void for_each_neighbor(const CellBins& bins, int32_t a, double cutoff, F&& visit) {
+    thread_local std::vector<Stencil> stencil;
+    build_stencil(bins, bins.atom_bin[a], stencil);
+    visit_stencil(bins, stencil, a, &bins.wrapped[3 * a], cutoff * cutoff, visit);
 }
 
 NeighborList neighbor_list(const double* positions, int64_t n_atoms, const double* cell_rows,

@@ -31,7 +31,21 @@ def soap_dimension(n_max: int = 9, l_max: int = 6) -> int:
     return int(_core.soap_dimension(int(n_max), int(l_max)))
 
 
-def _settings(cutoff, n_max, l_max, sigma, transition, central_weight, scale, degenerate):
+# Keyword settings shared by every ARISE SOAP entry point, with ARISE's values as defaults.
+DEFAULT_SETTINGS = dict(
+    cutoff=4.0, n_max=9, l_max=6, sigma=0.1, transition=0.5, central_weight=0.0, scale=True, degenerate="arise"
+)
+
+
+def _settings(**settings):
+    """Validated core options from keyword settings (missing ones take DEFAULT_SETTINGS)."""
+    unknown = set(settings) - set(DEFAULT_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown settings: {sorted(unknown)}")
+    merged = {**DEFAULT_SETTINGS, **settings}
+    cutoff, n_max, l_max, sigma = merged["cutoff"], merged["n_max"], merged["l_max"], merged["sigma"]
+    transition, central_weight = merged["transition"], merged["central_weight"]
+    scale, degenerate = merged["scale"], merged["degenerate"]
     for name, value in (("cutoff", cutoff), ("sigma", sigma)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise TypeError(f"{name} must be a number, got {type(value).__name__}")
@@ -83,7 +97,10 @@ def arise_soap(
     s = as_structure(structure)
     if len(s) == 0:
         raise ValueError("structure has no atoms")
-    opt = _settings(cutoff, n_max, l_max, sigma, transition, central_weight, scale, degenerate)
+    opt = _settings(
+        cutoff=cutoff, n_max=n_max, l_max=l_max, sigma=sigma, transition=transition,
+        central_weight=central_weight, scale=scale, degenerate=degenerate,
+    )
     vec, _species, _dnn, error = _core.arise_soap_one(s.positions, s.numbers, s.cell, s.pbc, **opt)
     if error:
         raise ValueError(f"ARISE SOAP undefined: {error}")
@@ -114,18 +131,7 @@ def arise_soap_batch(
         raise ValueError(f"errors must be 'raise' or 'nan', got {errors!r}")
     if isinstance(structures, (str, os.PathLike)) or not hasattr(structures, "__len__"):
         structures = list(structures) if not isinstance(structures, (str, os.PathLike)) else [structures]
-    opt = _settings(
-        settings.pop("cutoff", 4.0),
-        settings.pop("n_max", 9),
-        settings.pop("l_max", 6),
-        settings.pop("sigma", 0.1),
-        settings.pop("transition", 0.5),
-        settings.pop("central_weight", 0.0),
-        settings.pop("scale", True),
-        settings.pop("degenerate", "arise"),
-    )
-    if settings:
-        raise TypeError(f"unknown settings: {sorted(settings)}")
+    opt = _settings(**settings)
     if int(chunk_size) < 1:
         raise ValueError("chunk_size must be >= 1")
     n = len(structures)
@@ -176,18 +182,7 @@ def arise_soap_boxes(structure, grid, **settings) -> np.ndarray:
     s = as_structure(structure)
     if grid.indices.size and int(grid.indices.max()) >= len(s):
         raise ValueError("grid does not belong to this structure (member index out of range)")
-    opt = _settings(
-        settings.pop("cutoff", 4.0),
-        settings.pop("n_max", 9),
-        settings.pop("l_max", 6),
-        settings.pop("sigma", 0.1),
-        settings.pop("transition", 0.5),
-        settings.pop("central_weight", 0.0),
-        settings.pop("scale", True),
-        settings.pop("degenerate", "arise"),
-    )
-    if settings:
-        raise TypeError(f"unknown settings: {sorted(settings)}")
+    opt = _settings(**settings)
     offsets = np.asarray(grid.offsets, dtype=np.int64)
     valid = np.asarray(grid.valid).reshape(-1)
     # Invalid boxes get no members so that the core leaves them NaN.
@@ -222,7 +217,10 @@ def soap_per_atom(
     s = as_structure(structure)
     if len(s) == 0:
         raise ValueError("structure has no atoms")
-    opt = _settings(cutoff, n_max, l_max, sigma, transition, central_weight, scale, degenerate)
+    opt = _settings(
+        cutoff=cutoff, n_max=n_max, l_max=l_max, sigma=sigma, transition=transition,
+        central_weight=central_weight, scale=scale, degenerate=degenerate,
+    )
     d = nearest_neighbor_distance(s, degenerate=degenerate) if scale else 1.0
     return _core.soap_per_atom(
         s.positions,
