@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
+import itertools
+import json
+
 import numpy as np
+
+
+def mp_records(shared_data, every: int = 1):
+    """Every `every`-th record (dict: lattice, frac, species, sg, n, ...) of the Materials
+    Project dump in shared/data/mp, in file order."""
+    with gzip.open(shared_data / "mp" / "mp_structures.jsonl.gz", "rt") as fh:
+        for line in itertools.islice(fh, 0, None, every):
+            yield json.loads(line)
 
 
 def pair_set(i, j, S) -> set:

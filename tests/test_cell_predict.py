@@ -10,6 +10,7 @@ import pytest
 from cryspext.formula import predict_cell
 from cryspext.formula.cellgeom import canonical_cell, cell_features
 from cryspext.models import MODELS_DIR
+from helpers import mp_records
 
 ase_cell = pytest.importorskip("ase.cell")
 Cell = ase_cell.Cell
@@ -94,22 +95,14 @@ def test_predict_cell_result_and_errors():
 @pytest.fixture(scope="module")
 def mp_cells(shared_data):
     """(conventional, primitive, space group) of every 500th MP structure, spglib as oracle."""
-    import gzip
-
     spglib = pytest.importorskip("spglib")
     from ase.data import atomic_numbers
 
     out = []
-    with gzip.open(shared_data / "mp" / "mp_structures.jsonl.gz", "rt") as fh:
-        for i, line in enumerate(fh):
-            if i % 500:
-                continue
-            rec = json.loads(line)
-            ds = spglib.get_symmetry_dataset(
-                (rec["lattice"], rec["frac"], [atomic_numbers[s] for s in rec["species"]]),
-                symprec=0.1)
-            out.append((Cell(ds.std_lattice).cellpar(), Cell(ds.primitive_lattice).cellpar(),
-                        ds.number))
+    for rec in mp_records(shared_data, every=500):
+        ds = spglib.get_symmetry_dataset(
+            (rec["lattice"], rec["frac"], [atomic_numbers[s] for s in rec["species"]]), symprec=0.1)
+        out.append((Cell(ds.std_lattice).cellpar(), Cell(ds.primitive_lattice).cellpar(), ds.number))
     return out
 
 

@@ -14,6 +14,8 @@ pytest.importorskip("torch")
 pytest.importorskip("scipy")
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
+from helpers import mp_records  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -76,19 +78,13 @@ def test_rescaling_a_profile_does_not_change_the_prediction(model):
 def test_validation_structures_of_the_card_are_reproduced(shared_data, model):
     """Ensemble top-5 accuracy on a few hundred MP structures of the model's classes (training
     and validation mixed) is at least the validation top-5 of the card minus a margin."""
-    import gzip
-
     classes = set(model.classes)
     rows = []
-    with gzip.open(shared_data / "mp" / "mp_structures.jsonl.gz", "rt") as f:
-        for i, line in enumerate(f):
-            if i % 331:
-                continue
-            r = json.loads(line)
-            if r["sg"] in classes and r["n"] <= 40:
-                rows.append(r)
-            if len(rows) == 200:
-                break
+    for r in mp_records(shared_data, every=331):
+        if r["sg"] in classes and r["n"] <= 40:
+            rows.append(r)
+        if len(rows) == 200:
+            break
     structures = [Structure(Lattice(r["lattice"]), r["species"], r["frac"]) for r in rows]
     preds = model.predict_structures(structures, top=5)
     top5 = np.mean([r["sg"] in p.space_groups for r, p in zip(rows, preds)])

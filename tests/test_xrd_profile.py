@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import itertools
-import json
 import math
 
 import numpy as np
@@ -15,6 +12,8 @@ from cryspext.xrd import DeltaGrid, FormFactors, delta_profile, delta_profiles, 
 pmg = pytest.importorskip("pymatgen.core")
 from pymatgen.analysis.diffraction.xrd import XRDCalculator  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
+
+from helpers import mp_records  # noqa: E402
 
 LAM = 0.5  # Å: 2/λ = 4 Å⁻¹ covers the whole 1/d range with small angles
 TT_RANGE = [2 * math.degrees(math.asin(g * LAM / 2)) for g in (0.1, 1.1)]
@@ -66,15 +65,13 @@ def compare_with_pymatgen(s, lo=0.1131, hi=1.0625, gap=1e-6):
 def mp_sample(shared_data, n=50, max_atoms=24):
     """n structures of distinct space groups (small cells) from the MP dump, in file order."""
     seen, out = set(), []
-    with gzip.open(shared_data / "mp" / "mp_structures.jsonl.gz", "rt") as f:
-        for line in itertools.islice(f, 0, None, 97):
-            r = json.loads(line)
-            if r["sg"] in seen or r["n"] > max_atoms:
-                continue
-            seen.add(r["sg"])
-            out.append(Structure(Lattice(r["lattice"]), r["species"], r["frac"]))
-            if len(out) == n:
-                break
+    for r in mp_records(shared_data, every=97):
+        if r["sg"] in seen or r["n"] > max_atoms:
+            continue
+        seen.add(r["sg"])
+        out.append(Structure(Lattice(r["lattice"]), r["species"], r["frac"]))
+        if len(out) == n:
+            break
     return out
 
 
