@@ -1,0 +1,149 @@
+"""Networks of the cell-geometry space-group model (``cryspext.training.cell``).
+
+Inputs are the canonical cell features of ``cellgeom.CELL_FEATURE_NAMES``: 14 one-hot metric
+lattice types, then continuous values (Niggli a b c in Å, cosines, log V, ratios). A random
+forest on these features beats a plain MLP because it cuts each continuous value at many
+thresholds: a space group is often told apart by a narrow window of c/a or of a cell length.
+So every continuous input is first encoded piecewise-linearly on quantile bins of the training
+data (Gorishniy, Rubachev & Babenko, NeurIPS 2022, "PLE"): bin t contributes
+clamp((x − e_t)/(e_{t+1} − e_t), 0, 1). Each feature's bin vector is mapped by its own linear
+layer + ReLU to ``d`` values, then an MLP (Linear → BatchNorm → ReLU → Dropout) mixes all.
+
+Derived inputs computed inside the network from the canonical features (model structure, no
+new features): log a, log b, log c, c/b and the cube root of V over a, b, c.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+import torch
+from torch import nn
+
+from .nets import HalfLinear
+
+__all__ = ["N_LATTICE_TYPES", "derived_inputs", "ple_edges", "CellNet", "FrozenCellNet",
+           "CellEnsemble", "freeze_cell"]
+
+N_LATTICE_TYPES = 14  # the one-hot columns lead CELL_FEATURE_NAMES
+
+
+def derived_inputs(x: torch.Tensor) -> torch.Tensor:
+    """Continuous inputs of the network from raw features (n, 25) → (n, 11 + 6).
+
+    Columns 14.. of ``x``: a b c cos α cos β cos γ log V, b/a, c/a, |a−c|/(a+c), abc/V.
+    """
+    cont = x[:, 14:]  # literal: TorchScript cannot read module globals; = N_LATTICE_TYPES
+    a, b, c = cont[:, 0:1], cont[:, 1:2], cont[:, 2:3]
+    logv = cont[:, 6:7]
+    la, lb, lc = torch.log(a), torch.log(b), torch.log(c)
+    lv3 = logv / 3.0
+    extra = torch.cat([la, lb, lc, lc - lb, lv3 - la, lv3 - lc], dim=1)
+    return torch.cat([cont, extra], dim=1)
+
+
+def ple_edges(x: np.ndarray, n_bins: int) -> np.ndarray:
+    """(n_features, n_bins + 1) increasing bin edges from the quantiles of each column of ``x``;
+    repeated quantiles (a value shared by many rows, e.g. cos 90° = 0) are dropped and the
+    missing edges padded beyond the maximum, where their bins stay 0 on the data."""
+    out = np.zeros((x.shape[1], n_bins + 1), np.float64)
+    for j in range(x.shape[1]):
+        q = np.unique(np.quantile(x[:, j], np.linspace(0, 1, n_bins + 1)))
+        span = max(float(q[-1] - q[0]), 1e-3)
+        pad = q[-1] + span * np.arange(1, n_bins + 2 - len(q))
+        out[j] = np.concatenate([q, pad])
+    return out.astype(np.float32)
+
+
+def _ple(h: torch.Tensor, lo: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """(n, f) → (n, f, bins): clamp((x − lo)/width, 0, 1) per feature and bin."""
+    return torch.clamp((h[:, :, None] - lo) / width, 0.0, 1.0)
+
+
+class CellNet(nn.Module):
+    """Training network: derived inputs → PLE → per-feature Linear+ReLU (``d``) → concat with the
+    lattice one-hot → (Linear → BatchNorm → ReLU → Dropout)* → 230 logits."""
+
+    def __init__(self, edges: np.ndarray, d: int, hidden: list[int], dropout: float = 0.1,
+                 n_out: int = 230):
+        super().__init__()
+        e = torch.as_tensor(edges, dtype=torch.float32)
+        self.register_buffer("lo", e[:, :-1].clone())
+        self.register_buffer("width", (e[:, 1:] - e[:, :-1]).clone())
+        f, t = self.lo.shape
+        self.emb_w = nn.Parameter(torch.randn(f, t, d) / t**0.5)
+        self.emb_b = nn.Parameter(torch.zeros(f, d))
+        layers: list[nn.Module] = []
+        width = f * d + N_LATTICE_TYPES
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, n_out))
+        self.net = nn.Sequential(*layers)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        enc = _ple(derived_inputs(x), self.lo, self.width)
+        e = torch.relu(torch.einsum("nft,ftd->nfd", enc, self.emb_w) + self.emb_b)
+        return torch.cat([x[:, :N_LATTICE_TYPES], e.flatten(1)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.embed(x))
+
+
+class FrozenCellNet(nn.Module):
+    """Inference copy of a ``CellNet``: BatchNorm folded, weights stored in float16; returns
+    softmax probabilities (n, 230)."""
+
+    def __init__(self, lo: torch.Tensor, width: torch.Tensor, emb_w: torch.Tensor,
+                 emb_b: torch.Tensor, weights: List[torch.Tensor], biases: List[torch.Tensor]):
+        super().__init__()
+        self.register_buffer("lo", lo.detach().float().clone())
+        self.register_buffer("width", width.detach().float().clone())
+        self.register_buffer("emb_w", emb_w.detach().to(torch.float16).clone())
+        self.register_buffer("emb_b", emb_b.detach().to(torch.float16).clone())
+        self.layers = nn.ModuleList([HalfLinear(w, b) for w, b in zip(weights, biases)])
+        self.n_layers = len(weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        enc = _ple(derived_inputs(x), self.lo, self.width)
+        e = torch.relu(torch.einsum("nft,ftd->nfd", enc, self.emb_w.float()) + self.emb_b.float())
+        h = torch.cat([x[:, :14], e.flatten(1)], dim=1)  # the N_LATTICE_TYPES one-hot columns
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < self.n_layers - 1:
+                h = torch.relu(h)
+        return torch.softmax(h, dim=-1)
+
+
+class CellEnsemble(nn.Module):
+    """Members of identical input/output; forward gives (n_members, n, 230) probabilities."""
+
+    def __init__(self, members: List[FrozenCellNet]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs: List[torch.Tensor] = []
+        for m in self.members:
+            outs.append(m(x))
+        return torch.stack(outs, dim=0)
+
+
+def freeze_cell(model: CellNet) -> FrozenCellNet:
+    """Fold BatchNorm into the Linear layers of a trained ``CellNet`` (eval mode) and freeze."""
+    model = model.eval()
+    mods = list(model.net)
+    weights, biases = [], []
+    for i, lin in enumerate(mods):
+        if not isinstance(lin, nn.Linear):
+            continue
+        w, b = lin.weight.detach().clone(), lin.bias.detach().clone()
+        if i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm1d):
+            bn = mods[i + 1]
+            scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+            w = w * scale[:, None]
+            b = (b - bn.running_mean) * scale + bn.bias.detach()
+        weights.append(w)
+        biases.append(b)
+    return FrozenCellNet(model.lo, model.width, model.emb_w, model.emb_b, weights, biases)

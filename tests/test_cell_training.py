@@ -1,0 +1,107 @@
+"""The cell-geometry trainer (training.cell) on a tiny synthetic data set (seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cryspext.formula.cellgeom import CELL_FEATURE_NAMES, cell_features
+from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
+
+torch = pytest.importorskip("torch")
+
+from cryspext.formula.cellnet import CellNet, derived_inputs, freeze_cell, ple_edges  # noqa: E402
+from cryspext.training.cell import fit_cell_member, topk, train_cell  # noqa: E402
+
+
+def _cells(rng, n):
+    """Tetragonal cells whose space group is set by c/a alone (123 below 1.5, 139 above), so a
+    model that reads the cell must beat the 50 % of a constant guess."""
+    a = rng.uniform(3, 6, n)
+    ratio = rng.uniform(0.8, 2.2, n)
+    sg = np.where(ratio < 1.5, 123, 139)
+    C = np.stack([cell_features([x, x, x * r, 90, 90, 90]) for x, r in zip(a, ratio)])
+    return C.astype(np.float32), sg
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cell_cache")
+    rng = np.random.default_rng(0)
+    n = 1200
+    C, sg = _cells(rng, n)
+    params = np.tile(np.array([4, 4, 6, 90, 90, 90], np.float32), (n, 1))
+    np.savez_compressed(
+        cache / "arrays.npz", C=C, C_primitive=C, sg=sg, mp_id=np.arange(n),
+        bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
+        conventional=params, primitive=params, digest=np.array("synthetic"))
+    out = cache / "models"
+    cfg = {"members": 2, "epochs": 8, "hidden": [32], "bins": 8, "embed_dim": 4, "batch": 64}
+    card = train_cell(cache, "random", out, config=cfg)
+    return out, card
+
+
+def test_trainer_writes_a_model_with_its_card(tiny_model):
+    out, card = tiny_model
+    saved = json.loads((out / "cell.json").read_text())
+    assert saved["members"] == 2 and saved["inputs"] == list(CELL_FEATURE_NAMES)
+    assert saved["training_data_sha256_16"] == "synthetic" and saved["split"] == "random"
+    for setting in ("conventional", "primitive"):
+        assert 0 <= saved["test_metrics"][setting]["top1"] <= saved["test_metrics"][setting]["top3"]
+        assert setting in saved["random_forest_30_trees_test_metrics"]
+    model = torch.jit.load(str(out / "cell.pt"))
+    rng = np.random.default_rng(1)
+    C, sg = _cells(rng, 300)
+    with torch.no_grad():
+        p = model(torch.from_numpy(C)).numpy()
+    assert p.shape == (2, 300, 230)
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, atol=1e-4)
+    # the space group is a function of c/a here: a working model must beat a constant guess
+    assert topk(p.mean(0), sg)["top1"] > 0.8
+
+
+def test_frozen_network_matches_the_training_network():
+    rng = np.random.default_rng(2)
+    C, sg = _cells(rng, 200)
+    x = torch.from_numpy(C)
+    net = CellNet(ple_edges(derived_inputs(x).numpy(), 6), 4, [16, 8])
+    net.train()
+    net(x)  # one pass in training mode moves the BatchNorm statistics off their defaults
+    net.eval()
+    with torch.no_grad():
+        ref = torch.softmax(net(x), dim=-1).numpy()
+        got = freeze_cell(net)(x).numpy()
+    np.testing.assert_allclose(got, ref, atol=2e-3)  # float16 weights
+
+
+def test_ple_edges_increase():
+    x = np.concatenate([np.zeros(50), np.linspace(1, 2, 50)])[:, None]  # half the rows tied
+    e = ple_edges(x, 10)[0]
+    assert e.shape == (11,) and np.all(np.diff(e) > 0)
+
+
+@pytest.mark.parametrize("C, sg", [(np.zeros((5, 3)), np.ones(5)),
+                                   (np.zeros((5, len(CELL_FEATURE_NAMES))), np.zeros(5)),
+                                   (np.zeros((5, len(CELL_FEATURE_NAMES))), np.ones(4))])
+def test_bad_training_input(C, sg):
+    with pytest.raises(ValueError):
+        fit_cell_member(C, sg, seed=0)
+
+
+def test_unknown_split(tiny_model, tmp_path):
+    with pytest.raises(ValueError):
+        train_cell(tiny_model[0].parent, "sideways", tmp_path)
+
+
+def test_derived_inputs_read_the_right_columns():
+    """derived_inputs indexes the feature vector by position: check it against the names."""
+    f = cell_features([4.0, 5.0, 7.0, 90, 100, 90])
+    d = derived_inputs(torch.from_numpy(f[None].astype(np.float32)))[0].numpy()
+    names = list(CELL_FEATURE_NAMES)
+    a, b, c = (f[names.index(k)] for k in "abc")
+    v = np.exp(f[names.index("log_volume")])
+    np.testing.assert_allclose(d[11:], [np.log(a), np.log(b), np.log(c), np.log(c / b),
+                                        np.log(v ** (1 / 3) / a), np.log(v ** (1 / 3) / c)],
+                               rtol=1e-5)
