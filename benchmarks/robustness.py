@@ -314,6 +314,7 @@ def write(args, argv, cases, sizes, baseline_sizes, methods, model, timing, resu
         "model": args.model,
         "model_card_metrics": model.card.get("metrics"),
         "model_training": {k: model.card.get("training", {}).get(k) for k in ("data_hash_sha256", "settings_grid", "epochs", "best_epoch", "optimizer")},
+        "model_ensemble": model.card.get("ensemble"),
         "timing_s": {k: round(v, 1) for k, v in timing.items()},
     }
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
@@ -331,6 +332,8 @@ def markdown(results, meta) -> str:
         f"{meta['structures_per_realisation']} structures per realisation, {meta['realisations']} realisations, {meta['threads']} threads, "
         f"{meta['noise']} displacement noise; baselines on supercell sizes {meta['baseline_sizes']}).",
         "",
+        *([f"Model: deep ensemble of {meta['model_ensemble']['members']} networks (seeds {meta['model_ensemble']['seeds']}), "
+           "the T passes spread evenly over the members.", ""] if meta.get("model_ensemble") else []),
         "Accuracy in %. ARISE (cryspext): all 108 classes, periodic and finite structures. Baselines: periodic "
         "structures of the classes they support, per atom (OVITO) or per structure (spglib, AFLOW elemental + binary prototypes). "
         "`both`: δ and η of the same column applied together. `arise` pools all supercell sizes run (as the thesis); "

@@ -144,3 +144,81 @@ def test_result_object():
         r.ranking(0)
     with pytest.raises(TypeError):
         r.ranking("3")
+
+
+# --- deep ensemble (EnsembleMLP) -------------------------------------------------------------
+
+
+def _members(k, p, seed=0):
+    torch.manual_seed(seed)
+    return [BayesianMLP(p=p) for _ in range(k)]
+
+
+def test_ensemble_of_one_is_the_network_itself():
+    """K = 1: same masks from the same seed, so the same statistics as the plain network."""
+    from cryspext.arise.model import EnsembleMLP
+
+    (net,) = _members(1, 0.2)
+    x = torch.from_numpy(np.random.default_rng(5).random((4, 316)).astype(np.float32))
+    with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        torch.manual_seed(3)
+        a = net.mc(x, 30)
+        torch.manual_seed(3)
+        b = EnsembleMLP([net]).mc(x, 30)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("T", [4, 5, 7])
+def test_ensemble_splits_passes_over_members(T):
+    """Without dropout, pass t is member t mod K: the mean is the pass-count-weighted mean of the
+    members' softmax outputs, and the MI is what the members disagree on (H(mean) − mean H)."""
+    from cryspext.arise.model import EnsembleMLP
+
+    nets = _members(2, 0.0, seed=1)
+    x = torch.from_numpy(np.random.default_rng(6).random((3, 316)).astype(np.float32))
+    with torch.inference_mode():
+        per = [torch.softmax(n(x, stochastic=False).double(), 1).numpy() for n in nets]
+    counts = [len(range(k, T, 2)) for k in range(2)]
+    mean = sum(c * q for c, q in zip(counts, per)) / T
+    ent = lambda q: -(q * np.log(q)).sum(-1)  # noqa: E731
+    expected_mi = ent(mean) - sum(c * ent(q) for c, q in zip(counts, per)) / T
+    card = _card()
+    model = AriseModel(EnsembleMLP(nets).eval(), card)
+    pred = model.predict(x.numpy(), mc_samples=T, seed=0)
+    np.testing.assert_allclose(pred.probabilities, mean, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(pred.mutual_information, expected_mi, rtol=1e-3, atol=1e-6)
+    assert np.all(pred.mutual_information > 0)  # two different networks disagree
+    # hidden(): member 0's activations.
+    with torch.inference_mode():
+        _, h1, _, h3 = nets[0].hidden(x, False)
+    np.testing.assert_allclose(pred.hidden["h1"], h1.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pred.hidden["h3"], h3.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_ensemble_torchscript_round_trip(tmp_path):
+    from cryspext.arise.model import EnsembleMLP
+
+    ens = EnsembleMLP(_members(3, 0.1, seed=2)).eval()
+    path = tmp_path / "ens.pt"
+    save_torchscript(ens, path, _card())
+    model = AriseModel(load_torchscript(path), _card())
+    x = np.random.default_rng(7).random((5, 316))
+    a = model.predict(x, mc_samples=20, seed=4)
+    b = AriseModel(ens, _card()).predict(x, mc_samples=20, seed=4)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(a.mutual_information, b.mutual_information, rtol=1e-4, atol=1e-6)
+    assert {k: v.shape for k, v in a.hidden.items()} == {"h1": (5, 256), "h2": (5, 512), "h3": (5, 256)}
+    # The deterministic forward gives log-probabilities (rows sum to one after exp).
+    with torch.inference_mode():
+        logp = load_torchscript(path)(torch.from_numpy(x).float(), False)
+    np.testing.assert_allclose(logp.exp().sum(1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_ensemble_rejects_bad_members():
+    from cryspext.arise.model import EnsembleMLP
+
+    with pytest.raises(ValueError):
+        EnsembleMLP([])
+    with pytest.raises(ValueError):
+        EnsembleMLP([BayesianMLP(p=0.01), BayesianMLP(p=0.02)])

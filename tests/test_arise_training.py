@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from cryspext.arise.model import AriseModel
 from cryspext.models import load_torchscript
@@ -46,3 +47,28 @@ def test_train_exports_a_loadable_model(tmp_path):
     model = AriseModel(load_torchscript(tmp_path / "out" / "toy.pt"), saved)
     pred = model.predict(centres, mc_samples=50, seed=0)
     assert pred.labels == ["a", "b", "c"]
+
+
+def test_train_ensemble_stacks_members_and_resumes(tmp_path, capsys):
+    from cryspext.training.arise import train_ensemble
+
+    rng = np.random.default_rng(1)
+    centres = rng.random((3, 316))
+    x = np.concatenate([c + 0.01 * rng.standard_normal((20, 316)) for c in centres]).astype(np.float32)
+    y = np.repeat(np.arange(3), 20)
+    np.savez(
+        tmp_path / "toy.npz", x=x, y=y, x_val=x[::4], y_val=y[::4], val_tags=np.array(["pristine"] * len(y[::4])),
+        classes=np.array(["a", "b", "c"]),
+    )
+    kw = dict(member_dir=tmp_path / "members", seed=5, name="toy", epochs=20, batch_size=16, lr=3e-3, threads=1)
+    card = train_ensemble(tmp_path / "toy.npz", tmp_path / "out", 2, **kw)
+    assert card["ensemble"]["members"] == 2 and card["ensemble"]["seeds"] == [5, 6]
+    assert card["metrics"]["validation_accuracy"] == 1.0
+    assert sorted(p.name for p in (tmp_path / "members").glob("*.pt")) == ["toy_seed5.pt", "toy_seed6.pt"]
+    model = AriseModel(load_torchscript(tmp_path / "out" / "toy.pt"), json.loads((tmp_path / "out" / "toy.json").read_text()))
+    assert model.predict(centres, mc_samples=10, seed=0).labels == ["a", "b", "c"]
+    capsys.readouterr()
+    train_ensemble(tmp_path / "toy.npz", tmp_path / "out2", 2, **kw)  # members reused, not retrained
+    assert capsys.readouterr().out.count("reusing") == 2
+    with pytest.raises(ValueError):
+        train_ensemble(tmp_path / "toy.npz", tmp_path / "out3", 0, **kw)

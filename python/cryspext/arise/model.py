@@ -13,6 +13,11 @@ lie in [0, ln 108 ≈ 4.68], and I ≤ H.
 The T passes are evaluated as one batch: each input row is repeated T times and every layer is
 one matrix product over the (n·T) rows, each row with its own dropout masks; ``n`` is chunked so
 that at most ``max_rows`` rows are in flight.
+
+A shipped model may be a deep ensemble (:class:`EnsembleMLP`, K networks of this architecture
+trained with different seeds): the T passes are then spread evenly over the members (pass t uses
+member t mod K), the formulas above are unchanged, and the hidden activations are member 0's.
+The card's ``ensemble`` entry says which kind a file is.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BayesianMLP", "MCPrediction", "AriseModel", "load_model", "N_FEATURES", "HIDDEN_LAYERS"]
+__all__ = ["BayesianMLP", "EnsembleMLP", "MCPrediction", "AriseModel", "load_model", "N_FEATURES", "HIDDEN_LAYERS"]
 
 N_FEATURES = 316
 HIDDEN_LAYERS = ("h1", "h2", "h3")
@@ -80,6 +85,86 @@ class BayesianMLP(nn.Module):
             h1.view(n, n_samples, -1).mean(dim=1),
             h2.view(n, n_samples, -1).mean(dim=1),
             h3.view(n, n_samples, -1).mean(dim=1),
+        )
+
+
+class EnsembleMLP(nn.Module):
+    """A deep ensemble of K :class:`BayesianMLP` members with MC dropout inside each.
+
+    The members' weights are stacked (K, in, out) so that all of them run as one batched matrix
+    product per layer (``torch.baddbmm``). ``mc(x, T)`` splits the T stochastic passes evenly
+    over the members: pass t uses member t mod K with its own fresh dropout masks, so member k
+    runs ⌈(T − k)/K⌉ passes and the cost stays that of about T passes of one network. The
+    probabilities, entropies (and hence the mutual information) are averaged over the T passes
+    exactly as for one network (eq. 2.3.2.1–2.3.2.5); the posterior samples are now (member,
+    dropout mask) pairs. The returned hidden activations h1, h2, h3 are **member 0's**,
+    averaged over its passes (the members' hidden units are not aligned, so averaging across
+    members would mix unrelated features).
+    """
+
+    def __init__(self, members: list):
+        super().__init__()
+        if len(members) < 1:
+            raise ValueError("an ensemble needs at least one member")
+        ps = {float(m.p) for m in members}
+        if len(ps) != 1:
+            raise ValueError(f"all members must share one dropout rate, got {sorted(ps)}")
+        self.p = ps.pop()
+        self.n_members = len(members)
+        # (K, in, out) weights and (K, 1, out) biases, for baddbmm.
+        self.w1 = nn.Parameter(torch.stack([m.fc1.weight.detach().T for m in members]).contiguous())
+        self.w2 = nn.Parameter(torch.stack([m.fc2.weight.detach().T for m in members]).contiguous())
+        self.w3 = nn.Parameter(torch.stack([m.fc3.weight.detach().T for m in members]).contiguous())
+        self.w4 = nn.Parameter(torch.stack([m.fc4.weight.detach().T for m in members]).contiguous())
+        self.b1 = nn.Parameter(torch.stack([m.fc1.bias.detach()[None] for m in members]).contiguous())
+        self.b2 = nn.Parameter(torch.stack([m.fc2.bias.detach()[None] for m in members]).contiguous())
+        self.b3 = nn.Parameter(torch.stack([m.fc3.bias.detach()[None] for m in members]).contiguous())
+        self.b4 = nn.Parameter(torch.stack([m.fc4.bias.detach()[None] for m in members]).contiguous())
+
+    def _drop(self, x: torch.Tensor, active: bool) -> torch.Tensor:
+        if not active or self.p <= 0.0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * keep.to(x.dtype) / (1.0 - self.p)
+
+    def hidden(self, x: torch.Tensor, stochastic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every member on its own rows: ``x`` (K, rows, 316) → logits (K, rows, C), h1, h2, h3."""
+        h1 = F.relu(torch.baddbmm(self.b1, self._drop(x, stochastic), self.w1))
+        h2 = F.relu(torch.baddbmm(self.b2, self._drop(h1, stochastic), self.w2))
+        h3 = F.relu(torch.baddbmm(self.b3, self._drop(h2, stochastic), self.w3))
+        logits = torch.baddbmm(self.b4, self._drop(h3, stochastic), self.w4)
+        return logits, h1, h2, h3
+
+    def forward(self, x: torch.Tensor, stochastic: bool = True) -> torch.Tensor:
+        """Log of the member-averaged probabilities of one pass per member, for ``x`` (n, 316)."""
+        k = self.n_members
+        logits = self.hidden(x.unsqueeze(0).expand(k, -1, -1), stochastic)[0]
+        return torch.logsumexp(F.log_softmax(logits, dim=2), dim=0) - torch.log(torch.tensor(float(k)))
+
+    @torch.jit.export
+    def mc(self, x: torch.Tensor, n_samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """T = ``n_samples`` passes of every row of ``x`` (n, 316), spread over the members.
+
+        Returns the T-averaged probabilities (n, C), the T-averaged per-pass entropy in nats (n,)
+        and member 0's averaged activations h1, h2, h3 (after ReLU).
+        """
+        n = x.shape[0]
+        k = self.n_members
+        s = (n_samples + k - 1) // k  # passes per member; the surplus ones are dropped below
+        rows = x.repeat_interleave(s, dim=0).unsqueeze(0).expand(k, -1, -1)
+        logits, h1, h2, h3 = self.hidden(rows, True)
+        logp = F.log_softmax(logits, dim=2)
+        p = logp.exp()
+        entropy = -(p * logp).sum(dim=2)
+        # Pass t = j·K + member: order (n, s, K) and keep the first T.
+        p = p.view(k, n, s, -1).permute(1, 2, 0, 3).reshape(n, s * k, -1)[:, :n_samples]
+        entropy = entropy.view(k, n, s).permute(1, 2, 0).reshape(n, s * k)[:, :n_samples]
+        return (
+            p.mean(dim=1),
+            entropy.mean(dim=1),
+            h1[0].view(n, s, -1).mean(dim=1),
+            h2[0].view(n, s, -1).mean(dim=1),
+            h3[0].view(n, s, -1).mean(dim=1),
         )
 
 

@@ -17,7 +17,9 @@ class ClassificationResult:
     - ``probabilities``: (108,) array, same order as ``classes``;
     - ``mutual_information``, ``predictive_entropy``: uncertainty in **nats** (natural log);
       low (≈ 0) for confident answers, at most ln 108 ≈ 4.68;
-    - ``hidden(layer)``: T-averaged activations of 'h1' (256), 'h2' (512) or 'h3' (256);
+    - ``hidden(layer)``: T-averaged activations of 'h1' (256), 'h2' (512) or 'h3' (256); for a
+      deep-ensemble model these are member 0's (averaged over its passes), so the layers keep
+      their widths and meaning for the unsupervised analysis;
     - ``mc_samples``: number of dropout passes T; ``descriptor``: the (316,) SOAP input.
     """
 
@@ -49,7 +51,8 @@ class ClassificationResult:
         return [(self.classes[i], float(self.probabilities[i])) for i in order]
 
     def hidden(self, layer="h3") -> np.ndarray:
-        """T-averaged activations of hidden layer ``'h1'``, ``'h2'`` or ``'h3'`` (or 1, 2, 3)."""
+        """T-averaged activations of hidden layer ``'h1'``, ``'h2'`` or ``'h3'`` (or 1, 2, 3);
+        member 0's for a deep-ensemble model."""
         key = f"h{layer}" if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool) else layer
         if key not in self.hidden_layers:
             raise ValueError(f"layer must be one of {sorted(self.hidden_layers)} (or 1, 2, 3), got {layer!r}")

@@ -370,8 +370,104 @@ def train(
         "license": "Apache-2.0 (trained on Apache-2.0 data from AndreasLeitherer/Tutorial_ARISE)",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_torchscript(model, out_dir / f"{name}.pt", card)
+    try:
+        save_torchscript(model, out_dir / f"{name}.pt", card)
+    except Exception:
+        # TorchScript re-reads the model's source file; keep the trained weights if that fails
+        # (e.g. the source was edited during a long run): BayesianMLP().load_state_dict(...).
+        torch.save(best_state, out_dir / f"{name}.state_dict.pt")
+        raise
     print(json.dumps({"seconds": round(seconds, 1), **card["metrics"], "best_epoch": best[3]}))
+    return card
+
+
+def load_member(path: Path):
+    """A trained :class:`BayesianMLP` back from its TorchScript file (for assembling an ensemble)."""
+    from cryspext.arise.model import BayesianMLP
+    from cryspext.models import load_torchscript
+
+    scripted = load_torchscript(Path(path))
+    member = BayesianMLP(n_in=scripted.fc1.weight.shape[1], n_out=scripted.fc4.weight.shape[0], p=float(scripted.p))
+    member.load_state_dict(dict(scripted.state_dict()))
+    return member.eval()
+
+
+def train_ensemble(dataset: Path, out_dir: Path, members: int, *, member_dir: Path, seed: int = 0, name: str = "arise", **kwargs) -> dict:
+    """Deep ensemble: ``members`` networks trained by :func:`train` with seeds ``seed … seed+K−1``
+    (same data, recipe and selection rule; only the initialisation and batch order differ),
+    stacked into one :class:`~cryspext.arise.model.EnsembleMLP` file ``out_dir/<name>.pt``.
+
+    Members are written to ``member_dir`` (``<name>_seed<k>.pt``) and reused when present, so an
+    interrupted run resumes. The card's metrics are the ensemble's (deterministic pass).
+    """
+    import torch
+
+    from cryspext.arise.model import EnsembleMLP
+    from cryspext.models import save_torchscript
+
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ValueError(f"members must be a positive integer, got {members!r}")
+    member_dir = Path(member_dir)
+    with np.load(dataset) as z:
+        data_hash = _hash(z["x"], z["y"])
+    cards, nets = [], []
+    for k in range(members):
+        stem = f"{name}_seed{seed + k}"
+        path = member_dir / f"{stem}.pt"
+        if path.is_file():
+            card = json.loads(path.with_suffix(".json").read_text())
+            if card["training"]["data_hash_sha256"] != data_hash:
+                raise SystemExit(f"{path} was trained on other data; delete it to retrain")
+            print(f"member {k}: reusing {path}", flush=True)
+        else:
+            print(f"member {k}: training seed {seed + k}", flush=True)
+            card = train(dataset, member_dir, seed=seed + k, name=stem, **kwargs)
+        cards.append(card)
+        nets.append(load_member(path))
+    ensemble = EnsembleMLP(nets).eval()
+
+    z = np.load(dataset)
+    xv = torch.from_numpy(z["x_val"].astype(np.float32))
+    yv = torch.from_numpy(z["y_val"])
+    val_tags = z["val_tags"]
+    acc_val, loss_val = _evaluate(ensemble, xv, yv)
+    pristine = torch.from_numpy(val_tags == "pristine")
+    x = torch.from_numpy(z["x"].astype(np.float32))
+    y = torch.from_numpy(z["y"])
+    per_tag = {}
+    for tag in sorted(set(val_tags.tolist())):
+        m = torch.from_numpy(val_tags == tag)
+        per_tag[tag] = _accuracy(ensemble, xv[m], yv[m])
+    card = json.loads(json.dumps(cards[0]))
+    card["name"] = name
+    card["description"] = (
+        f"Deep ensemble of {members} ARISE Bayesian MLPs (Leitherer et al., Nat. Commun. 12, 6234 (2021)), "
+        "each with MC dropout, retrained by cryspext on its own SOAP"
+    )
+    card["architecture"]["parameters"] = int(sum(p.numel() for p in ensemble.parameters()))
+    card["architecture"]["parameters_per_member"] = cards[0]["architecture"]["parameters"]
+    card["ensemble"] = {
+        "members": members,
+        "seeds": [c["training"]["seed"] for c in cards],
+        "best_epochs": [c["training"]["best_epoch"] for c in cards],
+        "mc_passes": "pass t uses member t mod K with fresh dropout masks (T passes in all, one batched product)",
+        "hidden_layers": "member 0's activations, averaged over its passes",
+        "member_validation_cross_entropy": [c["metrics"]["validation_cross_entropy"] for c in cards],
+    }
+    card["training"]["seed"] = seed
+    card["training"]["seconds"] = round(sum(c["training"]["seconds"] for c in cards), 1)
+    card["training"]["seconds_per_member"] = [c["training"]["seconds"] for c in cards]
+    card["training"].pop("best_epoch", None)
+    card["metrics"] = {
+        "train_accuracy_deterministic": _accuracy(ensemble, x, y),
+        "validation_accuracy": acc_val,
+        "validation_pristine_accuracy": _accuracy(ensemble, xv[pristine], yv[pristine]),
+        "validation_cross_entropy": loss_val,
+        "validation_accuracy_by_kind": per_tag,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_torchscript(ensemble, out_dir / f"{name}.pt", card)
+    print(json.dumps({"seconds": card["training"]["seconds"], **card["metrics"]}))
     return card
 
 
@@ -389,7 +485,9 @@ def main(argv=None) -> int:
     p.add_argument("--dropout", type=float, default=None, help="dropout rate (default: the thesis's 3.17 %%)")
     p.add_argument("--extrinsic", default=",".join(f"{e:g}" for e in EXTRINSIC), help="extrinsic scaling factors, comma-separated (default %(default)s; the thesis: 0.95,1,1.05)")
     p.add_argument("--dataset", default="arise_dataset", help="name of the assembled descriptor file in --cache (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the first ensemble member (member k: seed + k)")
+    p.add_argument("--members", type=int, default=1, help="deep-ensemble size K (default %(default)s); members are trained one after the other into --member-dir")
+    p.add_argument("--member-dir", default=None, help="where ensemble members go (default: <cache>/members)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")), help="torch threads (default $OMP_NUM_THREADS or 1: on a busy 2-core machine 2 threads thrash)")
     p.add_argument("--limit", type=int, default=None, help="only the first N prototypes (for quick checks)")
     args = p.parse_args(argv)
@@ -409,10 +507,14 @@ def main(argv=None) -> int:
                 f"{cache / args.dataset}.npz was built with extrinsic factors {built}, not {extrinsic}: "
                 f"run the 'soap' step with the same --extrinsic first"
             )
-        train(
-            cache / f"{args.dataset}.npz", Path(args.out), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            weight_decay=args.weight_decay, dropout=args.dropout, seed=args.seed, threads=args.threads, name=args.name,
-        )
+        kwargs = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                      dropout=args.dropout, threads=args.threads)
+        if args.members == 1:
+            train(cache / f"{args.dataset}.npz", Path(args.out), seed=args.seed, name=args.name, **kwargs)
+        else:
+            member_dir = Path(args.member_dir) if args.member_dir else cache / "members"
+            train_ensemble(cache / f"{args.dataset}.npz", Path(args.out), args.members, member_dir=member_dir,
+                           seed=args.seed, name=args.name, **kwargs)
     return 0
 
 
