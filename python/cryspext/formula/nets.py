@@ -8,12 +8,14 @@ the caller sees their disagreement.
 
 from __future__ import annotations
 
+import math
 from typing import List
 
 import torch
 from torch import nn
 
-__all__ = ["MLP", "HalfLinear", "FrozenMLP", "Ensemble", "PerBravais", "JointEnsemble", "freeze"]
+__all__ = ["MLP", "HalfLinear", "FrozenMLP", "Ensemble", "PerBravais", "JointEnsemble", "freeze",
+           "ElementEncoder", "ElementMLP", "FrozenElementMLP", "freeze_element"]
 
 
 class FeatureEmbedding(nn.Module):
@@ -210,3 +212,112 @@ def freeze(model: MLP, x_mean, x_std, kind: int, lo=None, hi=None) -> FrozenMLP:
     hi = torch.ones(n_out) if hi is None else torch.as_tensor(hi, dtype=torch.float32)
     return FrozenMLP(weights, biases, torch.as_tensor(x_mean), torch.as_tensor(x_std), kind, lo, hi,
                      emb_w, emb_b)
+
+
+class ElementEncoder(nn.Module):
+    """Set encoder of the elements of a formula (Roost/CrabNet-like, simplified).
+
+    The elements are read from the mole-fraction inputs (columns ``frac_start:`` of the feature
+    vector, element Z = column − frac_start + 1; any positive scale, they are renormalised).
+    Each element becomes a token: a linear map of its standardised elemental properties and its
+    mole fraction w, plus a *learned* per-element embedding (what lets the network key on a
+    chemistry, as a forest does). ``rounds`` of multi-head self-attention, whose keys are
+    weighted by log w (an element present at 1 % hardly changes the others), each followed by a
+    feed-forward block, post-LayerNorm. Pooled: Σ w·token and the element-wise max → (n, 2·dim).
+    """
+
+    def __init__(self, props: torch.Tensor, frac_start: int, dim: int = 64, heads: int = 4,
+                 rounds: int = 2):
+        super().__init__()
+        self.register_buffer("props", props.detach().float().clone())  # (n_elements, n_props)
+        self.frac_start = frac_start
+        self.dim = dim
+        self.heads = heads
+        n_el, n_props = props.shape
+        self.embed = nn.Embedding(n_el, dim)
+        nn.init.normal_(self.embed.weight, std=0.1)
+        self.inp = nn.Linear(n_props + 1, dim)
+        self.qkv = nn.ModuleList([nn.Linear(dim, 3 * dim) for _ in range(rounds)])
+        self.proj = nn.ModuleList([nn.Linear(dim, dim) for _ in range(rounds)])
+        self.ln1 = nn.ModuleList([nn.LayerNorm(dim) for _ in range(rounds)])
+        self.ff = nn.ModuleList([nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(),
+                                               nn.Linear(2 * dim, dim)) for _ in range(rounds)])
+        self.ln2 = nn.ModuleList([nn.LayerNorm(dim) for _ in range(rounds)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frac = torch.clamp(x[:, self.frac_start :], min=0.0)
+        count = (frac > 0).sum(1)
+        # Sets are padded to the largest in the batch; most formulas have ≤ 4 elements, so the
+        # few larger ones are encoded apart (same result, about half the padding).
+        small = count <= 4
+        n_small = int(small.sum())
+        if n_small == 0 or n_small == x.shape[0]:
+            return self._encode(frac, max(int(count.max()), 1))
+        out = torch.empty(x.shape[0], 2 * self.dim, dtype=x.dtype, device=x.device)
+        out[small] = self._encode(frac[small], max(int(count[small].max()), 1))
+        big = torch.logical_not(small)
+        out[big] = self._encode(frac[big], int(count[big].max()))
+        return out
+
+    def _encode(self, frac: torch.Tensor, n_max: int) -> torch.Tensor:
+        w, idx = torch.topk(frac, n_max, dim=1)  # (n, K): the elements, largest fraction first
+        mask = w > 0
+        w = w / torch.clamp(w.sum(1, keepdim=True), min=1e-12)
+        t = self.inp(torch.cat([self.props[idx], w[:, :, None]], dim=2)) + self.embed(idx)
+        n, k = idx.shape
+        dh = self.dim // self.heads
+        # Key bias: log fraction, −inf on padding (every formula has ≥ 1 element).
+        bias = torch.where(mask, torch.log(torch.clamp(w, min=1e-12)),
+                           torch.full_like(w, -1e9))[:, None, None, :]
+        for qkv, proj, ln1, ff, ln2 in zip(self.qkv, self.proj, self.ln1, self.ff, self.ln2):
+            q, kk, v = qkv(t).view(n, k, 3, self.heads, dh).permute(2, 0, 3, 1, 4).unbind(0)
+            a = torch.softmax(torch.matmul(q, kk.transpose(-1, -2)) / math.sqrt(dh) + bias, dim=-1)
+            o = torch.matmul(a, v).permute(0, 2, 1, 3).reshape(n, k, self.dim)
+            t = ln1(t + proj(o))
+            t = ln2(t + ff(t))
+        mean = (w[:, :, None] * t).sum(1)
+        mx = torch.where(mask[:, :, None], t, torch.full_like(t, -1e9)).max(1)[0]
+        mx = torch.where(mask.any(1)[:, None], mx, torch.zeros_like(mx))  # no element: 0
+        return torch.cat([mean, mx], dim=1)
+
+
+class ElementMLP(nn.Module):
+    """Training network of the element model: [features, ElementEncoder(features)] → ``MLP``.
+
+    Takes the same standardised feature vector as ``MLP`` (mole fractions scaled, not
+    standardised, so the encoder can read them) and appends the pooled element vector."""
+
+    def __init__(self, n_in: int, hidden: list[int], n_out: int, props: torch.Tensor,
+                 frac_start: int, dropout: float = 0.0, embed: tuple[int, int] = (0, 0),
+                 dim: int = 64, heads: int = 4, rounds: int = 2):
+        super().__init__()
+        self.encoder = ElementEncoder(props, frac_start, dim, heads, rounds)
+        self.mlp = MLP(n_in + 2 * dim, hidden, n_out, dropout, embed=embed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([x, self.encoder(x)], dim=1))
+
+
+class FrozenElementMLP(nn.Module):
+    """Inference form of ``ElementMLP``: the encoder (float32, small) on the raw features, then
+    a ``FrozenMLP`` (BatchNorm folded, float16 weights) that standardises the features and
+    passes the pooled element vector through unchanged."""
+
+    def __init__(self, encoder: ElementEncoder, mlp: FrozenMLP):
+        super().__init__()
+        self.encoder = encoder
+        self.mlp = mlp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([x, self.encoder(x)], dim=1))
+
+
+def freeze_element(model: ElementMLP, x_mean, x_std, kind: int, lo=None, hi=None
+                   ) -> FrozenElementMLP:
+    """Freeze a trained ``ElementMLP``: the feature scaling is extended by identity entries
+    for the pooled element vector (which the encoder computes from the raw features)."""
+    model = model.eval()
+    d2 = 2 * model.encoder.dim
+    mean = torch.cat([torch.as_tensor(x_mean).float(), torch.zeros(d2)])
+    std = torch.cat([torch.as_tensor(x_std).float(), torch.ones(d2)])
+    return FrozenElementMLP(model.encoder, freeze(model.mlp, mean, std, kind, lo, hi))

@@ -427,6 +427,9 @@ JOINT_HIDDEN = [512, 512]
 # Per-feature embedding width of the Magpie-style statistics (nets.FeatureEmbedding; 0 = none).
 JOINT_EMBED_K = 8
 CELL_HIDDEN = [64, 64]
+# Element encoder of the "element" architecture (nets.ElementEncoder): token width, attention
+# heads and rounds.
+ELEMENT_ENCODER = {"dim": 64, "heads": 4, "rounds": 2}
 
 
 def lattice_slots() -> tuple[np.ndarray, list[list[int]]]:
@@ -465,6 +468,48 @@ def fit_joint_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi
     from ..formula.nets import MLP, freeze
 
     torch.manual_seed(seed)
+    model = MLP(X.shape[1], hidden, 230 + int(lattice_slots()[0][-1]), dropout, embed=embed)
+    _train_joint(model, X, SG, B, P, epochs=epochs, seed=seed, x_mean=x_mean, x_std=x_std,
+                 lo=lo, hi=hi, batch=batch, lr=lr, weight_decay=weight_decay,
+                 bravais_weight=bravais_weight, lattice_weight=lattice_weight, device=device)
+    return freeze(model.cpu(), x_mean, x_std, 2)
+
+
+def element_properties() -> np.ndarray:
+    """(MAX_Z, n_properties) elemental properties standardised over the elements Z = 1..MAX_Z:
+    the token inputs of the element encoder (the same table the features are computed from)."""
+    from ..formula.elements import element_table
+
+    t = element_table()[0]
+    return ((t - t.mean(0)) / np.where(t.std(0) > 0, t.std(0), 1.0)).astype(np.float32)
+
+
+def fit_joint_element_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi,
+                             frac_start, batch=512, lr=3e-3, dropout=0.0, weight_decay=1e-5,
+                             bravais_weight=1.0, lattice_weight=10.0, embed=(0, 0), dim=64,
+                             heads=4, rounds=2, device="cpu"):
+    """Like ``fit_joint_member`` with an element encoder (``nets.ElementMLP``) in front of the
+    MLP: attention over the formula's elements with learned per-element embeddings."""
+    import torch
+
+    from ..formula.nets import ElementMLP, freeze_element
+
+    torch.manual_seed(seed)
+    model = ElementMLP(X.shape[1], hidden, 230 + int(lattice_slots()[0][-1]),
+                       torch.from_numpy(element_properties()), frac_start, dropout, embed=embed,
+                       dim=dim, heads=heads, rounds=rounds)
+    _train_joint(model, X, SG, B, P, epochs=epochs, seed=seed, x_mean=x_mean, x_std=x_std,
+                 lo=lo, hi=hi, batch=batch, lr=lr, weight_decay=weight_decay,
+                 bravais_weight=bravais_weight, lattice_weight=lattice_weight, device=device)
+    return freeze_element(model.cpu(), x_mean, x_std, 2)
+
+
+def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, batch, lr,
+                 weight_decay, bravais_weight, lattice_weight, device, label_smoothing=0.0,
+                 log=None):
+    """The training loop of the joint networks (loss: see ``fit_joint_member``)."""
+    import torch
+
     rng = np.random.default_rng(seed)
     offsets, cols = lattice_slots()
     n_slots = int(offsets[-1])
@@ -481,13 +526,14 @@ def fit_joint_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi
     # log of the 0/1 membership: adding it to the logits keeps one lattice's space groups.
     log_m = torch.log(torch.from_numpy(spacegroup_bravais_matrix())).to(device)  # (230, 14)
     lo_t, hi_t = torch.as_tensor(lo).to(device), torch.as_tensor(hi).to(device)
-    model = MLP(X.shape[1], hidden, 230 + n_slots, dropout, embed=embed).to(device)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, math.ceil(len(X) / batch)) * epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     F = torch.nn.functional
-    for _epoch in range(epochs):
+    for epoch in range(epochs):
         model.train()
+        t0 = time.time()
         order = torch.from_numpy(rng.permutation(len(X))).to(device)
         for i in range(0, len(order), batch):
             idx = order[i : i + batch]
@@ -495,7 +541,7 @@ def fit_joint_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi
                 continue
             out = model(xs[idx])
             logits = out[:, :230]
-            loss = F.cross_entropy(logits, sg_t[idx])
+            loss = F.cross_entropy(logits, sg_t[idx], label_smoothing=label_smoothing)
             if bravais_weight:
                 log_pb = torch.logsumexp(logits[:, :, None] + log_m[None], dim=1)
                 loss = loss + bravais_weight * F.nll_loss(
@@ -508,12 +554,14 @@ def fit_joint_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi
             loss.backward()
             opt.step()
             sched.step()
-    return freeze(model.cpu(), x_mean, x_std, 2)
+        if log is not None:
+            log(epoch, time.time() - t0, model)
+    return model
 
 
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub_members: int = 3,
                 epochs: int = 40, threads: int = 1, device: str = "cpu",
-                train_cell: bool = True) -> dict:
+                train_cell: bool = True, arch: str = "mlp") -> dict:
     """Train the joint formula ensemble and the cell-geometry model on the ``split`` training
     rows; write ``formula.pt``/``cell.pt`` + cards. ``train_cell=False`` keeps an existing
     ``cell.pt`` in ``out_dir`` (and its metrics in the summary)."""
@@ -568,11 +616,16 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     n_stats = sum(not n.startswith("x_") for n in FEATURE_NAMES)
     assert not any(n.startswith("x_") for n in FEATURE_NAMES[:n_stats])
     embed = (n_stats, JOINT_EMBED_K) if JOINT_EMBED_K else (0, 0)
+    def member(m):
+        kw = dict(hidden=JOINT_HIDDEN, epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std,
+                  lo=lo, hi=hi, embed=embed, device=device)
+        if arch == "element":
+            return fit_joint_element_member(X[train], SG[train], B[train], P[train],
+                                            frac_start=n_stats, **ELEMENT_ENCODER, **kw)
+        return fit_joint_member(X[train], SG[train], B[train], P[train], **kw)
+
     joint = JointEnsemble(
-        [fit_joint_member(X[train], SG[train], B[train], P[train], hidden=JOINT_HIDDEN,
-                          epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std, lo=lo, hi=hi,
-                          embed=embed, device=device)
-         for m in tqdm(range(members), desc=f"[{split}] joint formula ensemble")],
+        [member(m) for m in tqdm(range(members), desc=f"[{split}] joint formula ensemble")],
         torch.from_numpy(spacegroup_bravais_matrix()), torch.from_numpy(offsets),
         torch.from_numpy(lo), torch.from_numpy(hi))
     timings["formula_s"] = time.time() - t
@@ -612,6 +665,8 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     save_torchscript(joint, out_dir / "formula.pt", {
         **common, "kind": "formula", "members": members, "inputs": FEATURE_NAMES,
         "hidden": JOINT_HIDDEN, "epochs": epochs, "feature_embedding": list(embed),
+        "architecture": arch,
+        "element_encoder": ELEMENT_ENCODER if arch == "element" else None,
         "bravais_classes": BRAVAIS, "spacegroup_classes": sg_classes, "parameters": lp_meta,
         "units": "a, b, c in Å; alpha, beta, gamma in degrees; hR as the rhombohedral cell",
         "loss": "cross-entropy over 230 space groups + cross-entropy of the Bravais sums + "
@@ -696,6 +751,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
     ap.add_argument("--keep-cell", action="store_true",
                     help="keep the cell-geometry model already in the model folder (no retrain)")
+    ap.add_argument("--arch", choices=["mlp", "element"], default="mlp",
+                    help="formula network: 'mlp' (features → MLP) or 'element' (attention over "
+                    "the formula's elements with learned element embeddings, then the MLP)")
     ap.add_argument("--out", type=Path, default=None,
                     help="model folder (default: the package for 'random', cache/<split> else)")
     args = ap.parse_args(argv)
@@ -707,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         summary = train_split(args.cache, args.split, Path(out), members=args.members,
                               epochs=args.epochs, threads=args.threads, device=args.device,
-                              train_cell=not args.keep_cell)
+                              train_cell=not args.keep_cell, arch=args.arch)
         print(json.dumps(summary))
     return 0
 
