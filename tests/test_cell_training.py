@@ -13,7 +13,7 @@ from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
 torch = pytest.importorskip("torch")
 
 from cryspext.formula.cellnet import CellNet, derived_inputs, freeze_cell, ple_edges  # noqa: E402
-from cryspext.training.cell import fit_cell_member, topk, train_cell  # noqa: E402
+from cryspext.training.cell import fit_cell_member, main, topk, train_cell, validate  # noqa: E402
 
 
 def _cells(rng, n):
@@ -105,3 +105,19 @@ def test_derived_inputs_read_the_right_columns():
     np.testing.assert_allclose(d[11:], [np.log(a), np.log(b), np.log(c), np.log(c / b),
                                         np.log(v ** (1 / 3) / a), np.log(v ** (1 / 3) / c)],
                                rtol=1e-5)
+
+
+def test_validation_uses_only_training_rows(tiny_model):
+    cache = tiny_model[0].parent
+    cfg = {"members": 1, "epochs": 4, "hidden": [16], "bins": 8, "embed_dim": 4, "batch": 64}
+    res = validate(cache, "future", config=cfg, forest=False)
+    for setting in ("conventional", "primitive"):
+        assert res["validation"][setting]["top1"] > 0.6  # c/a decides the class here
+
+
+def test_cli_rejects_unknown_settings(tiny_model):
+    with pytest.raises(SystemExit) as err:
+        main(["validate", "--cache", str(tiny_model[0].parent), "--set", "depth=3"])
+    assert err.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["validate", "--cache", str(tiny_model[0].parent), "--set", "bins=many"])

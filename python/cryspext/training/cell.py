@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover
         return it
 
 __all__ = ["CELL_CONFIG", "fit_rows", "fit_cell_member", "topk", "forest_scores", "train_cell",
-           "main"]
+           "validation_split", "validate", "main"]
 
 # Chosen on a validation slice of the random split's training rows (see RESULTS_formula.md).
 CELL_CONFIG = {
@@ -131,6 +131,45 @@ def forest_scores(C_fit, y_fit, tests: dict, *, trees: int = 30, seed: int = 0) 
     return out
 
 
+def validation_split(arr: dict, train: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) rows inside the training rows, for model selection without the test
+    rows: ``random``: a seeded 10 % of the training formulas; ``future``: the 10 % of them with
+    the highest MP ids (the same kind of shift as the test rows)."""
+    n = len(train) // 10
+    if split == "future":
+        order = train[np.argsort(arr["mp_id"][train], kind="stable")]
+        return np.sort(order[:-n]), np.sort(order[-n:])
+    perm = np.random.default_rng(123).permutation(train)
+    return np.sort(perm[n:]), np.sort(perm[:n])
+
+
+def validate(cache: Path, split: str, *, config: dict | None = None, threads: int = 1,
+             forest: bool = True) -> dict:
+    """Proxy experiment: fit on the training rows minus a validation slice
+    (``validation_split``), score on that slice (conventional and primitive cells); with
+    ``forest`` also a 30-tree random forest on the same rows. Writes nothing."""
+    import torch
+
+    from ..formula.cellnet import CellEnsemble
+
+    cfg = {**CELL_CONFIG, **(config or {})}
+    torch.set_num_threads(threads)
+    arr = dataset_arrays(Path(cache))
+    train, _test = split_indices([{"mp_id": int(i)} for i in arr["mp_id"]], split)
+    fit, val = validation_split(arr, train, split)
+    C_fit, y_fit = fit_rows(arr, fit)
+    vals = {"conventional": (arr["C"][val], arr["sg"][val]),
+            "primitive": (arr["C_primitive"][val], arr["sg"][val])}
+    t = time.time()
+    ens = CellEnsemble([fit_cell_member(C_fit, y_fit, seed=400 + m, config=cfg)
+                        for m in tqdm(range(cfg["members"]), desc=f"[{split}] validation")])
+    out = {"split": split, "config": cfg, "time_s": round(time.time() - t, 1),
+           "validation": {k: topk(_predict(ens, X), y) for k, (X, y) in vals.items()}}
+    if forest:
+        out["random_forest"] = forest_scores(C_fit, y_fit, vals)
+    return out
+
+
 def _predict(ens, C: np.ndarray) -> np.ndarray:
     import torch
 
@@ -202,7 +241,10 @@ def train_cell(cache: Path, split: str, out_dir: Path, *, config: dict | None = 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.cell", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["train"], help="train: fit, score and write the model")
+    ap.add_argument("step", choices=["train", "validate"],
+                    help="train: fit on the training rows, score on the test rows, write the "
+                    "model; validate: proxy experiment on a validation slice of the training "
+                    "rows (for choosing settings; writes nothing)")
     ap.add_argument("--split", choices=["random", "future"], default="random",
                     help="random 90/10 or future (test = highest MP ids); default random")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
@@ -215,9 +257,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None,
                     help=f"epochs per member (default {CELL_CONFIG['epochs']})")
     ap.add_argument("--no-forest", action="store_true", help="skip the random-forest reference")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a setting of CELL_CONFIG, e.g. --set hidden=[512,256] "
+                    "--set bins=96 (repeatable)")
     args = ap.parse_args(argv)
+    cfg = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in CELL_CONFIG:
+            ap.error(f"unknown setting {key!r}; known: {', '.join(CELL_CONFIG)}")
+        try:
+            cfg[key] = json.loads(value)
+        except json.JSONDecodeError:
+            ap.error(f"--set {item!r}: the value must be JSON (e.g. 20, 0.1, [512,256])")
+    cfg.update({k: v for k, v in (("members", args.members), ("epochs", args.epochs)) if v})
+    if args.step == "validate":
+        print(json.dumps(validate(args.cache, args.split, config=cfg, threads=args.threads,
+                                  forest=not args.no_forest)))
+        return 0
     out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
-    cfg = {k: v for k, v in (("members", args.members), ("epochs", args.epochs)) if v}
     card = train_cell(args.cache, args.split, Path(out), config=cfg, threads=args.threads,
                       forest=not args.no_forest)
     summary = {k: card[k] for k in ("split", "test_metrics", "training_time_s", "members")}
