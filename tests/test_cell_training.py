@@ -82,6 +82,19 @@ def test_ple_edges_increase():
     assert e.shape == (11,) and np.all(np.diff(e) > 0)
 
 
+def test_float_noise_does_not_move_the_encoding():
+    """cos 90° is 6e-17 in one setting of a cell and -3e-14 in another: many rows at 0 with a
+    little noise must not give a bin as narrow as the noise (a step in the encoding)."""
+    rng = np.random.default_rng(4)
+    col = np.concatenate([np.zeros(500), rng.normal(0, 1e-15, 100), rng.uniform(-0.5, 0.5, 400)])
+    e = torch.from_numpy(ple_edges(col[:, None], 32))
+    lo, width = e[:, :-1], e[:, 1:] - e[:, :-1]
+    enc = [torch.clamp((torch.tensor([[v]])[:, :, None] - lo) / width, 0, 1)
+           for v in (6.1e-17, -3.1e-14)]
+    assert float(width.min()) >= 1e-3 * 0.9
+    assert float((enc[0] - enc[1]).abs().max()) < 1e-6
+
+
 @pytest.mark.parametrize("C, sg", [(np.zeros((5, 3)), np.ones(5)),
                                    (np.zeros((5, len(CELL_FEATURE_NAMES))), np.zeros(5)),
                                    (np.zeros((5, len(CELL_FEATURE_NAMES))), np.ones(4))])

@@ -43,13 +43,29 @@ def derived_inputs(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([cont, extra], dim=1)
 
 
-def ple_edges(x: np.ndarray, n_bins: int) -> np.ndarray:
-    """(n_features, n_bins + 1) increasing bin edges from the quantiles of each column of ``x``;
-    repeated quantiles (a value shared by many rows, e.g. cos 90° = 0) are dropped and the
-    missing edges padded beyond the maximum, where their bins stay 0 on the data."""
+def ple_edges(x: np.ndarray, n_bins: int, min_width: float = 1e-3) -> np.ndarray:
+    """(n_features, n_bins + 1) increasing bin edges from the quantiles of each column of ``x``.
+
+    Edges closer than ``min_width`` × (the column's 1–99 % range) are merged: many rows share a
+    value (cos 90° = 0, b/a = 1), and a bin as narrow as float noise (1e-16) would turn the
+    noise of another setting of the same cell (cos 90° = −3e-14) into a step of the encoding,
+    breaking setting invariance. Missing edges are padded beyond the maximum, where their bins
+    stay 0 on the data.
+    """
     out = np.zeros((x.shape[1], n_bins + 1), np.float64)
     for j in range(x.shape[1]):
-        q = np.unique(np.quantile(x[:, j], np.linspace(0, 1, n_bins + 1)))
+        col = x[:, j].astype(np.float64)
+        lo, hi = np.quantile(col, [0.01, 0.99])
+        tol = min_width * max(float(hi - lo), 1e-3)
+        kept = [float(v) for v in np.unique(np.quantile(col, np.linspace(0, 1, n_bins + 1)))[:1]]
+        for v in np.unique(np.quantile(col, np.linspace(0, 1, n_bins + 1)))[1:]:
+            if v - kept[-1] >= tol:
+                kept.append(float(v))
+            elif len(kept) > 1:  # too close: keep the outer of the two as the last edge
+                kept[-1] = float(v)
+        if len(kept) == 1:  # a constant column
+            kept.append(kept[0] + tol)
+        q = np.array(kept)
         span = max(float(q[-1] - q[0]), 1e-3)
         pad = q[-1] + span * np.arange(1, n_bins + 2 - len(q))
         out[j] = np.concatenate([q, pad])
