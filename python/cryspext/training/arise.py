@@ -31,6 +31,11 @@ cross-entropy keeps ranking the epochs.
 
 Everything is seeded (``--seed``, default 0): rebuilding gives the same arrays and hash.
 
+Deep ensemble (``train --members K``): K networks trained with seeds seed … seed+K−1 (same data,
+recipe and selection), stacked into one :class:`~cryspext.arise.model.EnsembleMLP` file. Measured
+on the development set (benchmarks/RESULTS_robustness.md): K = 3 beats the average single network
+but not the shipped seed-0 network, so the shipped model is a single network (K = 1, default).
+
 Measured on the project's shared 2-core machine (load 3-4, 1 thread): ``prepare`` 20 s; ``soap``
 ~1-2 s per setting after the SOAP kernel work (the first build took 924 s for 99 settings with
 2 threads); ``train``: see ``training.seconds`` in ``models/arise/arise.json``. Training data hash
