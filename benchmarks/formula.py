@@ -214,6 +214,10 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
                            if k in ("timings", "threads", "device", "epochs", "members")}
+        card = summary.parent / "formula.json"
+        if card.is_file():
+            res["training"]["architecture"] = json.loads(card.read_text()).get(
+                "architecture", "mlp")
     return res
 
 
@@ -305,8 +309,10 @@ def markdown(results, api, command, elapsed, env) -> str:
                     if tim.get("cell_kept_from_earlier_run") else f"cell {tim['cell_s']:.0f} s")
             formula = (f"joint formula ensemble of {tr.get('members', '?')} networks "
                        f"{tim['formula_s']:.0f} s" if "formula_s" in tim else "")
+            arch = tr.get("architecture", "mlp")
             out += [f"Training of these models (`python -m cryspext.training.formula train "
-                    f"--split {s}`): {tim['total_s'] / 60:.1f} min on {tr['device']} "
+                    f"--split {s} --arch {arch} --members {tr.get('members', '?')} --epochs "
+                    f"{tr['epochs']} --keep-cell`): {tim['total_s'] / 60:.1f} min on {tr['device']} "
                     f"with {tr['threads']} torch thread(s), {tr['epochs']} epochs ({formula}, "
                     f"{cell}).", ""]
     out += [f"`predict_formula` latency, one formula at a time: {api['predict_formula_ms']:.1f} ms.",
@@ -318,7 +324,10 @@ def markdown(results, api, command, elapsed, env) -> str:
             "lattice counts as a miss.",
             "* Same inputs for every method: the 221 formula features of "
             "`cryspext.formula.features` (cryspext scales them inside its networks: standardised "
-            "statistics through a per-feature embedding, mole fractions × 3).",
+            "statistics through a per-feature embedding, mole fractions × 3; with `--arch "
+            "element` its networks also read the formula's elements from the mole-fraction "
+            "features and encode them with learned per-element embeddings and self-attention "
+            "over the elements, a model structure, not an extra input).",
             "* Lattice R² is per Bravais lattice and parameter (CRYSPNet's Table 4 layout), "
             "given the true lattice; hR parameters are those of the rhombohedral cell.",
             "* Cell geometry: a conventional cell (as a CIF gives it) fixes the metric but hides "

@@ -116,3 +116,19 @@ def test_training_with_the_element_network_ships_a_working_model(tmp_path):
     assert len(res["candidates"]) == 3
     assert abs(sum(c["probability"] for c in predict_formula(
         "NaCl", top_k=14, model_dir=out)["candidates"]) - 1) < 1e-4
+
+
+def test_single_pass_heads_match_the_scripted_methods():
+    """predict_formula's one-pass numpy heads give what the TorchScript methods give."""
+    from cryspext.formula.lattice import BRAVAIS
+    from cryspext.formula.predict import FormulaModels
+
+    models = FormulaModels()
+    x = np.stack([formula_features(f) for f in FORMULAS]).astype(np.float32)
+    raw = models.raw_outputs(x)
+    for b in ("cF", "hR", "mP", "aP"):
+        p_b, p_sg, lp = models.heads(raw, b)
+        np.testing.assert_allclose(p_b, models.bravais_proba(x), atol=1e-5)
+        np.testing.assert_allclose(p_sg, models.spacegroup_proba(x, b)[1], atol=1e-5)
+        np.testing.assert_allclose(lp, models.lattice_parameters(x, b)[1], rtol=1e-5)
+    assert p_b.shape[-1] == len(BRAVAIS)

@@ -85,6 +85,33 @@ class FormulaModels:
             p = self.formula.lattice(self._tensor(X), BRAVAIS.index(bravais)).numpy()
         return self.formula_card["parameters"][bravais]["free"], p
 
+    def raw_outputs(self, X) -> np.ndarray:
+        """(members, n, 230 + 37) raw outputs of the joint members, computed once; ``heads``
+        turns them into the outputs of ``bravais_proba``, ``spacegroup_proba`` and
+        ``lattice_parameters`` (each of which runs the members again)."""
+        import torch
+
+        with torch.no_grad():
+            return self.formula._raw(self._tensor(X)).double().numpy()
+
+    def heads(self, raw: np.ndarray, bravais: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """From ``raw_outputs``: (members, n, 14) Bravais probabilities and, for lattice
+        ``bravais``, the space-group probabilities and the lattice parameters (Å, degrees);
+        the formulas of ``nets.JointEnsemble``, in numpy."""
+        f = self.formula
+        k = BRAVAIS.index(bravais)
+        logits = raw[..., :230]
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        p_b = p @ f.sg_bravais.double().numpy()
+        z = logits[..., np.nonzero(f.sg_bravais[:, k].numpy() > 0)[0]]
+        p_sg = np.exp(z - z.max(-1, keepdims=True))
+        p_sg /= p_sg.sum(-1, keepdims=True)
+        a, b = int(f.offsets[k]), int(f.offsets[k + 1])
+        lo, hi = f.lo[a:b].double().numpy(), f.hi[a:b].double().numpy()
+        lp = lo + (hi - lo) / (1.0 + np.exp(-raw[..., 230 + a : 230 + b]))
+        return p_b, p_sg, lp
+
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features."""
         import torch
@@ -123,15 +150,17 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     comp = as_composition(formula)
     x = formula_features(comp)[None, :]
     m = _models(str(model_dir) if model_dir else None)
-    members = m.bravais_proba(x)[:, 0, :]
+    raw = m.raw_outputs(x)  # the members run once for all outputs
+    members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
     prob, spread = members.mean(axis=0), members.std(axis=0)
     candidates = []
     for k in np.argsort(-prob)[:top_k]:
         b = BRAVAIS[int(k)]
-        groups, p_sg = m.spacegroup_proba(x, b)
+        _, p_sg, lp = m.heads(raw, b)
+        groups = m.formula_card["spacegroup_classes"][b]
+        names = m.formula_card["parameters"][b]["free"]
         p_sg = p_sg[:, 0, :].mean(axis=0)
         order = np.argsort(-p_sg)[: min(n_spacegroups, len(groups))]
-        names, lp = m.lattice_parameters(x, b)
         lp = lp[:, 0, :]
         values = full_parameters(b, dict(zip(names, lp.mean(axis=0).tolist())))
         stds = dict(zip(names, lp.std(axis=0).tolist()))

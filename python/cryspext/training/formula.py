@@ -11,6 +11,8 @@ Steps (each a sub-command; ``all`` runs them in order):
   probabilities, whose sums per lattice are the Bravais probabilities, and the free lattice
   parameters of every Bravais lattice) and the cell-geometry model, for one split (``random``: 90/10 by a seeded shuffle; ``future``: the 90 %
   lowest MP ids train, the 10 % highest test). The ``random`` models are the shipped ones.
+  ``--arch element`` puts an element encoder in front of each network (attention over the
+  formula's elements with learned per-element embeddings, ``nets.ElementEncoder``).
 
 Needs pymatgen, spglib and matminer (training only, never at run time). CPU-friendly: keep
 ``--threads`` at 1–2 on a shared machine.
@@ -559,6 +561,104 @@ def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, bat
     return model
 
 
+def _joint_metrics(joint, X, B, SG, P, test):
+    """Test metrics of a joint formula ensemble: Bravais top-1/2, space group top-1/3 given the
+    true lattice and lattice-parameter Log-MSE/R² per lattice (members' mean)."""
+    import torch
+
+    from ..formula.lattice import spacegroups_of_bravais
+
+    offsets, cols = lattice_slots()
+    Xt = torch.from_numpy(np.ascontiguousarray(X[test], dtype=np.float32))
+    with torch.no_grad():
+        prob = joint.bravais(Xt).mean(0).numpy()
+    rank = np.argsort(-prob, axis=1)
+    metrics_b = {
+        "top1": float(np.mean(rank[:, 0] == B[test])),
+        "top2": float(np.mean((rank[:, :2] == B[test][:, None]).any(axis=1))),
+    }
+    sg_classes, metrics_sg, metrics_lp = {}, {}, {}
+    for k, b in enumerate(BRAVAIS):
+        groups = spacegroups_of_bravais(b)
+        sg_classes[b] = groups
+        te_k = test[B[test] == k]
+        if not len(te_k):
+            continue
+        xk = torch.from_numpy(np.ascontiguousarray(X[te_k], dtype=np.float32))
+        with torch.no_grad():
+            p_sg = joint.spacegroup(xk, k).mean(0).numpy()
+            pred = joint.lattice(xk, k).mean(0).numpy()
+        r = np.argsort(-p_sg, axis=1)
+        yt = np.searchsorted(groups, SG[te_k])
+        metrics_sg[b] = {"n_test": int(len(te_k)),
+                         "top1": float(np.mean(r[:, 0] == yt)),
+                         "top3": float(np.mean((r[:, :3] == yt[:, None]).any(axis=1)))}
+        truth = P[te_k][:, cols[k]]
+        metrics_lp[b] = {"n_test": int(len(te_k)),
+                         "log_mse": float(np.mean(np.log(pred / truth) ** 2)),
+                         "r2": {n: r2_score(truth[:, j], pred[:, j])
+                                for j, n in enumerate(FREE_PARAMETERS[b])}}
+    return metrics_b, metrics_sg, metrics_lp, sg_classes
+
+
+def merge_formula_ensembles(cache: Path, split: str, sources: list[tuple[Path, int]],
+                            out_dir: Path) -> dict:
+    """One joint ensemble from the first n members of each of several trained ensembles of
+    the same split (e.g. MLP members of an earlier run and element-network members): the
+    members' probabilities are averaged, so members of different architectures add up. Writes
+    ``formula.pt`` + card and updates ``training_summary.json`` in ``out_dir``."""
+    import torch
+
+    from ..formula.nets import JointEnsemble
+    from ..models import save_torchscript
+
+    arr = dataset_arrays(cache)
+    train, test = _split(arr, split)
+    members, origin, cost = [], [], 0.0
+    ref = None
+    for src, n in sources:
+        src = Path(src)
+        m = torch.jit.load(str(src / "formula.pt"))
+        card = json.loads((src / "formula.json").read_text())
+        summ = json.loads((src / "training_summary.json").read_text())
+        if card["split"] != split:
+            raise ValueError(f"{src} holds a {card['split']!r} model, not {split!r}")
+        bufs = [m.sg_bravais, m.offsets, m.lo, m.hi]
+        if ref is None:
+            ref, first_card = bufs, card
+        elif not all(torch.equal(a, b) for a, b in zip(ref, bufs)):
+            raise ValueError(f"{src}: other space-group table or lattice ranges")
+        if not 1 <= n <= card["members"]:
+            raise ValueError(f"{src} has {card['members']} members, asked for {n}")
+        members += [getattr(m.members, str(i)) for i in range(n)]
+        origin.append({"source_members": card["members"], "used": n,
+                       "architecture": card.get("architecture", "mlp"),
+                       "element_encoder": card.get("element_encoder"), "hidden": card["hidden"],
+                       "epochs": card["epochs"], "feature_embedding": card["feature_embedding"],
+                       "formula_training_s": summ["timings"]["formula_s"]})
+        cost += summ["timings"]["formula_s"] * n / card["members"]
+    joint = JointEnsemble(members, *ref)
+    X, B, SG, P = arr["X"], arr["bravais"], arr["sg"], arr["params"]
+    metrics_b, metrics_sg, metrics_lp, _ = _joint_metrics(joint, X, B, SG, P, test)
+    card = {**first_card, "members": len(members), "member_sources": origin,
+            "architecture": "+".join(o["architecture"] for o in origin),
+            "test_metrics": {"bravais": metrics_b, "spacegroup_given_true_bravais": metrics_sg,
+                             "lattice_given_true_bravais": metrics_lp}}
+    out_dir = Path(out_dir)
+    save_torchscript(joint, out_dir / "formula.pt", card)
+    summary_path = out_dir / "training_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary.update({"split": split, "bravais": metrics_b, "spacegroup": metrics_sg,
+                    "lattice": metrics_lp, "members": len(members), "member_sources": origin,
+                    "architecture": card["architecture"],
+                    "epochs": "/".join(str(o["epochs"]) for o in origin)})
+    timings = summary.setdefault("timings", {})
+    timings["formula_s"] = cost  # training time of the members used
+    timings["total_s"] = cost + timings.get("cell_s", 0.0)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub_members: int = 3,
                 epochs: int = 40, threads: int = 1, device: str = "cpu",
                 train_cell: bool = True, arch: str = "mlp") -> dict:
@@ -629,35 +729,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
         torch.from_numpy(spacegroup_bravais_matrix()), torch.from_numpy(offsets),
         torch.from_numpy(lo), torch.from_numpy(hi))
     timings["formula_s"] = time.time() - t
-    Xt = torch.from_numpy(np.ascontiguousarray(X[test], dtype=np.float32))
-    with torch.no_grad():
-        prob = joint.bravais(Xt).mean(0).numpy()
-    rank = np.argsort(-prob, axis=1)
-    metrics_b = {
-        "top1": float(np.mean(rank[:, 0] == B[test])),
-        "top2": float(np.mean((rank[:, :2] == B[test][:, None]).any(axis=1))),
-    }
-    sg_classes, metrics_sg, metrics_lp = {}, {}, {}
-    for k, b in enumerate(BRAVAIS):
-        groups = spacegroups_of_bravais(b)
-        sg_classes[b] = groups
-        te_k = test[B[test] == k]
-        if not len(te_k):
-            continue
-        xk = torch.from_numpy(np.ascontiguousarray(X[te_k], dtype=np.float32))
-        with torch.no_grad():
-            p_sg = joint.spacegroup(xk, k).mean(0).numpy()
-            pred = joint.lattice(xk, k).mean(0).numpy()
-        r = np.argsort(-p_sg, axis=1)
-        yt = np.searchsorted(groups, SG[te_k])
-        metrics_sg[b] = {"n_test": int(len(te_k)),
-                         "top1": float(np.mean(r[:, 0] == yt)),
-                         "top3": float(np.mean((r[:, :3] == yt[:, None]).any(axis=1)))}
-        truth = P[te_k][:, cols[k]]
-        metrics_lp[b] = {"n_test": int(len(te_k)),
-                         "log_mse": float(np.mean(np.log(pred / truth) ** 2)),
-                         "r2": {n: r2_score(truth[:, j], pred[:, j])
-                                for j, n in enumerate(FREE_PARAMETERS[b])}}
+    metrics_b, metrics_sg, metrics_lp, sg_classes = _joint_metrics(joint, X, B, SG, P, test)
     # The per-file layout of the first version (bravais/spacegroup/lattice.pt) is replaced.
     for old in ("bravais", "spacegroup", "lattice"):
         for ext in (".pt", ".json"):
@@ -718,7 +790,8 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
         })
     timings["total_s"] = time.time() - t0
     summary = {"split": split, "bravais": metrics_b, "cell": metrics_c, "timings": timings,
-               "threads": threads, "device": device, "epochs": epochs, "members": members}
+               "threads": threads, "device": device, "epochs": epochs, "members": members,
+               "architecture": arch}
     (out_dir / "training_summary.json").write_text(json.dumps(
         {**summary, "spacegroup": metrics_sg, "lattice": metrics_lp}, indent=2) + "\n")
     return summary
@@ -741,7 +814,7 @@ def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.formula", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["elements", "data", "train", "all"])
+    ap.add_argument("step", choices=["elements", "data", "train", "merge", "all"])
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="shared/data folder")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="work folder for data/models")
     ap.add_argument("--split", choices=["random", "future"], default="random")
@@ -754,6 +827,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", choices=["mlp", "element"], default="mlp",
                     help="formula network: 'mlp' (features → MLP) or 'element' (attention over "
                     "the formula's elements with learned element embeddings, then the MLP)")
+    ap.add_argument("--source", action="append", default=[], metavar="DIR:N",
+                    help="merge: take the first N formula members of the model folder DIR "
+                    "(repeat; the merged ensemble averages all members)")
     ap.add_argument("--out", type=Path, default=None,
                     help="model folder (default: the package for 'random', cache/<split> else)")
     args = ap.parse_args(argv)
@@ -767,6 +843,13 @@ def main(argv: list[str] | None = None) -> int:
                               epochs=args.epochs, threads=args.threads, device=args.device,
                               train_cell=not args.keep_cell, arch=args.arch)
         print(json.dumps(summary))
+    if args.step == "merge":
+        out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
+        sources = [(Path(v.rsplit(":", 1)[0]), int(v.rsplit(":", 1)[1])) for v in args.source]
+        if not sources:
+            ap.error("merge needs at least one --source DIR:N")
+        summary = merge_formula_ensembles(args.cache, args.split, sources, Path(out))
+        print(json.dumps({k: summary[k] for k in ("split", "bravais", "members")}))
     return 0
 
 
