@@ -305,8 +305,12 @@ def markdown(results, api, command, elapsed, env) -> str:
         if "training" in r:
             tr = r["training"]
             tim = tr["timings"]
-            cell = (f"cell model kept from an earlier run ({tim['cell_s']:.0f} s)"
-                    if tim.get("cell_kept_from_earlier_run") else f"cell {tim['cell_s']:.0f} s")
+            if "cell_trained_by" in tim:
+                cell = f"cell model by `{tim['cell_trained_by']}` {tim['cell_s']:.0f} s"
+            elif tim.get("cell_kept_from_earlier_run"):
+                cell = f"cell model kept from an earlier run ({tim['cell_s']:.0f} s)"
+            else:
+                cell = f"cell {tim['cell_s']:.0f} s"
             formula = (f"joint formula ensemble of {tr.get('members', '?')} networks "
                        f"{tim['formula_s']:.0f} s" if "formula_s" in tim else "")
             arch = tr.get("architecture", "mlp")

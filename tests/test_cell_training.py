@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from cryspext.formula.cellnet import CellNet, derived_inputs, freeze_cell, ple_edges  # noqa: E402
 from cryspext.training.cell import fit_cell_member, main, topk, train_cell, validate  # noqa: E402
+from cryspext.models import load_torchscript  # noqa: E402
 
 
 def _cells(rng, n):
@@ -51,7 +52,7 @@ def test_trainer_writes_a_model_with_its_card(tiny_model):
     for setting in ("conventional", "primitive"):
         assert 0 <= saved["test_metrics"][setting]["top1"] <= saved["test_metrics"][setting]["top3"]
         assert setting in saved["random_forest_30_trees_test_metrics"]
-    model = torch.jit.load(str(out / "cell.pt"))
+    model = load_torchscript(out / "cell.pt")
     rng = np.random.default_rng(1)
     C, sg = _cells(rng, 300)
     with torch.no_grad():

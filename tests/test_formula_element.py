@@ -11,6 +11,7 @@ from cryspext.formula import FEATURE_NAMES, formula_features
 torch = pytest.importorskip("torch")
 
 from cryspext.formula.nets import ElementMLP, JointEnsemble, freeze_element  # noqa: E402
+from cryspext.models import load_torchscript, save_torchscript  # noqa: E402
 from cryspext.training.formula import (  # noqa: E402
     _formula_scaling,
     element_properties,
@@ -48,8 +49,8 @@ def test_frozen_and_scripted_model_match_the_training_network(tmp_path):
     ens = JointEnsemble([frozen], torch.from_numpy(spacegroup_bravais_matrix()),
                         torch.from_numpy(lattice_slots()[0]), torch.zeros(37), torch.ones(37))
     path = tmp_path / "m.pt"
-    torch.jit.save(torch.jit.script(ens), str(path))
-    loaded = torch.jit.load(str(path))
+    save_torchscript(ens, path, {})
+    loaded = load_torchscript(path)
     with torch.no_grad():
         got = loaded._raw(torch.from_numpy(x))[0].numpy()
     # float16-stored MLP weights: agreement to a few parts in a thousand of the output scale.
@@ -109,7 +110,8 @@ def test_training_with_the_element_network_ships_a_working_model(tmp_path):
         mp_id=np.arange(n), formula=np.array(["X"] * n), digest=np.array("synthetic"),
         niggli_sample=np.arange(0, n, 10), C_niggli_sample=C[::10])
     out = tmp_path / "models"
-    train_split(tmp_path, "random", out, members=2, sub_members=1, epochs=1, arch="element")
+    train_split(tmp_path, "random", out, members=2, epochs=1, arch="element",
+                cell_config={"members": 1, "epochs": 1})
     card = json.loads((out / "formula.json").read_text())
     assert card["architecture"] == "element" and card["element_encoder"]["rounds"] == 2
     res = predict_formula("LiFePO4", top_k=3, model_dir=out)

@@ -36,7 +36,8 @@ def tiny_models(tmp_path_factory):
         C_niggli_sample=rng.normal(size=(n // 10, len(CELL_FEATURE_NAMES))).astype(np.float32),
     )
     out = cache / "models"
-    summary = train_split(cache, "future", out, members=2, sub_members=2, epochs=1)
+    summary = train_split(cache, "future", out, members=2, epochs=1,
+                          cell_config={"members": 2, "epochs": 1})
     return out, summary
 
 

@@ -1,4 +1,4 @@
-"""TorchScript-able networks of the formula and cell models.
+"""TorchScript-able networks of the formula model (the cell model's are in ``cellnet``).
 
 Training uses ordinary MLPs (Linear → BatchNorm → ReLU → Dropout); for shipping, BatchNorm is
 folded into the preceding Linear and the weights are stored in float16 (half the file size,
@@ -14,7 +14,7 @@ from typing import List
 import torch
 from torch import nn
 
-__all__ = ["MLP", "HalfLinear", "FrozenMLP", "Ensemble", "PerBravais", "JointEnsemble", "freeze",
+__all__ = ["MLP", "HalfLinear", "FrozenMLP", "JointEnsemble", "freeze",
            "ElementEncoder", "ElementMLP", "FrozenElementMLP", "freeze_element"]
 
 
@@ -106,35 +106,6 @@ class FrozenMLP(nn.Module):
         if self.kind == 2:
             return h
         return self.lo + (self.hi - self.lo) * torch.sigmoid(h)
-
-
-class Ensemble(nn.Module):
-    """Members of identical input/output; forward gives (n_members, n_samples, n_out)."""
-
-    def __init__(self, members: List[FrozenMLP]):
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs: List[torch.Tensor] = []
-        for m in self.members:
-            outs.append(m(x))
-        return torch.stack(outs, dim=0)
-
-
-class PerBravais(nn.Module):
-    """One ensemble per Bravais class; ``forward(x, k)`` runs the ensemble of class index k."""
-
-    def __init__(self, heads: List[Ensemble]):
-        super().__init__()
-        self.heads = nn.ModuleList(heads)
-
-    def forward(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        out = torch.empty(0)
-        for i, head in enumerate(self.heads):
-            if i == k:
-                out = head(x)
-        return out
 
 
 class JointEnsemble(nn.Module):

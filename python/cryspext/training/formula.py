@@ -9,7 +9,7 @@ Steps (each a sub-command; ``all`` runs them in order):
   parameters of spglib's conventional standard cell (rhombohedral cell for R groups).
 * ``train`` — the joint formula ensemble (each member one network giving the 230 space-group
   probabilities, whose sums per lattice are the Bravais probabilities, and the free lattice
-  parameters of every Bravais lattice) and the cell-geometry model, for one split (``random``: 90/10 by a seeded shuffle; ``future``: the 90 %
+  parameters of every Bravais lattice) and the cell-geometry model (``training/cell.py``), for one split (``random``: 90/10 by a seeded shuffle; ``future``: the 90 %
   lowest MP ids train, the 10 % highest test). The ``random`` models are the shipped ones.
   ``--arch element`` puts an element encoder in front of each network (attention over the
   formula's elements with learned per-element embeddings, ``nets.ElementEncoder``).
@@ -25,7 +25,6 @@ import gzip
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -352,69 +351,6 @@ def _formula_scaling(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.nd
     return mean, std
 
 
-def fit_member(X, y, *, kind, n_out, hidden, epochs, seed, x_mean, x_std, lo=None, hi=None,
-               batch=256, lr=3e-3, dropout=0.1, weight_decay=1e-5, device="cpu"):
-    """Train one network (``kind`` 0: classifier, cross-entropy; 1: Log-MSE regressor).
-
-    10 % of the rows (drawn with ``seed``) are held out to pick the best epoch; the one-cycle
-    learning-rate schedule follows CRYSPNet's appendix D.
-    """
-    import torch
-
-    from ..formula.nets import MLP, freeze
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(X))
-    n_val = max(1, len(X) // 10) if len(X) >= 20 else 0
-    val, tr = perm[:n_val], perm[n_val:]
-    xs = torch.from_numpy((X - x_mean) / x_std).to(device)
-    ys = torch.from_numpy(y).to(device)
-    model = MLP(X.shape[1], hidden, n_out, dropout).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = max(1, math.ceil(len(tr) / batch)) * epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    if kind == 1:
-        lo_t, hi_t = torch.as_tensor(lo).to(device), torch.as_tensor(hi).to(device)
-
-    def loss_fn(out, target):
-        if kind == 0:
-            return torch.nn.functional.cross_entropy(out, target)
-        pred = lo_t + (hi_t - lo_t) * torch.sigmoid(out)
-        return (torch.log(pred / target) ** 2).mean()  # Log-MSE
-
-    best, best_state = float("inf"), None
-    for _epoch in range(epochs):
-        model.train()
-        order = torch.from_numpy(rng.permutation(tr)).to(device)
-        for i in range(0, len(order), batch):
-            idx = order[i : i + batch]
-            if len(idx) < 2:  # BatchNorm needs two rows
-                continue
-            opt.zero_grad()
-            loss = loss_fn(model(xs[idx]), ys[idx])
-            loss.backward()
-            opt.step()
-            sched.step()
-        if n_val:
-            model.eval()
-            with torch.no_grad():
-                v = float(loss_fn(model(xs[val]), ys[val]))
-            if v < best:
-                best = v
-                best_state = {k: t.clone() for k, t in model.state_dict().items()}
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return freeze(model.cpu(), x_mean, x_std, kind, lo, hi)
-
-
-def _ensemble_predict(ens, X):
-    import torch
-
-    with torch.no_grad():
-        return ens(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))).numpy()
-
-
 def lattice_bounds(P: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid output range per free parameter: half the training minimum to 1.5× the maximum."""
     lo = 0.5 * P.min(axis=0)
@@ -428,7 +364,6 @@ def lattice_bounds(P: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndar
 JOINT_HIDDEN = [512, 512]
 # Per-feature embedding width of the Magpie-style statistics (nets.FeatureEmbedding; 0 = none).
 JOINT_EMBED_K = 8
-CELL_HIDDEN = [64, 64]
 # Element encoder of the "element" architecture (nets.ElementEncoder): token width, attention
 # heads and rounds.
 ELEMENT_ENCODER = {"dim": 64, "heads": 4, "rounds": 2}
@@ -659,20 +594,20 @@ def merge_formula_ensembles(cache: Path, split: str, sources: list[tuple[Path, i
     return summary
 
 
-def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub_members: int = 3,
+def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
                 epochs: int = 40, threads: int = 1, device: str = "cpu",
-                train_cell: bool = True, arch: str = "mlp") -> dict:
+                train_cell: bool = True, arch: str = "mlp", cell_config: dict | None = None) -> dict:
     """Train the joint formula ensemble and the cell-geometry model on the ``split`` training
-    rows; write ``formula.pt``/``cell.pt`` + cards. ``train_cell=False`` keeps an existing
-    ``cell.pt`` in ``out_dir`` (and its metrics in the summary)."""
+    rows; write ``formula.pt``/``cell.pt`` + cards. The cell model is trained by
+    :func:`cryspext.training.cell.train_cell` (``cell_config`` overrides its ``CELL_CONFIG``);
+    ``train_cell=False`` keeps an existing ``cell.pt`` in ``out_dir`` (and its metrics in the
+    summary)."""
     import torch
 
     from .._version import __version__
-    from ..formula.cellgeom import CELL_FEATURE_NAMES
     from ..formula.elements import provenance
     from ..formula.features import FEATURE_NAMES
-    from ..formula.lattice import spacegroups_of_bravais
-    from ..formula.nets import Ensemble, JointEnsemble
+    from ..formula.nets import JointEnsemble
     from ..models import save_torchscript
 
     torch.set_num_threads(threads)
@@ -680,8 +615,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
     out_dir = Path(out_dir)
     arr = dataset_arrays(cache)
     train, test = _split(arr, split)
-    X, B, SG, P, C = arr["X"], arr["bravais"], arr["sg"], arr["params"], arr["C"]
-    arr["bravais_centred"] = np.array([BRAVAIS[b][1] != "P" for b in B])
+    X, B, SG, P = arr["X"], arr["bravais"], arr["sg"], arr["params"]
     x_mean, x_std = _formula_scaling(X[train], FEATURE_NAMES)
     common = {
         "cryspext_version": __version__,
@@ -750,44 +684,16 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5, sub
                          "lattice_given_true_bravais": metrics_lp},
     })
 
-    # Cell-geometry space-group model ----------------------------------------------------------
-    # Trained on the conventional cells (as CIFs give them) and, for centred lattices, on the
-    # primitive cells too (as DFT codes give them): both are valid inputs at run time.
-    t = time.time()
-    previous = out_dir / "training_summary.json"
-    if not train_cell and (out_dir / "cell.pt").is_file() and previous.is_file():
-        old = json.loads(previous.read_text())
-        metrics_c = old["cell"]
-        timings["cell_s"] = old["timings"]["cell_s"]
-        timings["cell_kept_from_earlier_run"] = True
+    # Cell-geometry space-group model: trained by its own module (training/cell.py).
+    if train_cell or not (out_dir / "cell.json").is_file():
+        from .cell import train_cell as fit_cell_model
+
+        cell_card = fit_cell_model(cache, split, out_dir, config=cell_config, threads=threads)
     else:
-        centred_train = train[arr["bravais_centred"][train]]
-        C_fit = np.concatenate([C[train], arr["C_primitive"][centred_train]])
-        SG_fit = np.concatenate([SG[train], SG[centred_train]])
-        c_mean, c_std = _standardise(C_fit)
-        cell_classes = np.arange(1, 231)
-        cell_ens = Ensemble([
-            fit_member(C_fit, SG_fit - 1, kind=0, n_out=230, hidden=CELL_HIDDEN, epochs=epochs,
-                       seed=400 + m, x_mean=c_mean, x_std=c_std, dropout=0.1, device=device)
-            for m in tqdm(range(sub_members), desc=f"[{split}] cell-geometry model")
-        ])
-        metrics_c = {}
-        for setting, feats in (("conventional", C), ("primitive", arr["C_primitive"])):
-            p_c = _ensemble_predict(cell_ens, feats[test]).mean(axis=0)
-            r = np.argsort(-p_c, axis=1)
-            metrics_c[setting] = {
-                "top1": float(np.mean(r[:, 0] + 1 == SG[test])),
-                "top3": float(np.mean((r[:, :3] + 1 == SG[test][:, None]).any(axis=1)))}
-        timings["cell_s"] = time.time() - t
-        save_torchscript(cell_ens, out_dir / "cell.pt", {
-            **common, "kind": "cell", "classes": cell_classes.tolist(), "members": sub_members,
-            "inputs": list(CELL_FEATURE_NAMES), "hidden": CELL_HIDDEN,
-            "canonicalisation": "ASE get_bravais_lattice(eps=2e-3) + Niggli reduction",
-            "training_cells": "spglib conventional standard cell (symprec 0.1 Å) and, for "
-            "centred lattices, the primitive cell of the same lattice",
-            "output": "(members, n, 230) probabilities of space groups 1..230",
-            "test_metrics": metrics_c,
-        })
+        cell_card = json.loads((out_dir / "cell.json").read_text())
+        timings["cell_kept_from_earlier_run"] = True
+    metrics_c = cell_card["test_metrics"]
+    timings["cell_s"] = cell_card.get("training_time_s")
     timings["total_s"] = time.time() - t0
     summary = {"split": split, "bravais": metrics_b, "cell": metrics_c, "timings": timings,
                "threads": threads, "device": device, "epochs": epochs, "members": members,
