@@ -30,15 +30,22 @@ def test_default_grid_widens_only_the_extrinsic_scaling():
     assert min(EXTRINSIC) < 0.95 and len(set(EXTRINSIC)) == len(EXTRINSIC)
 
 
-def test_train_exports_a_loadable_model(tmp_path):
-    rng = np.random.default_rng(0)
+def _toy_dataset(path, seed):
+    """Three well-separated classes 'a', 'b', 'c' of 20 noisy copies of a random (316,) centre,
+    written like the assembled training set; returns the centres."""
+    rng = np.random.default_rng(seed)
     centres = rng.random((3, 316))
     x = np.concatenate([c + 0.01 * rng.standard_normal((20, 316)) for c in centres]).astype(np.float32)
     y = np.repeat(np.arange(3), 20)
     np.savez(
-        tmp_path / "toy.npz", x=x, y=y, x_val=x[::4], y_val=y[::4], val_tags=np.array(["pristine"] * len(y[::4])),
+        path, x=x, y=y, x_val=x[::4], y_val=y[::4], val_tags=np.array(["pristine"] * len(y[::4])),
         classes=np.array(["a", "b", "c"]),
     )
+    return centres
+
+
+def test_train_exports_a_loadable_model(tmp_path):
+    centres = _toy_dataset(tmp_path / "toy.npz", seed=0)
     card = train(tmp_path / "toy.npz", tmp_path / "out", epochs=30, batch_size=16, lr=3e-3, threads=1, name="toy")
     assert card["metrics"]["validation_accuracy"] == 1.0
     assert card["classes"] == ["a", "b", "c"]
@@ -52,14 +59,7 @@ def test_train_exports_a_loadable_model(tmp_path):
 def test_train_ensemble_stacks_members_and_resumes(tmp_path, capsys):
     from cryspext.training.arise import train_ensemble
 
-    rng = np.random.default_rng(1)
-    centres = rng.random((3, 316))
-    x = np.concatenate([c + 0.01 * rng.standard_normal((20, 316)) for c in centres]).astype(np.float32)
-    y = np.repeat(np.arange(3), 20)
-    np.savez(
-        tmp_path / "toy.npz", x=x, y=y, x_val=x[::4], y_val=y[::4], val_tags=np.array(["pristine"] * len(y[::4])),
-        classes=np.array(["a", "b", "c"]),
-    )
+    centres = _toy_dataset(tmp_path / "toy.npz", seed=1)
     kw = dict(member_dir=tmp_path / "members", seed=5, name="toy", epochs=20, batch_size=16, lr=3e-3, threads=1)
     card = train_ensemble(tmp_path / "toy.npz", tmp_path / "out", 2, **kw)
     assert card["ensemble"]["members"] == 2 and card["ensemble"]["seeds"] == [5, 6]

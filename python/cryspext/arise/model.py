@@ -37,6 +37,14 @@ HIDDEN_LAYERS = ("h1", "h2", "h3")
 DROPOUT = 0.0317
 
 
+def inverted_dropout(x: torch.Tensor, p: float, active: bool) -> torch.Tensor:
+    """Inverted dropout: a fresh Bernoulli mask per element (so per row = per MC pass)."""
+    if not active or p <= 0.0:
+        return x
+    keep = torch.rand_like(x) >= p
+    return x * keep.to(x.dtype) / (1.0 - p)
+
+
 class BayesianMLP(nn.Module):
     """MLP with dropout before every dense layer; ``mc`` runs T stochastic passes in one batch."""
 
@@ -49,11 +57,7 @@ class BayesianMLP(nn.Module):
         self.p = float(p)
 
     def _drop(self, x: torch.Tensor, active: bool) -> torch.Tensor:
-        if not active or self.p <= 0.0:
-            return x
-        # Inverted dropout: a fresh Bernoulli mask per element (so per row = per pass).
-        keep = torch.rand_like(x) >= self.p
-        return x * keep.to(x.dtype) / (1.0 - self.p)
+        return inverted_dropout(x, self.p, active)
 
     def hidden(self, x: torch.Tensor, stochastic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h1 = F.relu(self.fc1(self._drop(x, stochastic)))
@@ -122,10 +126,7 @@ class EnsembleMLP(nn.Module):
         self.b4 = nn.Parameter(torch.stack([m.fc4.bias.detach()[None] for m in members]).contiguous())
 
     def _drop(self, x: torch.Tensor, active: bool) -> torch.Tensor:
-        if not active or self.p <= 0.0:
-            return x
-        keep = torch.rand_like(x) >= self.p
-        return x * keep.to(x.dtype) / (1.0 - self.p)
+        return inverted_dropout(x, self.p, active)
 
     def hidden(self, x: torch.Tensor, stochastic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every member on its own rows: ``x`` (K, rows, 316) → logits (K, rows, C), h1, h2, h3."""

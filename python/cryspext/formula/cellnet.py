@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .nets import HalfLinear
+from .nets import HalfLinear, dense_stack, fold_batchnorm
 
 __all__ = ["N_LATTICE_TYPES", "derived_inputs", "ple_edges", "CellNet", "FrozenCellNet",
            "CellEnsemble", "freeze_cell"]
@@ -90,13 +90,7 @@ class CellNet(nn.Module):
         f, t = self.lo.shape
         self.emb_w = nn.Parameter(torch.randn(f, t, d) / t**0.5)
         self.emb_b = nn.Parameter(torch.zeros(f, d))
-        layers: list[nn.Module] = []
-        width = f * d + N_LATTICE_TYPES
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
-            width = h
-        layers.append(nn.Linear(width, n_out))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*dense_stack(f * d + N_LATTICE_TYPES, hidden, n_out, dropout))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         enc = _ple(derived_inputs(x), self.lo, self.width)
@@ -149,17 +143,5 @@ class CellEnsemble(nn.Module):
 def freeze_cell(model: CellNet) -> FrozenCellNet:
     """Fold BatchNorm into the Linear layers of a trained ``CellNet`` (eval mode) and freeze."""
     model = model.eval()
-    mods = list(model.net)
-    weights, biases = [], []
-    for i, lin in enumerate(mods):
-        if not isinstance(lin, nn.Linear):
-            continue
-        w, b = lin.weight.detach().clone(), lin.bias.detach().clone()
-        if i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm1d):
-            bn = mods[i + 1]
-            scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-            w = w * scale[:, None]
-            b = (b - bn.running_mean) * scale + bn.bias.detach()
-        weights.append(w)
-        biases.append(b)
+    weights, biases = fold_batchnorm(list(model.net))
     return FrozenCellNet(model.lo, model.width, model.emb_w, model.emb_b, weights, biases)

@@ -14,7 +14,7 @@ from typing import List
 import torch
 from torch import nn
 
-__all__ = ["MLP", "HalfLinear", "FrozenMLP", "JointEnsemble", "freeze",
+__all__ = ["MLP", "HalfLinear", "FrozenMLP", "JointEnsemble", "dense_stack", "fold_batchnorm", "freeze",
            "ElementEncoder", "ElementMLP", "FrozenElementMLP", "freeze_element"]
 
 
@@ -35,6 +35,15 @@ class FeatureEmbedding(nn.Module):
         return torch.cat([e, x[:, self.n :]], dim=1)
 
 
+def dense_stack(n_in: int, hidden: list[int], n_out: int, dropout: float) -> list[nn.Module]:
+    """(Linear → BatchNorm → ReLU → Dropout) per hidden width, then the output Linear."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(n_in, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
+        n_in = h
+    return layers + [nn.Linear(n_in, n_out)]
+
+
 class MLP(nn.Module):
     """Training network: [feature embedding →] (Linear → BatchNorm → ReLU → Dropout)* → Linear."""
 
@@ -47,11 +56,7 @@ class MLP(nn.Module):
         if n_emb:
             layers.append(FeatureEmbedding(n_emb, k_emb))
             width = n_emb * k_emb + n_in - n_emb
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
-            width = h
-        layers.append(nn.Linear(width, n_out))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*layers, *dense_stack(width, hidden, n_out, dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -156,28 +161,33 @@ class JointEnsemble(nn.Module):
         return self.lo[a:b] + (self.hi[a:b] - self.lo[a:b]) * torch.sigmoid(z)
 
 
+def fold_batchnorm(mods: list) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(weights, biases) of the ``nn.Linear`` layers of ``mods`` (eval mode), each with the
+    ``nn.BatchNorm1d`` that directly follows it folded in: BN(Wx + b) = W'x + b'."""
+    weights, biases = [], []
+    for i, lin in enumerate(mods):
+        if not isinstance(lin, nn.Linear):
+            continue
+        w, b = lin.weight.detach().clone(), lin.bias.detach().clone()
+        if i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm1d):
+            bn = mods[i + 1]
+            scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+            w = w * scale[:, None]
+            b = (b - bn.running_mean) * scale + bn.bias.detach()
+        weights.append(w)
+        biases.append(b)
+    return weights, biases
+
+
 def freeze(model: MLP, x_mean, x_std, kind: int, lo=None, hi=None) -> FrozenMLP:
     """Fold BatchNorm into the Linear layers of a trained ``MLP`` (eval mode) and freeze it."""
     model = model.eval()
-    weights, biases = [], []
     mods = list(model.net)
     emb_w, emb_b = torch.zeros(0, 0), torch.zeros(0, 0)
     if mods and isinstance(mods[0], FeatureEmbedding):
         emb_w, emb_b = mods[0].w.detach().clone(), mods[0].b.detach().clone()
         mods = mods[1:]
-    i = 0
-    while i < len(mods):
-        lin = mods[i]
-        if isinstance(lin, nn.Linear):
-            w, b = lin.weight.detach().clone(), lin.bias.detach().clone()
-            if i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm1d):
-                bn = mods[i + 1]
-                scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-                w = w * scale[:, None]
-                b = (b - bn.running_mean) * scale + bn.bias.detach()
-            weights.append(w)
-            biases.append(b)
-        i += 1
+    weights, biases = fold_batchnorm(mods)
     n_out = weights[-1].shape[0]
     lo = torch.zeros(n_out) if lo is None else torch.as_tensor(lo, dtype=torch.float32)
     hi = torch.ones(n_out) if hi is None else torch.as_tensor(hi, dtype=torch.float32)
