@@ -10,6 +10,7 @@ import pytest
 from cryspext.formula import predict_cell
 from cryspext.formula.cellgeom import canonical_cell, cell_features
 from cryspext.models import MODELS_DIR
+from cryspext.training.cell import random_unimodular
 from helpers import mp_records
 
 ase_cell = pytest.importorskip("ase.cell")
@@ -25,20 +26,13 @@ CELLS = [
 ]
 
 
-def _random_unimodular(rng):
-    while True:
-        m = rng.integers(-2, 3, size=(3, 3))
-        if round(abs(np.linalg.det(m))) == 1:
-            return m
-
-
 @pytest.mark.parametrize("params", CELLS)
 def test_features_do_not_depend_on_the_basis(params):
     rng = np.random.default_rng(0)
     ref = cell_features(params)
     cell = np.array(Cell.fromcellpar(params))
     for _ in range(5):
-        other = Cell(_random_unimodular(rng) @ cell).cellpar()
+        other = Cell(random_unimodular(rng) @ cell).cellpar()
         np.testing.assert_allclose(cell_features(other), ref, rtol=1e-6, atol=1e-6)
 
 
@@ -68,7 +62,7 @@ def test_predict_cell_is_setting_invariant_unlike_raw_parameters():
     rng = np.random.default_rng(3)
     for params in CELLS:
         ref = predict_cell(*params, top_k=3)
-        other = Cell(_random_unimodular(rng) @ np.array(Cell.fromcellpar(params))).cellpar()
+        other = Cell(random_unimodular(rng) @ np.array(Cell.fromcellpar(params))).cellpar()
         got = predict_cell(*other, top_k=3)
         assert [s["number"] for s in got["spacegroups"]] == [s["number"] for s in ref["spacegroups"]]
         # and the raw parameters really did change (so the test is not vacuous)

@@ -13,18 +13,31 @@ from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
 torch = pytest.importorskip("torch")
 
 from cryspext.formula.cellnet import CellNet, derived_inputs, freeze_cell, ple_edges  # noqa: E402
-from cryspext.training.cell import fit_cell_member, main, topk, train_cell, validate  # noqa: E402
+from cryspext.training.cell import (  # noqa: E402
+    fit_cell_member,
+    main,
+    setting_check,
+    topk,
+    train_cell,
+    validate,
+)
 from cryspext.models import load_torchscript  # noqa: E402
 
 
-def _cells(rng, n):
-    """Tetragonal cells whose space group is set by c/a alone (123 below 1.5, 139 above), so a
-    model that reads the cell must beat the 50 % of a constant guess."""
+def _cell_params(rng, n):
+    """(a b c α β γ (n, 6), space groups): tetragonal cells whose space group is set by c/a
+    alone (123 below 1.5, 139 above), so a model that reads the cell must beat the 50 % of a
+    constant guess."""
     a = rng.uniform(3, 6, n)
     ratio = rng.uniform(0.8, 2.2, n)
-    sg = np.where(ratio < 1.5, 123, 139)
-    C = np.stack([cell_features([x, x, x * r, 90, 90, 90]) for x, r in zip(a, ratio)])
-    return C.astype(np.float32), sg
+    params = np.stack([a, a, a * ratio, np.full(n, 90.0), np.full(n, 90.0), np.full(n, 90.0)], 1)
+    return params, np.where(ratio < 1.5, 123, 139)
+
+
+def _cells(rng, n):
+    """(features, space groups) of ``_cell_params``."""
+    params, sg = _cell_params(rng, n)
+    return np.stack([cell_features(p) for p in params]).astype(np.float32), sg
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +45,8 @@ def tiny_model(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cell_cache")
     rng = np.random.default_rng(0)
     n = 1200
-    C, sg = _cells(rng, n)
-    params = np.tile(np.array([4, 4, 6, 90, 90, 90], np.float32), (n, 1))
+    params, sg = _cell_params(rng, n)
+    C = np.stack([cell_features(p) for p in params]).astype(np.float32)
     np.savez_compressed(
         cache / "arrays.npz", C=C, C_primitive=C, sg=sg, mp_id=np.arange(n),
         bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
@@ -135,3 +148,12 @@ def test_cli_rejects_unknown_settings(tiny_model):
     assert err.value.code == 2
     with pytest.raises(SystemExit):
         main(["validate", "--cache", str(tiny_model[0].parent), "--set", "bins=many"])
+
+
+def test_setting_check_finds_the_trained_model_basis_independent(tiny_model):
+    """The tiny model sees only canonical features, so test cells rewritten in random bases
+    of the same lattice keep their top-1 space group."""
+    out, _ = tiny_model
+    res = setting_check(out.parent, "random", out, n_cells=40, n_bases=2)
+    assert res["cells"] == 40 and res["rewritten"] == 80
+    assert res["same_top1"] == 1.0

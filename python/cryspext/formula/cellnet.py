@@ -10,7 +10,7 @@ clamp((x − e_t)/(e_{t+1} − e_t), 0, 1). Each feature's bin vector is mapped 
 layer + ReLU to ``d`` values, then an MLP (Linear → BatchNorm → ReLU → Dropout) mixes all.
 
 Derived inputs computed inside the network from the canonical features (model structure, no
-new features): log a, log b, log c, c/b and the cube root of V over a, b, c.
+new features): log a, log b, log c, log c/b, log V^(1/3)/a and log V^(1/3)/c.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def ple_edges(x: np.ndarray, n_bins: int, min_width: float = 1e-3) -> np.ndarray
         col = x[:, j].astype(np.float64)
         lo, hi = np.quantile(col, [0.01, 0.99])
         tol = min_width * max(float(hi - lo), 1e-3)
-        kept = [float(v) for v in np.unique(np.quantile(col, np.linspace(0, 1, n_bins + 1)))[:1]]
-        for v in np.unique(np.quantile(col, np.linspace(0, 1, n_bins + 1)))[1:]:
+        quantiles = np.unique(np.quantile(col, np.linspace(0, 1, n_bins + 1)))
+        kept = [float(quantiles[0])]
+        for v in quantiles[1:]:
             if v - kept[-1] >= tol:
                 kept.append(float(v))
             elif len(kept) > 1:  # too close: keep the outer of the two as the last edge

@@ -34,9 +34,9 @@ except ImportError:  # pragma: no cover
         return it
 
 __all__ = ["CELL_CONFIG", "fit_rows", "fit_cell_member", "topk", "forest_scores", "train_cell",
-           "validation_split", "validate", "main"]
+           "validation_split", "validate", "random_unimodular", "setting_check", "main"]
 
-# Chosen on a validation slice of the random split's training rows (see RESULTS_formula.md).
+# Chosen on a validation slice of the random split's training rows (see benchmarks/RESULTS_cell.md).
 CELL_CONFIG = {
     "members": 5,
     "hidden": [384, 256],
@@ -238,13 +238,49 @@ def train_cell(cache: Path, split: str, out_dir: Path, *, config: dict | None = 
     return card
 
 
+def random_unimodular(rng: np.random.Generator) -> np.ndarray:
+    """A random integer 3×3 matrix with entries −2..2 and determinant ±1 (a change of basis of
+    the same lattice)."""
+    while True:
+        m = rng.integers(-2, 3, size=(3, 3))
+        if round(abs(np.linalg.det(m))) == 1:
+            return m
+
+
+def setting_check(cache: Path, split: str, model_dir: Path, *, n_cells: int = 400,
+                  n_bases: int = 3, seed: int = 0) -> dict:
+    """Setting invariance of a trained cell model: ``n_cells`` conventional test cells, each
+    rewritten in ``n_bases`` random bases of the same lattice; the fraction of rewritten cells
+    whose top-1 space group equals that of the conventional cell (1.0 = invariant)."""
+    from ase.cell import Cell
+
+    from ..formula.cellgeom import cell_features
+    from ..models import load_torchscript
+
+    model = load_torchscript(Path(model_dir) / "cell.pt")
+    arr = dataset_arrays(Path(cache))
+    _train, test = split_indices([{"mp_id": int(i)} for i in arr["mp_id"]], split)
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(test, size=min(n_cells, len(test)), replace=False)
+    conv = np.stack([cell_features(arr["conventional"][i]) for i in rows])
+    other = np.stack([
+        cell_features(Cell(random_unimodular(rng) @ np.array(Cell.fromcellpar(arr["conventional"][i])))
+                      .cellpar())
+        for i in rows for _ in range(n_bases)])
+    top_conv = np.repeat(_predict(model, conv).argmax(1), n_bases)
+    top_other = _predict(model, other).argmax(1)
+    return {"split": split, "cells": int(len(rows)), "rewritten": int(len(other)),
+            "same_top1": float(np.mean(top_conv == top_other))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.cell", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["train", "validate"],
+    ap.add_argument("step", choices=["train", "validate", "check"],
                     help="train: fit on the training rows, score on the test rows, write the "
                     "model; validate: proxy experiment on a validation slice of the training "
-                    "rows (for choosing settings; writes nothing)")
+                    "rows (for choosing settings; writes nothing); check: setting invariance "
+                    "of the trained model in --out (test cells rewritten in random bases)")
     ap.add_argument("--split", choices=["random", "future"], default="random",
                     help="random 90/10 or future (test = highest MP ids); default random")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
@@ -276,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
                                   forest=not args.no_forest)))
         return 0
     out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
+    if args.step == "check":
+        print(json.dumps(setting_check(args.cache, args.split, Path(out))))
+        return 0
     card = train_cell(args.cache, args.split, Path(out), config=cfg, threads=args.threads,
                       forest=not args.no_forest)
     summary = {k: card[k] for k in ("split", "test_metrics", "training_time_s", "members")}
