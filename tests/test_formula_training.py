@@ -108,3 +108,25 @@ def test_r2_score_against_sklearn():
     rng = np.random.default_rng(2)
     t, p = rng.normal(size=50), rng.normal(size=50)
     assert r2_score(t, p) == pytest.approx(sk.r2_score(t, p))
+
+
+def test_validation_run_holds_out_a_slice_of_the_training_rows(tiny_models, tmp_path):
+    """``validate=True`` scores on a slice of the training rows (never the test rows), writes a
+    card saying so and trains no cell model; the CLI refuses it without --out."""
+    from cryspext.training.formula import _split, dataset_arrays, main, validation_split
+
+    out, _ = tiny_models
+    cache = out.parent
+    arr = dataset_arrays(cache)
+    train, test = _split(arr, "future")
+    fit, val = validation_split(arr, train, "future")
+    assert len(np.intersect1d(val, test)) == 0 and len(np.intersect1d(fit, val)) == 0
+    assert len(fit) + len(val) == len(train)
+    # future: the validation slice is the newest part of the training rows
+    assert arr["mp_id"][val].min() > arr["mp_id"][fit].max()
+    summary = train_split(cache, "future", tmp_path / "val", members=1, epochs=1, validate=True)
+    card = json.loads((tmp_path / "val" / "formula.json").read_text())
+    assert "validation slice" in card["validation_run"] and card["n_test"] == len(val)
+    assert summary["cell"] is None and not (tmp_path / "val" / "cell.pt").exists()
+    with pytest.raises(SystemExit):
+        main(["train", "--validate", "--cache", str(cache)])

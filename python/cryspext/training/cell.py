@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .formula import DEFAULT_CACHE, MODEL_DIR, dataset_arrays, split_indices
+from .formula import DEFAULT_CACHE, MODEL_DIR, dataset_arrays, split_indices, validation_split
 
 try:
     from tqdm.auto import tqdm
@@ -129,18 +129,6 @@ def forest_scores(C_fit, y_fit, tests: dict, *, trees: int = 30, seed: int = 0) 
         p[:, rf.classes_ - 1] = rf.predict_proba(X)
         out[name] = topk(p, y)
     return out
-
-
-def validation_split(arr: dict, train: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(fit, validation) rows inside the training rows, for model selection without the test
-    rows: ``random``: a seeded 10 % of the training formulas; ``future``: the 10 % of them with
-    the highest MP ids (the same kind of shift as the test rows)."""
-    n = len(train) // 10
-    if split == "future":
-        order = train[np.argsort(arr["mp_id"][train], kind="stable")]
-        return np.sort(order[:-n]), np.sort(order[-n:])
-    perm = np.random.default_rng(123).permutation(train)
-    return np.sort(perm[n:]), np.sort(perm[:n])
 
 
 def validate(cache: Path, split: str, *, config: dict | None = None, threads: int = 1,

@@ -231,6 +231,18 @@ def split_indices(rows: list[dict], split: str, seed: int = 0) -> tuple[np.ndarr
     return np.sort(perm[: n - n_test]), np.sort(perm[n - n_test :])
 
 
+def validation_split(arr: dict, train: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) rows inside the training rows, for model selection without the test
+    rows: ``random``: a seeded 10 % of the training formulas; ``future``: the 10 % of them with
+    the highest MP ids (the same kind of shift as the test rows)."""
+    n = len(train) // 10
+    if split == "future":
+        order = train[np.argsort(arr["mp_id"][train], kind="stable")]
+        return np.sort(order[:-n]), np.sort(order[-n:])
+    perm = np.random.default_rng(123).permutation(train)
+    return np.sort(perm[n:]), np.sort(perm[:n])
+
+
 # Primitive basis of each centring, rows in units of the conventional vectors (ITA Table 5.1).
 _CENTRING = {
     "P": np.eye(3),
@@ -596,12 +608,15 @@ def merge_formula_ensembles(cache: Path, split: str, sources: list[tuple[Path, i
 
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
                 epochs: int = 40, threads: int = 1, device: str = "cpu",
-                train_cell: bool = True, arch: str = "mlp", cell_config: dict | None = None) -> dict:
+                train_cell: bool = True, arch: str = "mlp", cell_config: dict | None = None,
+                validate: bool = False) -> dict:
     """Train the joint formula ensemble and the cell-geometry model on the ``split`` training
     rows; write ``formula.pt``/``cell.pt`` + cards. The cell model is trained by
     :func:`cryspext.training.cell.train_cell` (``cell_config`` overrides its ``CELL_CONFIG``);
     ``train_cell=False`` keeps an existing ``cell.pt`` in ``out_dir`` (and its metrics in the
-    summary)."""
+    summary). ``validate=True`` is for choosing a recipe without the test rows: it fits on the
+    training rows minus a validation slice (``validation_split``), scores on that slice, and
+    trains no cell model."""
     import torch
 
     from .._version import __version__
@@ -615,6 +630,8 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
     out_dir = Path(out_dir)
     arr = dataset_arrays(cache)
     train, test = _split(arr, split)
+    if validate:  # "test" below is then the validation slice of the training rows
+        train, test = validation_split(arr, train, split)
     X, B, SG, P = arr["X"], arr["bravais"], arr["sg"], arr["params"]
     x_mean, x_std = _formula_scaling(X[train], FEATURE_NAMES)
     common = {
@@ -627,6 +644,9 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
         "training_data_sha256_16": str(arr["digest"]),
         "element_table": provenance(),
     }
+    if validate:
+        common["validation_run"] = ("fitted on the training rows minus a validation slice; "
+                                    "test_metrics are on that slice, not on the test rows")
     timings = {}
 
     # Joint formula ensemble: Bravais, space group and lattice parameters --------------------
@@ -685,7 +705,9 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
     })
 
     # Cell-geometry space-group model: trained by its own module (training/cell.py).
-    if train_cell or not (out_dir / "cell.json").is_file():
+    if validate:
+        cell_card = {"test_metrics": None, "training_time_s": None}
+    elif train_cell or not (out_dir / "cell.json").is_file():
         from .cell import train_cell as fit_cell_model
 
         cell_card = fit_cell_model(cache, split, out_dir, config=cell_config, threads=threads)
@@ -730,6 +752,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
     ap.add_argument("--keep-cell", action="store_true",
                     help="keep the cell-geometry model already in the model folder (no retrain)")
+    ap.add_argument("--validate", action="store_true",
+                    help="train: fit on the training rows minus a validation slice and score on "
+                    "that slice (to compare recipes without touching the test rows; no cell "
+                    "model); use with --out")
     ap.add_argument("--arch", choices=["mlp", "element"], default="mlp",
                     help="formula network: 'mlp' (features → MLP) or 'element' (attention over "
                     "the formula's elements with learned element embeddings, then the MLP)")
@@ -743,11 +769,14 @@ def main(argv: list[str] | None = None) -> int:
         print("wrote", build_element_table())
     if args.step in ("data", "all"):
         build_dataset(args.shared, args.cache / "dataset.json.gz")
+    if args.validate and args.out is None:
+        ap.error("--validate needs --out: a validation run must not overwrite the shipped models")
     if args.step in ("train", "all"):
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         summary = train_split(args.cache, args.split, Path(out), members=args.members,
                               epochs=args.epochs, threads=args.threads, device=args.device,
-                              train_cell=not args.keep_cell, arch=args.arch)
+                              train_cell=not args.keep_cell, arch=args.arch,
+                              validate=args.validate)
         print(json.dumps(summary))
     if args.step == "merge":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
