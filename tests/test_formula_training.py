@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from cryspext.formula import FEATURE_NAMES, predict_cell, predict_formula
+from cryspext.formula import FEATURE_NAMES, formula_features, predict_cell, predict_formula
 from cryspext.formula.cellgeom import CELL_FEATURE_NAMES
 from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
 from cryspext.training.formula import r2_score, split_indices, train_split
@@ -130,3 +130,24 @@ def test_validation_run_holds_out_a_slice_of_the_training_rows(tiny_models, tmp_
     assert summary["cell"] is None and not (tmp_path / "val" / "cell.pt").exists()
     with pytest.raises(SystemExit):
         main(["train", "--validate", "--cache", str(cache)])
+
+
+def test_merge_takes_the_first_members_of_each_source(tiny_models, tmp_path):
+    """``merge`` stacks the first n members of each source: its per-member outputs are the
+    sources' members, in order, and the card and summary count them."""
+    from cryspext.models import load_torchscript
+    from cryspext.training.formula import merge_formula_ensembles
+
+    out, _ = tiny_models
+    summary = merge_formula_ensembles(out.parent, "future", [(out, 1), (out, 2)], tmp_path / "m")
+    assert summary["members"] == 3
+    card = json.loads((tmp_path / "m" / "formula.json").read_text())
+    assert card["members"] == 3 and [o["used"] for o in card["member_sources"]] == [1, 2]
+    x = torch.from_numpy(np.stack([formula_features(f) for f in ("NaCl", "LiFePO4")])
+                         .astype(np.float32))
+    with torch.no_grad():
+        src = load_torchscript(out / "formula.pt")(x).numpy()
+        merged = load_torchscript(tmp_path / "m" / "formula.pt")(x).numpy()
+    np.testing.assert_allclose(merged, src[[0, 0, 1]], rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="members"):
+        merge_formula_ensembles(out.parent, "future", [(out, 3)], tmp_path / "bad")

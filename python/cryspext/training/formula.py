@@ -557,15 +557,15 @@ def merge_formula_ensembles(cache: Path, split: str, sources: list[tuple[Path, i
     import torch
 
     from ..formula.nets import JointEnsemble
-    from ..models import save_torchscript
+    from ..models import load_torchscript, save_torchscript
 
     arr = dataset_arrays(cache)
-    train, test = _split(arr, split)
+    _train, test = _split(arr, split)
     members, origin, cost = [], [], 0.0
     ref = None
     for src, n in sources:
         src = Path(src)
-        m = torch.jit.load(str(src / "formula.pt"))
+        m = load_torchscript(src / "formula.pt")
         card = json.loads((src / "formula.json").read_text())
         summ = json.loads((src / "training_summary.json").read_text())
         if card["split"] != split:
