@@ -259,6 +259,25 @@ def _evaluate(module, x, y, batch: int = 8192) -> tuple[float, float]:
     return correct / max(1, len(x)), loss / max(1, len(x))
 
 
+def _card_metrics(module, x, y, xv, yv, val_tags) -> dict:
+    """Deterministic metrics of a trained model for its card: training accuracy, validation
+    accuracy / pristine accuracy / cross-entropy (nats) and accuracy per validation kind."""
+    import torch
+
+    acc_val, loss_val = _evaluate(module, xv, yv)
+    per_tag = {}
+    for tag in sorted(set(val_tags.tolist())):
+        m = torch.from_numpy(val_tags == tag)
+        per_tag[tag] = _accuracy(module, xv[m], yv[m])
+    return {
+        "train_accuracy_deterministic": _accuracy(module, x, y),
+        "validation_accuracy": acc_val,
+        "validation_pristine_accuracy": per_tag.get("pristine", float("nan")),
+        "validation_cross_entropy": loss_val,
+        "validation_accuracy_by_kind": per_tag,
+    }
+
+
 def train(
     dataset: Path,
     out_dir: Path,
@@ -332,12 +351,6 @@ def train(
     seconds = time.perf_counter() - t0
     model.load_state_dict(best_state)
     model.eval()
-    acc_train = _accuracy(model, x, y)
-    per_tag = {}
-    with np.errstate(all="ignore"):
-        for tag in sorted(set(val_tags.tolist())):
-            m = torch.from_numpy(val_tags == tag)
-            per_tag[tag] = _accuracy(model, xv[m], yv[m])
     card = {
         "name": name,
         "family": "arise",
@@ -363,13 +376,7 @@ def train(
             "seconds": round(seconds, 1),
             "best_epoch": best[3],
         },
-        "metrics": {
-            "train_accuracy_deterministic": acc_train,
-            "validation_accuracy": best[0],
-            "validation_pristine_accuracy": best[1],
-            "validation_cross_entropy": -best[2],
-            "validation_accuracy_by_kind": per_tag,
-        },
+        "metrics": _card_metrics(model, x, y, xv, yv, val_tags),
         "cryspext_version": __version__,
         "torch_version": torch.__version__,
         "license": "Apache-2.0 (trained on Apache-2.0 data from AndreasLeitherer/Tutorial_ARISE)",
@@ -435,14 +442,8 @@ def train_ensemble(dataset: Path, out_dir: Path, members: int, *, member_dir: Pa
     xv = torch.from_numpy(z["x_val"].astype(np.float32))
     yv = torch.from_numpy(z["y_val"])
     val_tags = z["val_tags"]
-    acc_val, loss_val = _evaluate(ensemble, xv, yv)
-    pristine = torch.from_numpy(val_tags == "pristine")
     x = torch.from_numpy(z["x"].astype(np.float32))
     y = torch.from_numpy(z["y"])
-    per_tag = {}
-    for tag in sorted(set(val_tags.tolist())):
-        m = torch.from_numpy(val_tags == tag)
-        per_tag[tag] = _accuracy(ensemble, xv[m], yv[m])
     card = json.loads(json.dumps(cards[0]))
     card["name"] = name
     card["description"] = (
@@ -463,13 +464,7 @@ def train_ensemble(dataset: Path, out_dir: Path, members: int, *, member_dir: Pa
     card["training"]["seconds"] = round(sum(c["training"]["seconds"] for c in cards), 1)
     card["training"]["seconds_per_member"] = [c["training"]["seconds"] for c in cards]
     card["training"].pop("best_epoch", None)
-    card["metrics"] = {
-        "train_accuracy_deterministic": _accuracy(ensemble, x, y),
-        "validation_accuracy": acc_val,
-        "validation_pristine_accuracy": _accuracy(ensemble, xv[pristine], yv[pristine]),
-        "validation_cross_entropy": loss_val,
-        "validation_accuracy_by_kind": per_tag,
-    }
+    card["metrics"] = _card_metrics(ensemble, x, y, xv, yv, val_tags)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_torchscript(ensemble, out_dir / f"{name}.pt", card)
     print(json.dumps({"seconds": card["training"]["seconds"], **card["metrics"]}))
