@@ -121,7 +121,7 @@ def test_training_with_the_element_network_ships_a_working_model(tmp_path):
 
 
 def test_single_pass_heads_match_the_scripted_methods():
-    """predict_formula's one-pass numpy heads give what the TorchScript methods give."""
+    """predict_formula's one-pass heads give what the one-step TorchScript methods give."""
     from cryspext.formula.lattice import BRAVAIS
     from cryspext.formula.predict import FormulaModels
 

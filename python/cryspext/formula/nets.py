@@ -122,7 +122,9 @@ class JointEnsemble(nn.Module):
     * ``spacegroup(x, k)``: (members, n, len) probabilities of the space groups of lattice k
       (ascending numbers), i.e. the same softmax conditioned on lattice k;
     * ``lattice(x, k)``: (members, n, n_free) parameters of lattice k (Å, degrees), sigmoid
-      outputs scaled to [lo, hi] per slot; lattice k owns slots ``offsets[k]:offsets[k+1]``.
+      outputs scaled to [lo, hi] per slot; lattice k owns slots ``offsets[k]:offsets[k+1]``;
+    * ``raw(x)`` and ``bravais_of(raw)``, ``spacegroup_of(raw, k)``, ``lattice_of(raw, k)``: the
+      same in two steps, the members run once.
     """
 
     def __init__(self, members: List[FrozenMLP], sg_bravais: torch.Tensor, offsets: torch.Tensor,
@@ -144,21 +146,37 @@ class JointEnsemble(nn.Module):
         return self.bravais(x)
 
     @torch.jit.export
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """(members, n, 230 + n_slots) outputs of every member; the ``*_of`` methods turn them
+        into each head, so a caller needing several heads runs the members once."""
+        return self._raw(x)
+
+    @torch.jit.export
+    def bravais_of(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.softmax(raw[:, :, :230], dim=-1), self.sg_bravais)
+
+    @torch.jit.export
+    def spacegroup_of(self, raw: torch.Tensor, k: int) -> torch.Tensor:
+        idx = torch.nonzero(self.sg_bravais[:, k] > 0).flatten()
+        # Softmax restricted to lattice k = the 230-way softmax conditioned on k.
+        return torch.softmax(raw[:, :, idx], dim=-1)
+
+    @torch.jit.export
+    def lattice_of(self, raw: torch.Tensor, k: int) -> torch.Tensor:
+        a, b = int(self.offsets[k]), int(self.offsets[k + 1])
+        return self.lo[a:b] + (self.hi[a:b] - self.lo[a:b]) * torch.sigmoid(raw[:, :, 230 + a : 230 + b])
+
+    @torch.jit.export
     def bravais(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.softmax(self._raw(x)[:, :, :230], dim=-1)
-        return torch.matmul(p, self.sg_bravais)
+        return self.bravais_of(self._raw(x))
 
     @torch.jit.export
     def spacegroup(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        idx = torch.nonzero(self.sg_bravais[:, k] > 0).flatten()
-        # Softmax restricted to lattice k = the 230-way softmax conditioned on k.
-        return torch.softmax(self._raw(x)[:, :, idx], dim=-1)
+        return self.spacegroup_of(self._raw(x), k)
 
     @torch.jit.export
     def lattice(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        a, b = int(self.offsets[k]), int(self.offsets[k + 1])
-        z = self._raw(x)[:, :, 230 + a : 230 + b]
-        return self.lo[a:b] + (self.hi[a:b] - self.lo[a:b]) * torch.sigmoid(z)
+        return self.lattice_of(self._raw(x), k)
 
 
 def fold_batchnorm(mods: list) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

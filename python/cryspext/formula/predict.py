@@ -85,32 +85,24 @@ class FormulaModels:
             p = self.formula.lattice(self._tensor(X), BRAVAIS.index(bravais)).numpy()
         return self.formula_card["parameters"][bravais]["free"], p
 
-    def raw_outputs(self, X) -> np.ndarray:
-        """(members, n, 230 + 37) raw outputs of the joint members, computed once; ``heads``
-        turns them into the outputs of ``bravais_proba``, ``spacegroup_proba`` and
-        ``lattice_parameters`` (each of which runs the members again)."""
+    def raw_outputs(self, X):
+        """(members, n, 230 + 37) raw outputs of the joint members (a torch tensor), computed
+        once; ``heads`` turns them into the outputs of ``bravais_proba``, ``spacegroup_proba``
+        and ``lattice_parameters`` (each of which runs the members again)."""
         import torch
 
         with torch.no_grad():
-            return self.formula._raw(self._tensor(X)).double().numpy()
+            return self.formula.raw(self._tensor(X))
 
-    def heads(self, raw: np.ndarray, bravais: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def heads(self, raw, bravais: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """From ``raw_outputs``: (members, n, 14) Bravais probabilities and, for lattice
-        ``bravais``, the space-group probabilities and the lattice parameters (Å, degrees);
-        the formulas of ``nets.JointEnsemble``, in numpy."""
-        f = self.formula
+        ``bravais``, the space-group probabilities and lattice parameters (Å, degrees)."""
+        import torch
+
         k = BRAVAIS.index(bravais)
-        logits = raw[..., :230]
-        p = np.exp(logits - logits.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-        p_b = p @ f.sg_bravais.double().numpy()
-        z = logits[..., np.nonzero(f.sg_bravais[:, k].numpy() > 0)[0]]
-        p_sg = np.exp(z - z.max(-1, keepdims=True))
-        p_sg /= p_sg.sum(-1, keepdims=True)
-        a, b = int(f.offsets[k]), int(f.offsets[k + 1])
-        lo, hi = f.lo[a:b].double().numpy(), f.hi[a:b].double().numpy()
-        lp = lo + (hi - lo) / (1.0 + np.exp(-raw[..., 230 + a : 230 + b]))
-        return p_b, p_sg, lp
+        with torch.no_grad():
+            return (self.formula.bravais_of(raw).numpy(), self.formula.spacegroup_of(raw, k).numpy(),
+                    self.formula.lattice_of(raw, k).numpy())
 
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features."""
