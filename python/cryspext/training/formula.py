@@ -454,8 +454,7 @@ def fit_joint_element_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std
 
 
 def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, batch, lr,
-                 weight_decay, bravais_weight, lattice_weight, device, label_smoothing=0.0,
-                 log=None):
+                 weight_decay, bravais_weight, lattice_weight, device):
     """The training loop of the joint networks (loss: see ``fit_joint_member``)."""
     import torch
 
@@ -480,9 +479,8 @@ def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, bat
     steps = max(1, math.ceil(len(X) / batch)) * epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     F = torch.nn.functional
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         model.train()
-        t0 = time.time()
         order = torch.from_numpy(rng.permutation(len(X))).to(device)
         for i in range(0, len(order), batch):
             idx = order[i : i + batch]
@@ -490,7 +488,7 @@ def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, bat
                 continue
             out = model(xs[idx])
             logits = out[:, :230]
-            loss = F.cross_entropy(logits, sg_t[idx], label_smoothing=label_smoothing)
+            loss = F.cross_entropy(logits, sg_t[idx])
             if bravais_weight:
                 log_pb = torch.logsumexp(logits[:, :, None] + log_m[None], dim=1)
                 loss = loss + bravais_weight * F.nll_loss(
@@ -503,8 +501,6 @@ def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, bat
             loss.backward()
             opt.step()
             sched.step()
-        if log is not None:
-            log(epoch, time.time() - t0, model)
     return model
 
 
