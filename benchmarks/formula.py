@@ -213,7 +213,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
-                           if k in ("timings", "threads", "device", "epochs", "members")}
+                           if k in ("timings", "threads", "device", "epochs", "members",
+                                    "member_sources")}
         card = summary.parent / "formula.json"
         if card.is_file():
             res["training"]["architecture"] = json.loads(card.read_text()).get(
@@ -314,11 +315,16 @@ def markdown(results, api, command, elapsed, env) -> str:
             formula = (f"joint formula ensemble of {tr.get('members', '?')} networks "
                        f"{tim['formula_s']:.0f} s" if "formula_s" in tim else "")
             arch = tr.get("architecture", "mlp")
-            out += [f"Training of these models (`python -m cryspext.training.formula train "
-                    f"--split {s} --arch {arch} --members {tr.get('members', '?')} --epochs "
-                    f"{tr['epochs']} --keep-cell`): {tim['total_s'] / 60:.1f} min on {tr['device']} "
-                    f"with {tr['threads']} torch thread(s), {tr['epochs']} epochs ({formula}, "
-                    f"{cell}).", ""]
+            if "member_sources" in tr:  # an ensemble merged from earlier runs
+                how = (f"`python -m cryspext.training.formula merge --split {s}` of "
+                       + " + ".join(f"{o['used']} {o['architecture']} members ({o['epochs']} "
+                                    f"epochs)" for o in tr["member_sources"]))
+            else:
+                how = (f"`python -m cryspext.training.formula train --split {s} --arch {arch} "
+                       f"--members {tr.get('members', '?')} --epochs {tr['epochs']}`")
+            out += [f"Training of these models ({how}): {tim['total_s'] / 60:.1f} min on "
+                    f"{tr['device']} with {tr['threads']} torch thread(s) ({formula}, {cell}).",
+                    ""]
     out += [f"`predict_formula` latency, one formula at a time: {api['predict_formula_ms']:.1f} ms.",
             "", "## How to read this", "",
             "* SG top-k (true BL): the space-group ranking given the true Bravais lattice, as in "
