@@ -605,14 +605,15 @@ def merge_formula_ensembles(cache: Path, split: str, sources: list[tuple[Path, i
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
                 epochs: int = 40, threads: int = 1, device: str = "cpu",
                 train_cell: bool = True, arch: str = "mlp", cell_config: dict | None = None,
-                validate: bool = False) -> dict:
+                validate: bool = False, seed: int = 100) -> dict:
     """Train the joint formula ensemble and the cell-geometry model on the ``split`` training
     rows; write ``formula.pt``/``cell.pt`` + cards. The cell model is trained by
     :func:`cryspext.training.cell.train_cell` (``cell_config`` overrides its ``CELL_CONFIG``);
     ``train_cell=False`` keeps an existing ``cell.pt`` in ``out_dir`` (and its metrics in the
     summary). ``validate=True`` is for choosing a recipe without the test rows: it fits on the
     training rows minus a validation slice (``validation_split``), scores on that slice, and
-    trains no cell model."""
+    trains no cell model. Member m is seeded ``seed + m``: separate runs meant to be merged
+    need different seeds."""
     import torch
 
     from .._version import __version__
@@ -667,7 +668,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
     assert not any(n.startswith("x_") for n in FEATURE_NAMES[:n_stats])
     embed = (n_stats, JOINT_EMBED_K) if JOINT_EMBED_K else (0, 0)
     def member(m):
-        kw = dict(hidden=JOINT_HIDDEN, epochs=epochs, seed=100 + m, x_mean=x_mean, x_std=x_std,
+        kw = dict(hidden=JOINT_HIDDEN, epochs=epochs, seed=seed + m, x_mean=x_mean, x_std=x_std,
                   lo=lo, hi=hi, embed=embed, device=device)
         if arch == "element":
             return fit_joint_element_member(X[train], SG[train], B[train], P[train],
@@ -752,6 +753,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="train: fit on the training rows minus a validation slice and score on "
                     "that slice (to compare recipes without touching the test rows; no cell "
                     "model); use with --out")
+    ap.add_argument("--seed", type=int, default=100,
+                    help="train: member m is seeded SEED + m (default 100); separate runs meant "
+                    "to be merged need different seeds")
     ap.add_argument("--arch", choices=["mlp", "element"], default="mlp",
                     help="formula network: 'mlp' (features → MLP) or 'element' (attention over "
                     "the formula's elements with learned element embeddings, then the MLP)")
@@ -772,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = train_split(args.cache, args.split, Path(out), members=args.members,
                               epochs=args.epochs, threads=args.threads, device=args.device,
                               train_cell=not args.keep_cell, arch=args.arch,
-                              validate=args.validate)
+                              validate=args.validate, seed=args.seed)
         print(json.dumps(summary))
     if args.step == "merge":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
