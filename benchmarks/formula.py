@@ -241,6 +241,12 @@ def time_api(model_dir, n: int = 200) -> dict:
     return {"predict_formula_ms": 1e3 * (time.perf_counter() - t) / n}
 
 
+def _width(source: dict) -> str:
+    """', token width N' for element-network members (see ``--element-dim``), else ''."""
+    enc = source.get("element_encoder")
+    return f", token width {enc['dim']}" if enc else ""
+
+
 def pct(x):
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
 
@@ -318,7 +324,7 @@ def markdown(results, api, command, elapsed, env) -> str:
             if "member_sources" in tr:  # an ensemble merged from earlier runs
                 how = (f"`python -m cryspext.training.formula merge --split {s}` of "
                        + " + ".join(f"{o['used']} {o['architecture']} members ({o['epochs']} "
-                                    f"epochs)" for o in tr["member_sources"]))
+                                    f"epochs{_width(o)})" for o in tr["member_sources"]))
             else:
                 how = (f"`python -m cryspext.training.formula train --split {s} --arch {arch} "
                        f"--members {tr.get('members', '?')} --epochs {tr['epochs']}`")

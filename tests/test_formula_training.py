@@ -151,3 +151,35 @@ def test_merge_takes_the_first_members_of_each_source(tiny_models, tmp_path):
     np.testing.assert_allclose(merged, src[[0, 0, 1]], rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="members"):
         merge_formula_ensembles(out.parent, "future", [(out, 3)], tmp_path / "bad")
+
+
+def test_merge_picks_members_by_index_and_keeps_their_provenance(tiny_models, tmp_path):
+    """A list picks members by index, in the given order; picking from a merged ensemble
+    carries each member's own provenance (architecture, epochs) onto the new card."""
+    from cryspext.models import load_torchscript
+    from cryspext.training.formula import main, merge_formula_ensembles
+
+    out, _ = tiny_models
+    merge_formula_ensembles(out.parent, "future", [(out, [1]), (out, 2)], tmp_path / "m")
+    card_m = json.loads((tmp_path / "m" / "formula.json").read_text())
+    # Mark the second source entry so that its members are told apart from the first one's.
+    card_m["member_sources"][1]["epochs"] = 99
+    (tmp_path / "m" / "formula.json").write_text(json.dumps(card_m))
+    main(["merge", "--split", "future", "--cache", str(out.parent),
+          "--source", f"{tmp_path / 'm'}:2,0", "--out", str(tmp_path / "m2")])
+    card = json.loads((tmp_path / "m2" / "formula.json").read_text())
+    assert card["members"] == 2
+    assert [(o["epochs"], o["used"]) for o in card["member_sources"]] == [(99, 1), (1, 1)]
+    x = torch.from_numpy(np.stack([formula_features(f) for f in ("NaCl", "SiO2")])
+                         .astype(np.float32))
+    with torch.no_grad():
+        src = load_torchscript(out / "formula.pt")(x).numpy()
+        merged = load_torchscript(tmp_path / "m2" / "formula.pt")(x).numpy()
+    # m holds source members [1, 0, 1]; m2 takes m's members 2 and 0, i.e. source 1 and 1.
+    np.testing.assert_allclose(merged, src[[1, 1]], rtol=1e-6, atol=1e-7)
+    for bad in ([2], [0, 0], []):
+        with pytest.raises(ValueError, match="members"):
+            merge_formula_ensembles(out.parent, "future", [(out, bad)], tmp_path / "bad")
+    with pytest.raises(SystemExit):
+        main(["merge", "--split", "future", "--cache", str(out.parent),
+              "--source", f"{out}:x,y", "--out", str(tmp_path / "bad")])

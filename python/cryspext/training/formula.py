@@ -546,12 +546,14 @@ def _joint_metrics(joint, X, B, SG, P, test):
     return metrics_b, metrics_sg, metrics_lp, sg_classes
 
 
-def merge_formula_ensembles(cache: Path, split: str, sources: list[tuple[Path, int]],
-                            out_dir: Path) -> dict:
-    """One joint ensemble from the first n members of each of several trained ensembles of
-    the same split (e.g. MLP members of an earlier run and element-network members): the
-    members' probabilities are averaged, so members of different architectures add up. Writes
-    ``formula.pt`` + card and updates ``training_summary.json`` in ``out_dir``."""
+def merge_formula_ensembles(cache: Path, split: str,
+                            sources: list[tuple[Path, int | list[int]]], out_dir: Path) -> dict:
+    """One joint ensemble from members of several trained ensembles of the same split (e.g.
+    MLP members of an earlier run and element-network members): per source, either the first
+    n members (an int) or the members of the given 0-based indices (a list). The members'
+    probabilities are averaged, so members of different architectures add up. Writes
+    ``formula.pt`` + card and updates ``training_summary.json`` in ``out_dir``. A source that
+    is itself a merge passes on the provenance of each member it gives."""
     import torch
 
     from ..formula.nets import JointEnsemble
@@ -561,7 +563,7 @@ def merge_formula_ensembles(cache: Path, split: str, sources: list[tuple[Path, i
     _train, test = _split(arr, split)
     members, origin, cost = [], [], 0.0
     ref = None
-    for src, n in sources:
+    for src, pick in sources:
         src = Path(src)
         m = load_torchscript(src / "formula.pt")
         card = json.loads((src / "formula.json").read_text())
@@ -573,15 +575,30 @@ def merge_formula_ensembles(cache: Path, split: str, sources: list[tuple[Path, i
             ref, first_card = bufs, card
         elif not all(torch.equal(a, b) for a, b in zip(ref, bufs)):
             raise ValueError(f"{src}: other space-group table or lattice ranges")
-        if not 1 <= n <= card["members"]:
-            raise ValueError(f"{src} has {card['members']} members, asked for {n}")
-        members += [getattr(m.members, str(i)) for i in range(n)]
-        origin.append({"source_members": card["members"], "used": n,
-                       "architecture": card.get("architecture", "mlp"),
-                       "element_encoder": card.get("element_encoder"), "hidden": card["hidden"],
-                       "epochs": card["epochs"], "feature_embedding": card["feature_embedding"],
-                       "formula_training_s": summ["timings"]["formula_s"]})
-        cost += summ["timings"]["formula_s"] * n / card["members"]
+        idx = list(range(pick)) if isinstance(pick, int) else [int(i) for i in pick]
+        if not idx or not all(0 <= i < card["members"] for i in idx) or len(set(idx)) < len(idx):
+            raise ValueError(f"{src} has {card['members']} members, asked for {pick}")
+        members += [getattr(m.members, str(i)) for i in idx]
+        # Provenance of each member of this source: its own card, or the sources of a merge.
+        per_member = []
+        for o in card.get("member_sources") or [None]:
+            if o is None:
+                o = {"architecture": card.get("architecture", "mlp"),
+                     "element_encoder": card.get("element_encoder"), "hidden": card["hidden"],
+                     "epochs": card["epochs"], "feature_embedding": card["feature_embedding"],
+                     "formula_training_s": summ["timings"]["formula_s"],
+                     "source_members": card["members"]}
+            per_member += [o] * o.get("used", card["members"])
+        picked: list[dict] = []  # one entry per run of consecutive members of one origin
+        for i in idx:
+            o = per_member[i]
+            if picked and picked[-1]["from"] is o:
+                picked[-1]["used"] += 1
+            else:
+                picked.append({**{k: v for k, v in o.items() if k != "used"}, "from": o,
+                               "used": 1})
+        origin += [{k: v for k, v in p.items() if k != "from"} for p in picked]
+        cost += summ["timings"]["formula_s"] * len(idx) / card["members"]
     joint = JointEnsemble(members, *ref)
     X, B, SG, P = arr["X"], arr["bravais"], arr["sg"], arr["params"]
     metrics_b, metrics_sg, metrics_lp, _ = _joint_metrics(joint, X, B, SG, P, test)
@@ -768,8 +785,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="formula network: 'mlp' (features → MLP) or 'element' (attention over "
                     "the formula's elements with learned element embeddings, then the MLP)")
     ap.add_argument("--source", action="append", default=[], metavar="DIR:N",
-                    help="merge: take the first N formula members of the model folder DIR "
-                    "(repeat; the merged ensemble averages all members)")
+                    help="merge: take the first N formula members of the model folder DIR, or "
+                    "with DIR:i,j,... the members of those 0-based indices (DIR:0,1,4,5); "
+                    "repeat; the merged ensemble averages all members")
     ap.add_argument("--out", type=Path, default=None,
                     help="model folder (default: the package for 'random', cache/<split> else)")
     args = ap.parse_args(argv)
@@ -789,7 +807,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary))
     if args.step == "merge":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
-        sources = [(Path(v.rsplit(":", 1)[0]), int(v.rsplit(":", 1)[1])) for v in args.source]
+        sources = []
+        for v in args.source:
+            where, _, spec = v.rpartition(":")
+            try:
+                pick = [int(i) for i in spec.split(",")] if "," in spec else int(spec)
+            except ValueError:
+                ap.error(f"--source {v!r}: expected DIR:N or DIR:i,j,...")
+            sources.append((Path(where), pick))
         if not sources:
             ap.error("merge needs at least one --source DIR:N")
         summary = merge_formula_ensembles(args.cache, args.split, sources, Path(out))
