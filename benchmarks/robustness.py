@@ -202,7 +202,6 @@ def main(argv=None) -> int:
 
     from cryspext.arise import load_model
     from cryspext.arise.defects import make_defective
-    from cryspext.descriptors import arise_soap_batch
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
@@ -233,7 +232,7 @@ def main(argv=None) -> int:
                 rng = np.random.default_rng([BENCH_SEED, int(round(delta * 1e4)), int(round(eta * 1e4)), r, i])
                 structs.append(make_defective(c.structure, delta=delta, eta=eta, d_nn=c.d_nn, seed=rng, distribution=args.noise))
             t = time.perf_counter()
-            x = np.asarray(arise_soap_batch(structs, **model.descriptor_settings), dtype=np.float32)
+            x = model.describe(structs, progress=False)  # (n, views, 316): the model's descriptor views
             timing["soap"] += time.perf_counter() - t
             t = time.perf_counter()
             pred = model.predict(x, mc_samples=args.mc_samples, seed=r)
@@ -315,12 +314,17 @@ def write(args, argv, cases, sizes, baseline_sizes, methods, model, timing, resu
         "model_card_metrics": model.card.get("metrics"),
         "model_training": {k: model.card.get("training", {}).get(k) for k in ("data_hash_sha256", "settings_grid", "epochs", "best_epoch", "optimizer")},
         "model_ensemble": model.card.get("ensemble"),
+        "descriptor_views": model.descriptor_views,
         "timing_s": {k: round(v, 1) for k, v in timing.items()},
     }
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(markdown(results, meta))
     return meta
+
+
+def _cutoffs(views) -> str:
+    return ", ".join(f"{v['cutoff']:g}" for v in views)
 
 
 def markdown(results, meta) -> str:
@@ -332,6 +336,8 @@ def markdown(results, meta) -> str:
         f"{meta['structures_per_realisation']} structures per realisation, {meta['realisations']} realisations, {meta['threads']} threads, "
         f"{meta['noise']} displacement noise; baselines on supercell sizes {meta['baseline_sizes']}).",
         "",
+        *([f"Descriptor views (the T passes spread over them): r_cut = {_cutoffs(meta['descriptor_views'])} d_NN.", ""]
+          if len(meta.get("descriptor_views") or []) > 1 else []),
         *([f"Model: deep ensemble of {meta['model_ensemble']['members']} networks (seeds {meta['model_ensemble']['seeds']}), "
            "the T passes spread evenly over the members.", ""] if meta.get("model_ensemble") else []),
         "Accuracy in %. ARISE (cryspext): all 108 classes, periodic and finite structures. Baselines: periodic "

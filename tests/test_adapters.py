@@ -141,3 +141,9 @@ def test_shipped_model_through_both_front_doors():
         assert clf.get_property("label", atoms) == expected
         s = as_structure(atoms).to_pymatgen()
         assert ARISEAnalyzer(s, mc_samples=100, model=model).get_label() == expected
+        # Same views, passes and seed as cryspext.classify: the same numbers.
+        ref = arise.classify(atoms, mc_samples=100, seed=0, model=model)
+        np.testing.assert_allclose(list(ARISEAnalyzer(s, mc_samples=100, seed=0, model=model).get_probabilities().values()),
+                                   ref.probabilities, rtol=1e-12)
+        np.testing.assert_allclose(AriseClassifier(model=model, mc_samples=100, seed=0).get_property("mutual_information", atoms),
+                                   ref.mutual_information, rtol=1e-12)

@@ -74,6 +74,42 @@ def test_mc_matches_explicit_formulas(scripted):
     np.testing.assert_allclose(pred.hidden["h3"], h3.numpy().reshape(3, T, -1).mean(axis=1), rtol=1e-4, atol=1e-5)
 
 
+def test_views_spread_the_passes_and_average_over_all_of_them():
+    """(n, V, 316) input: view v gets ⌊T/V⌋ (+1 for v < T mod V) passes; probabilities, expected
+    entropy and MI are the averages over all T passes, recomputed here view by view."""
+    torch.manual_seed(0)
+    module = BayesianMLP(p=0.2)
+    model = AriseModel(module, _card())
+    x = np.random.default_rng(5).random((4, 3, 316)).astype(np.float32)
+    T = 11  # 4 + 4 + 3 passes
+    pred = model.predict(x, mc_samples=T, seed=2)
+    with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        torch.manual_seed(2)
+        per_pass = []
+        for v, t_v in enumerate((4, 4, 3)):
+            rows = torch.from_numpy(x[:, v]).repeat_interleave(t_v, dim=0)
+            per_pass.append(torch.softmax(module(rows, True).double(), dim=1).numpy().reshape(4, t_v, -1))
+    pt = np.concatenate(per_pass, axis=1)  # (n, T, C)
+    mean = pt.mean(axis=1)
+    entropy = -(mean * np.log(mean)).sum(axis=1)
+    expected_entropy = -(pt * np.log(pt)).sum(axis=2).mean(axis=1)
+    np.testing.assert_allclose(pred.probabilities, mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(pred.mutual_information, entropy - expected_entropy, rtol=1e-3, atol=1e-5)
+    # Fewer passes than views: the surplus views are skipped, nothing divides by zero.
+    few = model.predict(x, mc_samples=2, seed=0)
+    np.testing.assert_allclose(few.probabilities.sum(axis=1), 1.0, atol=1e-9)
+    # One view given as (n, 1, 316) is the plain (n, 316) call.
+    np.testing.assert_array_equal(model.predict(x[:, :1], mc_samples=5, seed=1).probabilities,
+                                  model.predict(x[:, 0], mc_samples=5, seed=1).probabilities)
+
+
+def test_descriptor_views_from_the_card():
+    card = _card()
+    assert AriseModel(BayesianMLP(), card).descriptor_views == [{"cutoff": 4.0}]
+    card["inference"] = {"descriptor_views": [{}, {"cutoff": 3.8}]}
+    assert AriseModel(BayesianMLP(), card).descriptor_views == [{"cutoff": 4.0}, {"cutoff": 3.8}]
+
+
 def test_without_dropout_mutual_information_vanishes():
     torch.manual_seed(0)
     module = BayesianMLP(p=0.0)
@@ -108,7 +144,8 @@ def test_uncertainty_bounds_and_shapes(scripted):
         (np.ones((2, 315)), ValueError),
         (np.ones((0, 316)), ValueError),
         (np.full((1, 316), np.nan), ValueError),
-        (np.ones((2, 3, 316)), ValueError),
+        (np.ones((2, 3, 4, 316)), ValueError),
+        (np.ones((2, 0, 316)), ValueError),
         ("fcc", TypeError),
     ],
 )

@@ -128,9 +128,13 @@ class AriseClassifier:
         p = self.parameters
         if mode == "global":
             model = self.model if self.model is not None else _default_model()
-            describe = self.structure_descriptor or _default_structure_descriptor(model)
-            x = np.asarray(describe(s), dtype=np.float64).reshape(1, -1)
-            r = mc_dropout(model, x, mc_samples=p["mc_samples"], adaptive=False, seed=p["seed"])
+            if self.structure_descriptor is None and hasattr(model, "describe"):
+                # The shipped model: every descriptor view, as cryspext.classify does.
+                r = model.predict(model.describe([s], progress=False), mc_samples=p["mc_samples"], seed=p["seed"])
+            else:
+                describe = self.structure_descriptor or _default_structure_descriptor(model)
+                x = np.asarray(describe(s), dtype=np.float64).reshape(1, -1)
+                r = mc_dropout(model, x, mc_samples=p["mc_samples"], adaptive=False, seed=p["seed"])
             classes = list(model.classes)
             probs = r.probabilities[0]
             label = classes[int(np.argmax(probs))]

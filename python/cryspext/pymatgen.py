@@ -65,16 +65,20 @@ class ARISEAnalyzer:
             from .arise import load_model
 
             model = load_model()
-        if descriptor is None:
-            from .descriptors import arise_soap
+        if descriptor is None and hasattr(model, "describe"):
+            # The shipped model: every descriptor view, as cryspext.classify does.
+            r = model.predict(model.describe([s], progress=False), mc_samples=int(mc_samples), seed=seed)
+        else:
+            if descriptor is None:
+                from .descriptors import arise_soap
 
-            settings = dict(getattr(model, "descriptor_settings", {}) or {})
+                settings = dict(getattr(model, "descriptor_settings", {}) or {})
 
-            def descriptor(x):
-                return arise_soap(x, **settings)
+                def descriptor(x):
+                    return arise_soap(x, **settings)
 
-        x = np.asarray(descriptor(s), dtype=np.float64).reshape(1, -1)
-        r = mc_dropout(model, x, mc_samples=int(mc_samples), adaptive=False, seed=seed)
+            x = np.asarray(descriptor(s), dtype=np.float64).reshape(1, -1)
+            r = mc_dropout(model, x, mc_samples=int(mc_samples), adaptive=False, seed=seed)
         classes = list(model.classes)
         self._result = ARISEResult(
             label=classes[int(np.argmax(r.probabilities[0]))],

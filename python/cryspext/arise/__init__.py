@@ -20,10 +20,6 @@ from .result import ClassificationResult
 __all__ = ["classify", "classify_many", "load_model", "AriseModel", "BayesianMLP", "MCPrediction", "ClassificationResult"]
 
 
-def _descriptors(structures, model: AriseModel) -> np.ndarray:
-    from ..descriptors import arise_soap_batch
-
-    return np.asarray(arise_soap_batch(structures, **model.descriptor_settings), dtype=np.float64)
 
 
 def _result(pred: MCPrediction, i: int, descriptor: np.ndarray | None) -> ClassificationResult:
@@ -62,6 +58,7 @@ def classify_many(structures, mc_samples: int = 1000, seed: int | None = None, *
     for s in structures:
         if len(s) == 0:
             raise ValueError("cannot classify a structure with no atoms")
-    x = _descriptors(structures, m)
+    x = m.describe(structures)  # (n, views, 316)
     pred = m.predict(x, mc_samples=mc_samples, seed=seed)
-    return [_result(pred, i, x[i]) for i in range(len(structures))]
+    # The result keeps the first view's vector: the card's central setting.
+    return [_result(pred, i, x[i, 0].astype(np.float64)) for i in range(len(structures))]

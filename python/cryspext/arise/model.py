@@ -221,15 +221,38 @@ class AriseModel:
 
     @property
     def descriptor_settings(self) -> dict:
-        """Keyword arguments for :func:`cryspext.descriptors.arise_soap` used in training."""
+        """Keyword arguments for :func:`cryspext.descriptors.arise_soap` at the central setting."""
         keys = ("cutoff", "sigma", "n_max", "l_max", "scale", "transition")
         return {k: v for k, v in self.card["descriptor"].items() if k in keys}
 
+    @property
+    def descriptor_views(self) -> list[dict]:
+        """The descriptor settings a structure is described with at prediction time.
+
+        The card's ``inference.descriptor_views`` lists overrides of the central setting (e.g.
+        cut-offs 3.8, 4.0, 4.2 d_NN, all inside the training grid); :meth:`predict` spreads its
+        T passes over them. Without that entry: the central setting alone.
+        """
+        views = (self.card.get("inference") or {}).get("descriptor_views") or [{}]
+        return [{**self.descriptor_settings, **v} for v in views]
+
+    def describe(self, structures, *, errors: str = "raise", progress: bool | None = None) -> np.ndarray:
+        """ARISE SOAP of ``structures`` at every descriptor view: float32 (n, V, 316)."""
+        from ..descriptors import arise_soap_batch
+
+        views = [np.asarray(arise_soap_batch(structures, errors=errors, progress=progress, **v), dtype=np.float32)
+                 for v in self.descriptor_views]
+        return np.stack(views, axis=1)
+
     def predict(self, descriptors, mc_samples: int = 1000, seed: int | None = None, max_rows: int = 32768) -> MCPrediction:
-        """Monte-Carlo-dropout prediction for descriptors of shape (n, 316) (or one (316,) vector).
+        """Monte-Carlo-dropout prediction for descriptors of shape (n, 316) (or one (316,) vector),
+        or (n, V, 316): V descriptor views of each input (:meth:`describe`).
 
         ``mc_samples`` T >= 1 stochastic passes (default 1000), evaluated as one batched matrix
         product per layer, chunked over inputs so that at most ``max_rows`` (n·T rows) are in memory.
+        With V views the T passes are spread over them (view v gets ⌊T/V⌋ passes, one more for
+        v < T mod V) and every average, the MI included, runs over all T passes: the posterior
+        samples are then (dropout mask, descriptor setting) pairs.
         ``seed`` makes the result reproducible (the global torch RNG is left untouched).
         MI and predictive entropy are in nats (natural logarithm).
         """
@@ -241,20 +264,27 @@ class AriseModel:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
-        n = x.shape[0]
-        chunk = max(1, int(max_rows) // mc_samples)
+        n, n_views = x.shape[0], x.shape[1]
+        passes = [mc_samples // n_views + (v < mc_samples % n_views) for v in range(n_views)]
+        chunk = max(1, int(max_rows) // max(passes))
         probs, exp_ent = [], []
         hidden = {k: [] for k in HIDDEN_LAYERS}
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
             if seed is not None:
                 torch.manual_seed(int(seed))
             for start in range(0, n, chunk):
-                xb = torch.from_numpy(x[start : start + chunk])
-                p, e, h1, h2, h3 = self.module.mc(xb, mc_samples)
-                probs.append(p.double().numpy())
-                exp_ent.append(e.double().numpy())
+                sums = None
+                for v, t_v in enumerate(passes):
+                    if t_v == 0:
+                        continue
+                    xb = torch.from_numpy(np.ascontiguousarray(x[start : start + chunk, v]))
+                    out = [o.double() * (t_v / mc_samples) for o in self.module.mc(xb, t_v)]
+                    sums = out if sums is None else [a + b for a, b in zip(sums, out)]
+                p, e, h1, h2, h3 = sums
+                probs.append(p.numpy())
+                exp_ent.append(e.numpy())
                 for k, h in zip(HIDDEN_LAYERS, (h1, h2, h3)):
-                    hidden[k].append(h.numpy())
+                    hidden[k].append(h.float().numpy())
         p = np.concatenate(probs)
         p /= p.sum(axis=1, keepdims=True)  # float32 averaging leaves ~1e-7 slack
         h_pred = _entropy_nats(p)
@@ -279,8 +309,11 @@ class AriseModel:
             raise TypeError(f"descriptors must be a numeric array of shape (n, {self.n_features})") from exc
         if x.ndim == 1:
             x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"descriptors must have shape (n, {self.n_features}), got {np.shape(descriptors)}")
+        if x.ndim == 2:
+            x = x[:, None, :]
+        if x.ndim != 3 or x.shape[2] != self.n_features or x.shape[1] == 0:
+            raise ValueError(f"descriptors must have shape (n, {self.n_features}) or (n, views, {self.n_features}), "
+                             f"got {np.shape(descriptors)}")
         if x.shape[0] == 0:
             raise ValueError("no descriptors given (n = 0)")
         if not np.all(np.isfinite(x)):

@@ -171,7 +171,10 @@ def iter_spm(
     ``descriptor(structure, grid) -> (n_boxes, D)`` (default
     :func:`cryspext.descriptors.arise_soap_boxes`) and classified by ``model`` (default
     :func:`cryspext.arise.load_model`) with up to ``mc_samples`` MC-dropout passes, stopped
-    early per box when ``adaptive`` (criterion in :func:`mc_dropout`).
+    early per box when ``adaptive`` (criterion in :func:`mc_dropout`). The default descriptor
+    uses the model's central setting only (``model.descriptor_settings``), not the extra
+    cut-off views that :func:`cryspext.classify` averages over: they would triple the SOAP
+    cost per box, and boxes of 16 Å are classified right without them (README demo).
 
     ``client``: a dask.distributed ``Client`` or scheduler address; chunks of about
     ``chunk_boxes`` boxes (z layers), and frames of a trajectory, then run on its workers.
