@@ -134,3 +134,30 @@ def test_single_pass_heads_match_the_scripted_methods():
         np.testing.assert_allclose(p_sg, models.spacegroup_proba(x, b)[1], atol=1e-5)
         np.testing.assert_allclose(lp, models.lattice_parameters(x, b)[1], rtol=1e-5)
     assert p_b.shape[-1] == len(BRAVAIS)
+
+
+def test_float16_encoder_keeps_the_outputs_and_halves_the_encoder_bytes(tmp_path):
+    """``half_element_member`` (what ``merge`` ships): the encoder's weights in float16, the
+    outputs of the eager and of the scripted member within float16 rounding of the original."""
+    from cryspext.formula.nets import half_element_member
+
+    model, mean, std = _model(seed=3)
+    frozen = freeze_element(model, mean, std, 2)
+    x = torch.from_numpy(np.stack([formula_features(f) for f in FORMULAS]).astype(np.float32))
+    path = tmp_path / "m.pt"
+    ens = JointEnsemble([frozen], torch.from_numpy(spacegroup_bravais_matrix()),
+                        torch.from_numpy(lattice_slots()[0]), torch.zeros(37), torch.ones(37))
+    save_torchscript(ens, path, {})
+    scripted = getattr(load_torchscript(path).members, "0")
+    with torch.no_grad():
+        ref = frozen(x).numpy()
+        for source in (frozen, scripted):
+            half = half_element_member(source)
+            got = torch.jit.script(half)(x).numpy()
+            np.testing.assert_allclose(got, ref, atol=5e-3 * np.abs(ref).max())
+    def nbytes(m):  # learned weights only (the element property table stays float32)
+        return sum(t.numel() * t.element_size() for k, t in m.state_dict().items()
+                   if k != "props")
+
+    assert half.encoder.embed.dtype == torch.float16
+    assert nbytes(half.encoder) < 0.55 * nbytes(frozen.encoder)

@@ -551,12 +551,14 @@ def merge_formula_ensembles(cache: Path, split: str,
     """One joint ensemble from members of several trained ensembles of the same split (e.g.
     MLP members of an earlier run and element-network members): per source, either the first
     n members (an int) or the members of the given 0-based indices (a list). The members'
-    probabilities are averaged, so members of different architectures add up. Writes
+    probabilities are averaged, so members of different architectures add up. Element
+    networks are stored with a float16 encoder (``nets.half_element_member``: about 0.15 MB
+    less per member at token width 64, 0.55 MB at 128; probabilities change by < 1e-3). Writes
     ``formula.pt`` + card and updates ``training_summary.json`` in ``out_dir``. A source that
     is itself a merge passes on the provenance of each member it gives."""
     import torch
 
-    from ..formula.nets import JointEnsemble
+    from ..formula.nets import JointEnsemble, half_element_member
     from ..models import load_torchscript, save_torchscript
 
     arr = dataset_arrays(cache)
@@ -578,7 +580,13 @@ def merge_formula_ensembles(cache: Path, split: str,
         idx = list(range(pick)) if isinstance(pick, int) else [int(i) for i in pick]
         if not idx or not all(0 <= i < card["members"] for i in idx) or len(set(idx)) < len(idx):
             raise ValueError(f"{src} has {card['members']} members, asked for {pick}")
-        members += [getattr(m.members, str(i)) for i in idx]
+        for i in idx:
+            member = getattr(m.members, str(i))
+            enc = getattr(member, "encoder", None)  # element networks only
+            if enc is not None and getattr(enc, "original_name",
+                                           type(enc).__name__) == "ElementEncoder":
+                member = half_element_member(member)
+            members.append(member)
         # Provenance of each member of this source: its own card, or the sources of a merge.
         per_member = []
         for o in card.get("member_sources") or [None]:
@@ -604,6 +612,7 @@ def merge_formula_ensembles(cache: Path, split: str,
     metrics_b, metrics_sg, metrics_lp, _ = _joint_metrics(joint, X, B, SG, P, test)
     card = {**first_card, "members": len(members), "member_sources": origin,
             "architecture": "+".join(o["architecture"] for o in origin),
+            "element_encoder_storage": "float16 weights, float32 LayerNorms (merge)",
             "test_metrics": {"bravais": metrics_b, "spacegroup_given_true_bravais": metrics_sg,
                              "lattice_given_true_bravais": metrics_lp}}
     out_dir = Path(out_dir)
