@@ -376,7 +376,8 @@ class HalfElementEncoder(nn.Module):
         for qkv, proj, ln1, ff1, ff2, ln2 in zip(self.qkv, self.proj, self.ln1, self.ff1,
                                                  self.ff2, self.ln2):
             q, kk, v = qkv(t).view(n, k, 3, self.heads, dh).permute(2, 0, 3, 1, 4).unbind(0)
-            a = torch.softmax(torch.matmul(q, kk.transpose(-1, -2)) / math.sqrt(dh) + bias, dim=-1)
+            a = torch.softmax(torch.matmul(q, kk.transpose(-1, -2)) / math.sqrt(dh) + bias,
+                              dim=-1)
             o = torch.matmul(a, v).permute(0, 2, 1, 3).reshape(n, k, self.dim)
             t = ln1(t + proj(o))
             t = ln2(t + ff2(torch.relu(ff1(t))))
