@@ -323,68 +323,42 @@ def freeze_element(model: ElementMLP, x_mean, x_std, kind: int, lo=None, hi=None
     return FrozenElementMLP(model.encoder, freeze(model.mlp, mean, std, kind, lo, hi))
 
 
-class HalfElementEncoder(nn.Module):
+class HalfEmbedding(nn.Module):
+    """Embedding table stored in float16, looked up in float32."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.register_buffer("w", weight.detach().to(torch.float16).clone())
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.w[idx].float()
+
+
+class HalfElementEncoder(ElementEncoder):
     """Inference form of ``ElementEncoder`` with its linear maps and element embeddings
     stored in float16 (used in float32), about half the encoder's bytes; the LayerNorms and
-    the element property table stay float32 (small). Same computation as the encoder."""
+    the element property table stay float32 (small). Same computation (inherited)."""
 
     def __init__(self, enc: nn.Module):
-        super().__init__()
+        nn.Module.__init__(self)  # the layers are copied from ``enc``, not created
         self.register_buffer("props", enc.props.detach().float().clone())
-        self.register_buffer("embed", enc.embed.weight.detach().to(torch.float16).clone())
         self.frac_start = int(enc.frac_start)
         self.dim = int(enc.dim)
         self.heads = int(enc.heads)
+        self.embed = HalfEmbedding(enc.embed.weight)
         self.inp = HalfLinear(enc.inp.weight, enc.inp.bias)
         # Submodules by name: ``enc`` may be a TorchScript module (a member of a shipped file).
         rounds = [str(i) for i in range(len(list(enc.qkv.children())))]
 
-        def half(mods, j=None):
-            out = []
-            for r in rounds:
-                m = getattr(mods, r) if j is None else getattr(getattr(mods, r), j)
-                out.append(HalfLinear(m.weight, m.bias))
-            return nn.ModuleList(out)
+        def half(m: nn.Module) -> HalfLinear:
+            return HalfLinear(m.weight, m.bias)
 
-        self.qkv, self.proj = half(enc.qkv), half(enc.proj)
-        self.ff1, self.ff2 = half(enc.ff, "0"), half(enc.ff, "2")
+        self.qkv = nn.ModuleList([half(getattr(enc.qkv, r)) for r in rounds])
+        self.proj = nn.ModuleList([half(getattr(enc.proj, r)) for r in rounds])
+        self.ff = nn.ModuleList([nn.Sequential(half(getattr(getattr(enc.ff, r), "0")), nn.ReLU(),
+                                               half(getattr(getattr(enc.ff, r), "2"))) for r in rounds])
         self.ln1 = nn.ModuleList([_layer_norm(getattr(enc.ln1, r)) for r in rounds])
         self.ln2 = nn.ModuleList([_layer_norm(getattr(enc.ln2, r)) for r in rounds])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frac = torch.clamp(x[:, self.frac_start :], min=0.0)
-        count = (frac > 0).sum(1)
-        small = count <= 4  # as in ElementEncoder: the few large sets are encoded apart
-        n_small = int(small.sum())
-        if n_small == 0 or n_small == x.shape[0]:
-            return self._encode(frac, max(int(count.max()), 1))
-        out = torch.empty(x.shape[0], 2 * self.dim, dtype=x.dtype, device=x.device)
-        out[small] = self._encode(frac[small], max(int(count[small].max()), 1))
-        big = torch.logical_not(small)
-        out[big] = self._encode(frac[big], int(count[big].max()))
-        return out
-
-    def _encode(self, frac: torch.Tensor, n_max: int) -> torch.Tensor:
-        w, idx = torch.topk(frac, n_max, dim=1)
-        mask = w > 0
-        w = w / torch.clamp(w.sum(1, keepdim=True), min=1e-12)
-        t = self.inp(torch.cat([self.props[idx], w[:, :, None]], dim=2)) + self.embed[idx].float()
-        n, k = idx.shape
-        dh = self.dim // self.heads
-        bias = torch.where(mask, torch.log(torch.clamp(w, min=1e-12)),
-                           torch.full_like(w, -1e9))[:, None, None, :]
-        for qkv, proj, ln1, ff1, ff2, ln2 in zip(self.qkv, self.proj, self.ln1, self.ff1,
-                                                 self.ff2, self.ln2):
-            q, kk, v = qkv(t).view(n, k, 3, self.heads, dh).permute(2, 0, 3, 1, 4).unbind(0)
-            a = torch.softmax(torch.matmul(q, kk.transpose(-1, -2)) / math.sqrt(dh) + bias,
-                              dim=-1)
-            o = torch.matmul(a, v).permute(0, 2, 1, 3).reshape(n, k, self.dim)
-            t = ln1(t + proj(o))
-            t = ln2(t + ff2(torch.relu(ff1(t))))
-        mean = (w[:, :, None] * t).sum(1)
-        mx = torch.where(mask[:, :, None], t, torch.full_like(t, -1e9)).max(1)[0]
-        mx = torch.where(mask.any(1)[:, None], mx, torch.zeros_like(mx))
-        return torch.cat([mean, mx], dim=1)
 
 
 def _layer_norm(ln: nn.Module) -> nn.LayerNorm:
