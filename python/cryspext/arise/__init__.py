@@ -20,8 +20,6 @@ from .result import ClassificationResult
 __all__ = ["classify", "classify_many", "load_model", "AriseModel", "BayesianMLP", "MCPrediction", "ClassificationResult"]
 
 
-
-
 def _result(pred: MCPrediction, i: int, descriptor: np.ndarray | None) -> ClassificationResult:
     return ClassificationResult(
         label=pred.classes[int(np.argmax(pred.probabilities[i]))],

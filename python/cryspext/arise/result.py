@@ -20,7 +20,8 @@ class ClassificationResult:
     - ``hidden(layer)``: T-averaged activations of 'h1' (256), 'h2' (512) or 'h3' (256); for a
       deep-ensemble model these are member 0's (averaged over its passes), so the layers keep
       their widths and meaning for the unsupervised analysis;
-    - ``mc_samples``: number of dropout passes T; ``descriptor``: the (316,) SOAP input.
+    - ``mc_samples``: number of dropout passes T (spread over the model's descriptor views);
+      ``descriptor``: the (316,) SOAP vector at the model's central setting.
     """
 
     label: str
