@@ -36,7 +36,7 @@ Shipped model: network seed 1 with three descriptor views at prediction time (``
 written to the card: r_cut 4.0, 3.8 and 4.2 d_NN, the T Monte-Carlo passes spread over them).
 Seeds 0, 1, 2 of this recipe, each with one or three views, were compared on a development set (the
 robustness protocol with seed 777, never the benchmark's); seed 1 with three views made the fewest
-errors at η = 25/30 % (the card's ``training.model_choice`` has the counts). Averaging over
+errors at η = 25/30 % (``benchmarks/robustness_dev.py``; the card's ``training.model_choice`` has the counts). Averaging over
 cut-offs of the training grid smooths the network's response to a descriptor computed on a
 defective structure; it halves the errors at δ = 7 %.
 
