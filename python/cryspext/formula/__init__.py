@@ -1,6 +1,7 @@
 """From a formula or a unit cell alone: likely Bravais lattice, space group and lattice parameters.
 
-* ``predict_formula("LiFePO4", top_k=3)`` — CRYSPNet-style ensembles on Magpie-style features.
+* ``predict_formula("LiFePO4", top_k=3)`` — CRYSPNet-style network ensembles mixed with
+  gradient-boosted trees, on Magpie-style features.
 * ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry.
 * ``parse_formula`` / ``formula_features`` — the parser and the feature vector behind them.
 

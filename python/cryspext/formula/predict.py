@@ -4,8 +4,11 @@
 parameters given that lattice — with one joint network per ensemble member instead of separate
 per-lattice networks (``nets.JointEnsemble``): its 230-way space-group softmax, summed within
 each lattice, gives the Bravais probabilities; conditioned on a lattice, that lattice's space
-groups; its lattice outputs, the free parameters of each lattice. The spread across ensemble members is the confidence measure: ``bravais_spread``
-is the standard deviation of one class's probability over the members, a parameter's ``std`` the
+groups; its lattice outputs, the free parameters of each lattice. Where the model folder also
+holds ``formula_trees.pt`` (gradient-boosted trees on the same features, ``trees``), every
+probability and parameter is the mix ``(1 − w) · network mean + w · trees`` with ``w`` from its
+card. The spread across the network members is the confidence measure: ``spread`` is the
+standard deviation of one class's probability over the members, a parameter's ``std`` the
 standard deviation of the members' predictions (Å or degrees).
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
@@ -55,6 +58,11 @@ class FormulaModels:
         # One joint ensemble gives the Bravais, space-group and lattice outputs (nets.JointEnsemble).
         self.formula, self.formula_card = load("formula")
         self.cell, self.cell_card = load("cell")
+        # Optional boosted trees, mixed into every output with weight ``blend``.
+        self.trees, self.trees_card, self.blend = None, None, 0.0
+        if (self.directory / "formula_trees.pt").is_file():
+            self.trees, self.trees_card = load("formula_trees")
+            self.blend = float(self.trees_card["blend_weight"])
 
     @staticmethod
     def _tensor(X):
@@ -104,6 +112,31 @@ class FormulaModels:
             return (self.formula.bravais_of(raw).numpy(), self.formula.spacegroup_of(raw, k).numpy(),
                     self.formula.lattice_of(raw, k).numpy())
 
+    def mix(self, network_mean: np.ndarray, method: str, X, *k: int) -> np.ndarray:
+        """``(1 − w) · network_mean + w · trees.<method>(X, *k)``; the network mean alone when
+        no trees are shipped."""
+        if self.trees is None:
+            return network_mean
+        import torch
+
+        with torch.no_grad():
+            t = getattr(self.trees, method)(self._tensor(X), *k).numpy()
+        return (1.0 - self.blend) * network_mean + self.blend * t
+
+    def bravais(self, X) -> np.ndarray:
+        """(n, 14) Bravais probabilities of the whole model (networks and trees)."""
+        return self.mix(self.bravais_proba(X).mean(axis=0), "bravais", X)
+
+    def spacegroup(self, X, bravais: str) -> tuple[list[int], np.ndarray]:
+        """(space groups of that lattice, (n, len) probabilities given that lattice)."""
+        groups, p = self.spacegroup_proba(X, bravais)
+        return groups, self.mix(p.mean(axis=0), "spacegroup", X, BRAVAIS.index(bravais))
+
+    def lattice(self, X, bravais: str) -> tuple[list[str], np.ndarray]:
+        """(free parameter names, (n, len) values in Å / degrees) of the whole model."""
+        names, p = self.lattice_parameters(X, bravais)
+        return names, self.mix(p.mean(axis=0), "lattice", X, BRAVAIS.index(bravais))
+
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features."""
         import torch
@@ -144,17 +177,19 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     m = _models(str(model_dir) if model_dir else None)
     raw = m.raw_outputs(x)  # the members run once for all outputs
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
-    prob, spread = members.mean(axis=0), members.std(axis=0)
+    prob = m.mix(members.mean(axis=0, keepdims=True), "bravais", x)[0]
+    spread = members.std(axis=0)
     candidates = []
     for k in np.argsort(-prob)[:top_k]:
         b = BRAVAIS[int(k)]
         _, p_sg, lp = m.heads(raw, b)
         groups = m.formula_card["spacegroup_classes"][b]
         names = m.formula_card["parameters"][b]["free"]
-        p_sg = p_sg[:, 0, :].mean(axis=0)
+        p_sg = m.mix(p_sg[:, 0, :].mean(axis=0, keepdims=True), "spacegroup", x, int(k))[0]
         order = np.argsort(-p_sg)[: min(n_spacegroups, len(groups))]
         lp = lp[:, 0, :]
-        values = full_parameters(b, dict(zip(names, lp.mean(axis=0).tolist())))
+        mixed = m.mix(lp.mean(axis=0, keepdims=True), "lattice", x, int(k))[0]
+        values = full_parameters(b, dict(zip(names, mixed.tolist())))
         stds = dict(zip(names, lp.std(axis=0).tolist()))
         candidates.append({
             "bravais": b,

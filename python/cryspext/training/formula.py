@@ -13,6 +13,8 @@ Steps (each a sub-command; ``all`` runs them in order):
   lowest MP ids train, the 10 % highest test). The ``random`` models are the shipped ones.
   ``--arch element`` puts an element encoder in front of each network (attention over the
   formula's elements with learned per-element embeddings, ``nets.ElementEncoder``).
+* ``trees`` — the gradient-boosted trees mixed into the formula model's outputs
+  (``training/formula_trees.py``, ``formula_trees.pt``).
 
 Needs pymatgen, spglib and matminer (training only, never at run time). CPU-friendly: keep
 ``--threads`` at 1–2 on a shared machine.
@@ -770,7 +772,7 @@ def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.formula", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["elements", "data", "train", "merge", "all"])
+    ap.add_argument("step", choices=["elements", "data", "train", "merge", "trees", "all"])
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="shared/data folder")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="work folder for data/models")
     ap.add_argument("--split", choices=["random", "future"], default="random")
@@ -814,6 +816,12 @@ def main(argv: list[str] | None = None) -> int:
                               validate=args.validate, seed=args.seed,
                               element_dim=args.element_dim)
         print(json.dumps(summary))
+    if args.step in ("trees", "all"):
+        from .formula_trees import train as train_trees
+
+        out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
+        card = train_trees(args.split, Path(out), args.cache, args.validate, args.threads)
+        print(json.dumps({k: card[k] for k in ("split", "n_trees", "fit_s", "test_metrics")}))
     if args.step == "merge":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         sources = []

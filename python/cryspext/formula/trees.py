@@ -1,0 +1,232 @@
+"""Gradient-boosted trees of the formula model, as a TorchScript module.
+
+The formula model mixes two learners on the same 221 features: the network ensemble
+(``nets.JointEnsemble``) and boosted decision trees fitted by scikit-learn's
+``HistGradientBoosting*`` (training code: ``training.formula_trees``). Trees cut single
+features at thresholds, which suits tabular data such as Magpie statistics; the networks share
+what they learn across lattices. ``BoostedTrees`` holds all the fitted trees as flat tensors,
+so the shipped file needs torch only (no scikit-learn at run time).
+
+Features are binned once (``feature_edges``: at most 255 bins per feature, cut at midpoints of
+distinct values or at quantiles), and all trees are fitted on the bin indices, so one table of
+edges serves every head. Storage, 5 bytes per node: the feature (uint8, so at most 256
+features), the threshold as a bin index (uint8; a row goes left when its bin is <= it), the
+offset of the left child from the node (int8, 0 for a leaf; the right child always follows the
+left one, and a tree has at most 127 nodes) and the leaf value (float16).
+
+Heads: head 0 gives the 14 Bravais logits; head 1 + k the space-group logits of lattice k
+(ascending numbers, as in the card's ``spacegroup_classes``); head 15 + k the free lattice
+parameters of lattice k (Å, degrees). Each head owns a contiguous range of trees and of output
+columns; a head's output is its baseline plus the leaf values of its trees.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["BoostedTrees", "N_HEADS", "feature_edges", "bin_features", "from_sklearn"]
+
+N_HEADS = 1 + 14 + 14  # Bravais, space group per lattice, lattice parameters per lattice
+ABSENT = -1.0e4  # logit of a class no training row had (probability ~0)
+
+
+class BoostedTrees(nn.Module):
+    """Boosted trees for all heads; see the module docstring for the layout."""
+
+    def __init__(self, edges: torch.Tensor, feature: torch.Tensor, bin_threshold: torch.Tensor,
+                 left_offset: torch.Tensor, value: torch.Tensor, roots: torch.Tensor,
+                 tree_column: torch.Tensor, tree_offsets: torch.Tensor,
+                 column_offsets: torch.Tensor, baseline: torch.Tensor, max_depth: int):
+        super().__init__()
+        self.register_buffer("edges", edges.float().contiguous())  # (n_features, 254), +inf padded
+        self.register_buffer("feature", feature.to(torch.uint8))
+        self.register_buffer("bin_threshold", bin_threshold.to(torch.uint8))
+        self.register_buffer("left_offset", left_offset.to(torch.int8))
+        self.register_buffer("value", value.to(torch.float16))
+        self.register_buffer("roots", roots.to(torch.int32))
+        self.register_buffer("tree_column", tree_column.to(torch.int32))  # column inside its head
+        self.register_buffer("tree_offsets", tree_offsets.long())  # (N_HEADS + 1,)
+        self.register_buffer("column_offsets", column_offsets.long())  # (N_HEADS + 1,)
+        self.register_buffer("baseline", baseline.float())
+        self.max_depth = max_depth
+
+    def bins(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, n_features) bin index of every feature value (scikit-learn's binning)."""
+        if bool(torch.isnan(x).any()):
+            raise ValueError("features contain NaN")
+        return torch.searchsorted(self.edges, x.t().contiguous()).t().contiguous()
+
+    def head(self, xb: torch.Tensor, h: int) -> torch.Tensor:
+        """(n, n_columns) raw output of head ``h`` for binned rows ``xb``."""
+        t0, t1 = int(self.tree_offsets[h]), int(self.tree_offsets[h + 1])
+        c0, c1 = int(self.column_offsets[h]), int(self.column_offsets[h + 1])
+        n = xb.shape[0]
+        out = self.baseline[c0:c1].unsqueeze(0).repeat(n, 1)
+        if t1 == t0 or n == 0:
+            return out
+        node = self.roots[t0:t1].long().unsqueeze(0).repeat(n, 1)  # (n, trees)
+        for _ in range(self.max_depth):
+            offset = self.left_offset[node].long()
+            inner = offset > 0
+            if not bool(inner.any()):
+                break
+            child = node + offset
+            f = self.feature[node].long()
+            go_right = torch.gather(xb, 1, f) > self.bin_threshold[node].long()
+            node = torch.where(inner, child + go_right.long(), node)
+        return out.index_add_(1, self.tree_column[t0:t1].long(), self.value[node].float())
+
+    def _heads(self, x: torch.Tensor, h: int) -> torch.Tensor:
+        xb = self.bins(x)
+        chunks: List[torch.Tensor] = []
+        for s in range(0, max(x.shape[0], 1), 2048):  # bounds the (rows, trees) index arrays
+            chunks.append(self.head(xb[s:s + 2048], h))
+        return torch.cat(chunks, dim=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bravais(x)
+
+    @torch.jit.export
+    def bravais(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, 14) Bravais probabilities."""
+        return torch.softmax(self._heads(x, 0), dim=-1)
+
+    @torch.jit.export
+    def spacegroup(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """(n, len) probabilities of the space groups of lattice k, given lattice k."""
+        return torch.softmax(self._heads(x, 1 + k), dim=-1)
+
+    @torch.jit.export
+    def lattice(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """(n, n_free) free lattice parameters of lattice k (Å, degrees)."""
+        return self._heads(x, 15 + k)
+
+
+MAX_EDGES = 254  # bins 0..254 fit in uint8
+
+
+def feature_edges(X: np.ndarray) -> np.ndarray:
+    """(n_features, 254) bin edges per feature, +inf padded: midpoints between distinct values
+    when a feature has at most 255 of them, else midpoints between 255 quantiles."""
+    X = np.asarray(X, np.float64)
+    edges = np.full((X.shape[1], MAX_EDGES), np.inf)
+    for j in range(X.shape[1]):
+        u = np.unique(X[:, j])
+        if len(u) > MAX_EDGES + 1:
+            u = np.unique(np.quantile(X[:, j], np.linspace(0, 1, MAX_EDGES + 1), method="nearest"))
+        e = (u[:-1] + u[1:]) / 2
+        edges[j, : len(e)] = e
+    return edges.astype(np.float32)
+
+
+def bin_features(X: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(n, n_features) uint8 bin indices: the number of a feature's edges below the value
+    (the same rule as ``BoostedTrees.bins``)."""
+    X = np.asarray(X, np.float32)
+    out = np.empty(X.shape, np.uint8)
+    for j in range(X.shape[1]):
+        out[:, j] = np.searchsorted(edges[j], X[:, j], side="left")
+    return out
+
+
+def _tree_arrays(predictor):
+    """Nodes of one scikit-learn TreePredictor, renumbered breadth-first so that every right
+    child directly follows its left sibling: (feature, bin, left-child offset, value, depth).
+    The model was fitted on bin indices (integers), so its threshold t means "bin <= floor(t)"."""
+    nodes = predictor.nodes
+    if nodes["is_categorical"].any():
+        raise ValueError("categorical splits are not supported")
+    order: list[int] = []  # new index -> old index
+    new_left: dict[int, int] = {}
+    queue = [0]
+    while queue:  # breadth-first: siblings are adjacent
+        old = queue.pop(0)
+        order.append(old)
+        if not nodes["is_leaf"][old]:
+            queue += [int(nodes["left"][old]), int(nodes["right"][old])]
+    new_index = {old: i for i, old in enumerate(order)}
+    for old in order:
+        if not nodes["is_leaf"][old]:
+            new_left[old] = new_index[int(nodes["left"][old])]
+            assert new_index[int(nodes["right"][old])] == new_left[old] + 1
+    o = np.array(order)
+    leaf = nodes["is_leaf"][o].astype(bool)
+    feature = np.where(leaf, 0, nodes["feature_idx"][o]).astype(np.uint8)
+    threshold = np.where(leaf, 0, np.clip(np.floor(nodes["num_threshold"][o]), 0, 255)).astype(np.uint8)
+    if len(order) > 127 or nodes["feature_idx"].max() > 255:
+        raise ValueError("trees of at most 127 nodes (max_leaf_nodes <= 64) and 256 features")
+    left = np.array([0 if leaf[i] else new_left[old] - i for i, old in enumerate(order)], np.int8)
+    value = np.where(leaf, nodes["value"][o], 0.0)
+    return feature, threshold, left, value, int(nodes["depth"].max())
+
+
+def from_sklearn(heads: list, edges: np.ndarray) -> BoostedTrees:
+    """Pack fitted models into one ``BoostedTrees``.
+
+    ``heads``: N_HEADS entries in head order, each ``(model, n_columns, columns)``: a fitted
+    ``HistGradientBoostingClassifier`` (``columns[i]`` = output column of ``model.classes_[i]``;
+    columns no class maps to get the ``ABSENT`` logit), a list of ``HistGradientBoostingRegressor``
+    (one per column, ``columns`` unused), or ``None`` with a (n_columns,) baseline array as the
+    third item (a constant head, e.g. a lattice with a single training class).
+    Every model must have been fitted on ``bin_features(X, edges)``.
+    """
+    feats, thrs, lefts, vals, roots, cols = [], [], [], [], [], []
+    tree_off, col_off, baseline = [0], [0], []
+    n_nodes, depth = 0, 0
+
+    def add_tree(pred, column):
+        nonlocal n_nodes, depth
+        f, t, left, v, d = _tree_arrays(pred)
+        feats.append(f)
+        thrs.append(t)
+        lefts.append(left)
+        vals.append(v)
+        roots.append(n_nodes)
+        cols.append(column)
+        n_nodes += len(f)
+        depth = max(depth, d)
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    for model, n_columns, columns in heads:
+        base = np.zeros(n_columns)
+        n_trees = 0
+        if model is None:
+            base = np.asarray(columns, float)
+        elif isinstance(model, HistGradientBoostingClassifier):
+            base[:] = ABSENT
+            cls_cols = list(columns)
+            b0 = np.ravel(model._baseline_prediction)
+            if len(model.classes_) == 2:  # one tree per iteration: logit of the second class
+                base[cls_cols[0]] = 0.0
+                base[cls_cols[1]] = b0[0]
+                tree_cols = [cls_cols[1]]
+            else:
+                base[cls_cols] = b0
+                tree_cols = cls_cols
+            for iteration in model._predictors:
+                for pred, c in zip(iteration, tree_cols):
+                    add_tree(pred, c)
+                    n_trees += 1
+        else:  # one regressor per column
+            for c, reg in enumerate(model):
+                base[c] = float(np.ravel(reg._baseline_prediction)[0])
+                for iteration in reg._predictors:
+                    add_tree(iteration[0], c)
+                    n_trees += 1
+        tree_off.append(tree_off[-1] + n_trees)
+        col_off.append(col_off[-1] + n_columns)
+        baseline.append(base)
+    if len(tree_off) != N_HEADS + 1:
+        raise ValueError(f"expected {N_HEADS} heads, got {len(tree_off) - 1}")
+    cat = (lambda a, dt: torch.from_numpy(np.concatenate(a).astype(dt)) if a
+           else torch.zeros(0, dtype=getattr(torch, np.dtype(dt).name)))
+    return BoostedTrees(
+        torch.from_numpy(edges), cat(feats, np.uint8), cat(thrs, np.uint8), cat(lefts, np.int8),
+        cat(vals, np.float16), torch.tensor(roots, dtype=torch.int32),
+        torch.tensor(cols, dtype=torch.int32), torch.tensor(tree_off), torch.tensor(col_off),
+        torch.from_numpy(np.concatenate(baseline)), depth + 1)

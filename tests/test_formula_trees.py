@@ -1,0 +1,162 @@
+"""The boosted-tree part of the formula model: exact conversion from scikit-learn, the trainer
+on a tiny synthetic data set, the mix with the networks, and the shipped file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor  # noqa: E402
+
+from cryspext.formula.trees import N_HEADS, bin_features, feature_edges, from_sklearn  # noqa: E402
+from cryspext.models import MODELS_DIR, load_torchscript, save_torchscript  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """Trees for a 12-feature problem: 8 of 14 Bravais classes seen, a binary space-group head
+    (lattice 0), a two-parameter regression head (lattice 3), constant heads elsewhere."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 12)).astype(np.float32)
+    X[:, 3] = rng.integers(0, 4, 3000)  # a feature with few distinct values
+    y = (X[:, 0] > 0) * 2 + (X[:, 1] > X[:, 3]) + rng.integers(0, 2, 3000) * 4
+    edges = feature_edges(X)
+    Xb = bin_features(X, edges)
+    multi = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, random_state=0).fit(Xb, y)
+    binary = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(Xb, y % 2)
+    regs = [HistGradientBoostingRegressor(max_iter=25, random_state=0).fit(Xb, 3 * X[:, 0] + X[:, 2]),
+            HistGradientBoostingRegressor(max_iter=10, random_state=0).fit(Xb, X[:, 5])]
+    heads = [(multi, 14, list(multi.classes_))]
+    heads += [(binary, 3, [0, 2]) if k == 0 else (None, 2, [0.0, 1.0]) for k in range(14)]
+    heads += [(regs, 2, None) if k == 3 else (None, 1, [5.0]) for k in range(14)]
+    return edges, multi, binary, regs, from_sklearn(heads, edges)
+
+
+def _test_rows(n=400):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, 12)).astype(np.float32) * 1.5  # also beyond the training range
+    X[:, 3] = rng.integers(-1, 5, n)
+    return X
+
+
+def test_binning_matches_between_numpy_and_torch(toy):
+    edges, *_, trees = toy
+    X = _test_rows()
+    np.testing.assert_array_equal(trees.bins(torch.from_numpy(X)).numpy(), bin_features(X, edges))
+    assert bin_features(X, edges).max() <= 254
+
+
+def test_trees_reproduce_scikit_learn(toy, tmp_path):
+    edges, multi, binary, regs, trees = toy
+    save_torchscript(trees, tmp_path / "t.pt", {"kind": "test"})
+    loaded = load_torchscript(tmp_path / "t.pt")  # the scripted, saved and reloaded module
+    X = _test_rows()
+    Xb, x = bin_features(X, edges), torch.from_numpy(X)
+    with torch.no_grad():
+        p = loaded.bravais(x).numpy()
+        # float16 leaf values: agreement to ~1e-3, not bit for bit
+        np.testing.assert_allclose(p[:, multi.classes_], multi.predict_proba(Xb), atol=2e-3)
+        assert p[:, [c for c in range(14) if c not in multi.classes_]].max() < 1e-6
+        p = loaded.spacegroup(x, 0).numpy()  # binary: columns 0 and 2 of 3
+        np.testing.assert_allclose(p[:, [0, 2]], binary.predict_proba(Xb), atol=2e-3)
+        assert p[:, 1].max() < 1e-6
+        lat = loaded.lattice(x, 3).numpy()
+        for j, reg in enumerate(regs):
+            np.testing.assert_allclose(lat[:, j], reg.predict(Xb), atol=5e-3)
+        # constant heads give their baseline (logits 0, 1 for the space groups)
+        np.testing.assert_allclose(loaded.spacegroup(x[:2], 5).numpy(),
+                                   [np.exp([0, 1]) / np.exp([0, 1]).sum()] * 2, rtol=1e-6)
+        np.testing.assert_allclose(loaded.lattice(x[:2], 7).numpy(), [[5.0], [5.0]])
+        assert loaded.lattice(x[:0], 3).shape == (0, 2)
+
+
+def test_nan_features_are_refused(toy):
+    *_, trees = toy
+    x = torch.from_numpy(_test_rows(3))
+    x[1, 4] = float("nan")
+    with pytest.raises(Exception, match="NaN"):
+        trees.bravais(x)
+
+
+def test_wrong_number_of_heads_is_refused(toy):
+    edges, multi, *_ = toy
+    with pytest.raises(ValueError, match="heads"):
+        from_sklearn([(multi, 14, list(multi.classes_))], edges)
+
+
+def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
+    """Tiny synthetic data set: fit networks and trees, then check that predict_formula's numbers
+    are the card's mix of the two."""
+    from cryspext.formula import FEATURE_NAMES, formula_features, predict_formula
+    from cryspext.formula.cellgeom import CELL_FEATURE_NAMES
+    from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
+    from cryspext.formula.predict import FormulaModels
+    from cryspext.training import formula_trees
+    from cryspext.training.formula import train_split
+
+    rng = np.random.default_rng(0)
+    n = 1400
+    sg = rng.choice([225, 194, 62, 14, 166, 139, 2, 12, 221, 229, 71, 63, 123, 70], size=n)
+    params = np.abs(rng.normal(6, 1, (n, 6))).astype(np.float32) + 1
+    params[:, 3:] = rng.uniform(60, 120, (n, 3))
+    X = rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32)
+    np.savez_compressed(
+        tmp_path / "arrays.npz", X=X,
+        C=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
+        C_primitive=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
+        primitive=params, conventional=params, niggli=params, params=params, sg=sg,
+        bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
+        mp_id=np.arange(n), formula=np.array(["X"] * n), digest=np.array("synthetic"),
+        niggli_sample=np.arange(0, n, 10),
+        C_niggli_sample=rng.normal(size=(n // 10, len(CELL_FEATURE_NAMES))).astype(np.float32))
+    out = tmp_path / "models"
+    train_split(tmp_path, "future", out, members=2, epochs=1, cell_config={"members": 2, "epochs": 1})
+    for name in ("BRAVAIS_TREES", "SPACEGROUP_TREES", "LATTICE_TREES"):
+        monkeypatch.setitem(getattr(formula_trees, name), "max_iter", 5)
+    card = formula_trees.train("future", out, cache=tmp_path)
+    assert card["n_trees"] > 0 and card["blend_weight"] == 0.5
+    assert json.loads((out / "formula_trees.json").read_text())["kind"] == "formula_trees"
+    assert 0 <= card["test_metrics"]["bravais"]["top1"] <= 1
+
+    models = FormulaModels(out)
+    assert models.trees is not None
+    x = formula_features("NaCl")[None, :]
+    nets = models.bravais_proba(x).mean(axis=0)
+    with torch.no_grad():
+        tr = models.trees.bravais(torch.from_numpy(x.astype(np.float32))).numpy()
+    np.testing.assert_allclose(models.bravais(x), 0.5 * nets + 0.5 * tr, rtol=1e-5)
+    res = predict_formula("NaCl", top_k=14, model_dir=out)
+    probs = {c["bravais"]: c["probability"] for c in res["candidates"]}
+    for k, b in enumerate(BRAVAIS):
+        assert probs[b] == pytest.approx(models.bravais(x)[0, k], abs=1e-6)
+    best = res["candidates"][0]
+    groups, p_sg = models.spacegroup(x, best["bravais"])
+    assert best["spacegroups"][0]["number"] == groups[int(np.argmax(p_sg[0]))]
+    names, lat = models.lattice(x, best["bravais"])
+    assert best["lattice"][names[0]]["value"] == pytest.approx(float(lat[0, 0]), rel=1e-5)
+
+
+shipped = pytest.mark.skipif(not (MODELS_DIR / "formula" / "formula_trees.pt").is_file(),
+                             reason="formula trees not shipped in this checkout")
+
+
+@shipped
+def test_shipped_trees_load_and_are_used():
+    from cryspext.formula import formula_features
+    from cryspext.formula.predict import FormulaModels
+
+    card = json.loads((MODELS_DIR / "formula" / "formula_trees.json").read_text())
+    assert card["split"] == "random" and 0 < card["blend_weight"] < 1
+    assert (MODELS_DIR / "formula" / "formula_trees.pt").stat().st_size < 20e6
+    models = FormulaModels()
+    assert models.trees is not None and models.blend == card["blend_weight"]
+    assert int(models.trees.tree_offsets.numel()) == N_HEADS + 1
+    x = formula_features("LiFePO4")[None, :]
+    p = models.bravais(x)
+    assert p.shape == (1, 14) and abs(p.sum() - 1) < 1e-5
+    assert not np.allclose(p, models.bravais_proba(x).mean(axis=0))  # the trees count
