@@ -68,23 +68,34 @@ class BoostedTrees(nn.Module):
         out = self.baseline[c0:c1].unsqueeze(0).repeat(n, 1)
         if t1 == t0 or n == 0:
             return out
-        node = self.roots[t0:t1].long().unsqueeze(0).repeat(n, 1)  # (n, trees)
+        n_trees = t1 - t0
+        # Walk all (row, tree) pairs down together, in int32 to save memory traffic; pairs
+        # that reached a leaf drop out, so the few deep trees do not keep the shallow ones busy.
+        x_flat = xb.reshape(-1).to(torch.int16)
+        row_start = (torch.arange(n, dtype=torch.int32) * xb.shape[1]).repeat_interleave(n_trees)
+        node = self.roots[t0:t1].repeat(n)  # int32, row-major over (row, tree)
+        active = torch.arange(n * n_trees, dtype=torch.int32)
         for _ in range(self.max_depth):
-            offset = self.left_offset[node].long()
-            inner = offset > 0
-            if not bool(inner.any()):
+            current = node.index_select(0, active)
+            offset = self.left_offset.index_select(0, current)
+            keep = (offset > 0).nonzero().squeeze(1)
+            if keep.numel() == 0:
                 break
-            child = node + offset
-            f = self.feature[node].long()
-            go_right = torch.gather(xb, 1, f) > self.bin_threshold[node].long()
-            node = torch.where(inner, child + go_right.long(), node)
-        return out.index_add_(1, self.tree_column[t0:t1].long(), self.value[node].float())
+            active = active.index_select(0, keep)
+            current = current.index_select(0, keep)
+            f = self.feature.index_select(0, current).to(torch.int32)
+            x = x_flat.index_select(0, row_start.index_select(0, active) + f)
+            go_right = (x > self.bin_threshold.index_select(0, current).to(torch.int16)).to(torch.int32)
+            child = current + offset.index_select(0, keep).to(torch.int32) + go_right
+            node.index_copy_(0, active.long(), child)
+        values = self.value.index_select(0, node).float().view(n, n_trees)
+        return out.index_add_(1, self.tree_column[t0:t1].long(), values)
 
     def _heads(self, x: torch.Tensor, h: int) -> torch.Tensor:
         xb = self.bins(x)
         chunks: List[torch.Tensor] = []
-        for s in range(0, max(x.shape[0], 1), 2048):  # bounds the (rows, trees) index arrays
-            chunks.append(self.head(xb[s:s + 2048], h))
+        for s in range(0, max(x.shape[0], 1), 1024):  # bounds the (rows, trees) index arrays
+            chunks.append(self.head(xb[s:s + 1024], h))
         return torch.cat(chunks, dim=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -163,6 +163,21 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
     return card
 
 
+def repack(path: Path) -> None:
+    """Re-script a saved ``formula_trees.pt`` with the current ``BoostedTrees`` code (same
+    tensors, same card): for changes to the evaluation code that leave the trees as they are."""
+    from ..formula.trees import BoostedTrees
+    from ..models import load_torchscript, save_torchscript
+
+    path = Path(path)
+    old = load_torchscript(path)
+    names = ["edges", "feature", "bin_threshold", "left_offset", "value", "roots", "tree_column",
+             "tree_offsets", "column_offsets", "baseline"]
+    new = BoostedTrees(*(getattr(old, n).clone() for n in names), int(old.max_depth))
+    card = json.loads(path.with_suffix(".json").read_text())
+    save_torchscript(new, path, card)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.formula_trees", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit without the validation slice and score on it (no test rows)")
     ap.add_argument("--threads", type=int, default=1, help="threads for fitting (default 1)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repack", type=Path, default=None, metavar="PT",
+                    help="only re-script an existing formula_trees.pt with the current code")
     a = ap.parse_args(argv)
+    if a.repack:
+        repack(a.repack)
+        return 0
     out = a.out or (MODEL_DIR if a.split == "random" else a.cache / "future")
     card = train(a.split, out, a.cache, a.validate, a.threads, a.seed)
     print(json.dumps({k: card[k] for k in ("split", "n_trees", "n_nodes", "fit_s", "test_metrics")}))
