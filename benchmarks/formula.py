@@ -60,6 +60,26 @@ def rf_scores(model, X, n_classes):
 
 
 CELL_TREES = 30
+NETS, TREES = "cryspext networks only", "cryspext trees only"
+
+
+def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
+    """{"cryspext": the shipped mix, NETS: network-ensemble mean, TREES: boosted trees} for one
+    head ("bravais", "spacegroup", "lattice"); only "cryspext" when no trees are shipped."""
+    import torch
+
+    if head == "bravais":
+        nets = models.bravais_proba(X).mean(axis=0)
+    elif head == "spacegroup":
+        nets = models.spacegroup_proba(X, bravais)[1].mean(axis=0)
+    else:
+        nets = models.lattice_parameters(X, bravais)[1].mean(axis=0)
+    if models.trees is None:
+        return {"cryspext": nets}
+    k = () if bravais is None else (BRAVAIS.index(bravais),)
+    with torch.no_grad():
+        trees = getattr(models.trees, head)(models._tensor(X), *k).numpy()
+    return {"cryspext": (1 - models.blend) * nets + models.blend * trees, NETS: nets, TREES: trees}
 
 
 def evaluate_split(split, arr, model_dir, trees, threads, rng):
@@ -74,8 +94,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
 
     # ---- Bravais ----
     t = time.perf_counter()
-    p_nn = models.bravais_proba(X[test]).mean(axis=0)
-    times["nn_bravais_predict_s"] = time.perf_counter() - t
+    parts_b = cryspext_parts(models, X[test], "bravais")
+    times["cryspext_bravais_predict_s"] = time.perf_counter() - t
     t = time.perf_counter()
     rf_b = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
     rf_b.fit(X[train], B[train])
@@ -86,11 +106,11 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     # How closely each classifier fits its own training rows (a sample of 10 000).
     fit_rows = rng.permutation(train)[:10000]
     res["bravais_train_top1"] = {
-        "cryspext": float(np.mean(models.bravais_proba(X[fit_rows]).mean(0).argmax(1) == B[fit_rows])),
+        "cryspext": float(np.mean(models.bravais(X[fit_rows]).argmax(1) == B[fit_rows])),
         "random forest": float(np.mean(rf_b.predict(X[fit_rows]) == B[fit_rows]))}
     del rf_b
     scores_b = {
-        "cryspext": p_nn,
+        **parts_b,
         "random forest": p_rf,
         "mode": freq_scores(B[train], 14, len(test), rng, False),
         "random by frequency": freq_scores(B[train], 14, len(test), rng, True),
@@ -128,8 +148,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
                 rows_ = test[sel]
                 y = np.searchsorted(groups, SG[rows_])
                 valid = groups[np.minimum(y, len(groups) - 1)] == SG[rows_]  # true SG in lattice
-                if m == "cryspext":
-                    s = models.spacegroup_proba(X[rows_], b)[1].mean(axis=0)
+                if m.startswith("cryspext"):
+                    s = cryspext_parts(models, X[rows_], "spacegroup", b)[m]
                 elif m == "random forest":
                     s = rf_scores(rf_sg, X[rows_], len(groups))
                 else:
@@ -140,13 +160,11 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
         te_k = test[B[test] == k]
         if len(te_k) >= 2:
             truth = P[te_k][:, cols]
-            nn = models.lattice_parameters(X[te_k], b)[1].mean(axis=0)
-            rf = rf_lp.predict(X[te_k]).reshape(len(te_k), -1)
-            mean = np.tile(P[tr_k][:, cols].mean(axis=0), (len(te_k), 1))
+            preds = cryspext_parts(models, X[te_k], "lattice", b)
+            preds["random forest"] = rf_lp.predict(X[te_k]).reshape(len(te_k), -1)
+            preds["mean"] = np.tile(P[tr_k][:, cols].mean(axis=0), (len(te_k), 1))
             lp[b] = {"n_test": int(len(te_k)),
-                     **{name: {"cryspext": r2_score(truth[:, j], nn[:, j]),
-                               "random forest": r2_score(truth[:, j], rf[:, j]),
-                               "mean": r2_score(truth[:, j], mean[:, j])}
+                     **{name: {m: r2_score(truth[:, j], v[:, j]) for m, v in preds.items()}
                         for j, name in enumerate(free)}}
     times["rf_per_bravais_fit_s"] = t_rf
     res["spacegroup_given_true_bravais"] = {
@@ -210,6 +228,9 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
             "top1_niggli": float(np.mean(p_nig.argmax(1) == SG[rows_s] - 1)),
         }
     res["times"] = times
+    if models.trees_card is not None:
+        res["trees"] = {k: models.trees_card.get(k) for k in ("n_trees", "n_nodes", "fit_s",
+                                                              "blend_weight", "threads")}
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
@@ -283,7 +304,7 @@ def markdown(results, api, command, elapsed, env) -> str:
                 "the true lattice; cryspext / random forest / training mean):", "",
                 "| Bravais | n | " + " | ".join(PARAMETER_NAMES) + " |",
                 "|---|---|" + "---|" * 6]
-        wins = total = 0
+        wins, total = {}, 0
         for b, d in r["lattice_r2_given_true_bravais"].items():
             cells = []
             for name in PARAMETER_NAMES:
@@ -291,12 +312,17 @@ def markdown(results, api, command, elapsed, env) -> str:
                     v = d[name]
                     cells.append(f"{f2(v['cryspext'])} / {f2(v['random forest'])} / {f2(v['mean'])}")
                     total += 1
-                    wins += v["cryspext"] > v["random forest"]
+                    for m in ("cryspext", NETS, TREES):
+                        if m in v:
+                            wins[m] = wins.get(m, 0) + (v[m] > v["random forest"])
                 else:
                     cells.append("")
             out.append(f"| {b} | {d['n_test']} | " + " | ".join(cells) + " |")
-        out += ["", f"cryspext beats the random forest on {wins} of {total} (lattice, parameter) "
-                "R² values.", "", f"Space group from the cell alone (top-1 / top-3; the cell "
+        parts = "; ".join(f"{m.replace('cryspext ', '')}: {n} of {total}"
+                          for m, n in wins.items() if m != "cryspext")
+        out += ["", f"cryspext beats the random forest on {wins['cryspext']} of {total} "
+                f"(lattice, parameter) R² values" + (f" ({parts})." if parts else "."), "",
+                f"Space group from the cell alone (top-1 / top-3; the cell "
                 f"forests have {r.get('cell_forest_trees', '?')} trees, for memory):", "",
                 "| method | top-1 | top-3 |", "|---|---|---|"]
         for m, v in r["cell_spacegroup"].items():
@@ -331,6 +357,12 @@ def markdown(results, api, command, elapsed, env) -> str:
             out += [f"Training of these models ({how}): {tim['total_s'] / 60:.1f} min on "
                     f"{tr['device']} with {tr['threads']} torch thread(s) ({formula}, {cell}).",
                     ""]
+        if "trees" in r:
+            t = r["trees"]
+            out += [f"Boosted trees (`python -m cryspext.training.formula_trees --split {s}`): "
+                    f"{t['n_trees']} trees, {t['n_nodes']} nodes, fitted in {t['fit_s'] / 60:.1f} "
+                    f"min on {t['threads'] or 1} thread(s); mixed with weight {t['blend_weight']}.",
+                    ""]
     out += [f"`predict_formula` latency, one formula at a time: {api['predict_formula_ms']:.1f} ms.",
             "", "## How to read this", "",
             "* SG top-k (true BL): the space-group ranking given the true Bravais lattice, as in "
@@ -338,6 +370,12 @@ def markdown(results, api, command, elapsed, env) -> str:
             "on that lattice; the forest: a per-lattice forest). SG top-k (pred. BL): end to "
             "end — the method's top-1 Bravais lattice, then the space groups given it; a wrong "
             "lattice counts as a miss.",
+            "* cryspext = the shipped formula model: the mean of its network ensemble mixed "
+            "with its gradient-boosted trees, (1 − w)·networks + w·trees with w from "
+            "`formula_trees.json` (0.5, fixed a priori). The rows 'networks only' and 'trees "
+            "only' are its two parts alone; the trees are scikit-learn HistGradientBoosting "
+            "models (one Bravais classifier, one space-group classifier per lattice, one "
+            "regressor per free parameter) converted to TorchScript.",
             "* Same inputs for every method: the 221 formula features of "
             "`cryspext.formula.features` (cryspext scales them inside its networks: standardised "
             "statistics through a per-feature embedding, mole fractions × 3; with `--arch "
