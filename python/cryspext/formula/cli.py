@@ -38,7 +38,7 @@ def _formula(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{result['formula']}: most likely Bravais lattices (ensemble mean ± spread)")
+    print(f"{result['formula']}: most likely Bravais lattices (probability ± network spread)")
     for i, cand in enumerate(result["candidates"], 1):
         print(f"{i}. {cand['name']:<15} ({cand['bravais']})  p = {cand['probability']:.2f} "
               f"± {cand['spread']:.2f}")
@@ -82,9 +82,10 @@ def register(subparsers) -> None:
         help="likely Bravais lattice, space group and cell of a formula (or from a cell)",
         description=(
             "Predict the likely Bravais lattices of a compound from its formula alone, each "
-            "with its most likely space groups and lattice parameters (CRYSPNet-style "
-            "ensembles trained on Materials Project). The ± values are the spread of the "
-            "ensemble: large spread = the models disagree. "
+            "with its most likely space groups and lattice parameters (a CRYSPNet-style "
+            "network ensemble mixed with gradient-boosted trees, trained on Materials "
+            "Project). The ± values are the spread over the networks: large spread = the "
+            "networks disagree. "
             "With 'cell' instead of a formula, rank space groups from the six cell parameters."
         ),
         epilog=(
