@@ -75,6 +75,8 @@ def cell_features(params, tolerance: float = 2e-3) -> np.ndarray:
     onehot = np.zeros(len(ASE_LATTICES))
     onehot[ASE_LATTICES.index(name)] = 1.0
     cosines = np.cos(np.radians(r[3:]))
+    # Right angles give cosines of 6e-17 or 3e-14 depending on the basis: make them exact.
+    cosines[np.abs(cosines) < 1e-12] = 0.0
     derived = [math.log(volume), b / a, c / a, abs(a - c) / (a + c), a * b * c / volume]
     return np.concatenate([onehot, [a, b, c], cosines, derived])
 

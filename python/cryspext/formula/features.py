@@ -90,9 +90,13 @@ def composition_features(composition: dict[str, float]) -> np.ndarray:
 
     fractions = np.zeros(MAX_Z)
     np.add.at(fractions, z - 1, x)
-    return np.concatenate(
+    out = np.concatenate(
         [stats, pnorms, orbital, [balanced, max_ionic, avg_ionic], fractions]
     ).astype(np.float64)
+    # Round-off zeros (a deviation of 2e-16 when all elements share a value, depending on the
+    # element order) become exact zeros, so the order of a formula cannot change a tree's path.
+    out[np.abs(out) < 1e-12] = 0.0
+    return out
 
 
 def formula_features(formula) -> np.ndarray:

@@ -14,9 +14,10 @@ features), the threshold as a bin index (uint8; a row goes left when its bin is 
 offset of the left child from the node (int8, 0 for a leaf; the right child always follows the
 left one, and a tree has at most 127 nodes) and the leaf value (float16).
 
-Heads: head 0 gives the 14 Bravais logits; head 1 + k the space-group logits of lattice k
-(ascending numbers, as in the card's ``spacegroup_classes``); head 15 + k the free lattice
-parameters of lattice k (Å, degrees). Each head owns a contiguous range of trees and of output
+Heads of the formula trees: head 0 gives the 14 Bravais logits; head 1 + k the space-group
+logits of lattice k (ascending numbers, as in the card's ``spacegroup_classes``); head 15 + k
+the free lattice parameters of lattice k (Å, degrees). The cell trees have one head, the logits
+of space groups 1..230 (``probabilities(x, 0)``). Each head owns a contiguous range of trees and of output
 columns; a head's output is its baseline plus the leaf values of its trees.
 """
 
@@ -102,6 +103,11 @@ class BoostedTrees(nn.Module):
         return self.bravais(x)
 
     @torch.jit.export
+    def probabilities(self, x: torch.Tensor, h: int) -> torch.Tensor:
+        """(n, n_columns) softmax of head ``h``."""
+        return torch.softmax(self._heads(x, h), dim=-1)
+
+    @torch.jit.export
     def bravais(self, x: torch.Tensor) -> torch.Tensor:
         """(n, 14) Bravais probabilities."""
         return torch.softmax(self._heads(x, 0), dim=-1)
@@ -122,14 +128,17 @@ MAX_EDGES = 254  # bins 0..254 fit in uint8
 
 def feature_edges(X: np.ndarray) -> np.ndarray:
     """(n_features, 254) bin edges per feature, +inf padded: midpoints between distinct values
-    when a feature has at most 255 of them, else midpoints between 255 quantiles."""
+    when a feature has at most 255 of them, else midpoints between 255 quantiles. Values closer
+    than 1e-9 × max(1, |largest value|) count as one: round-off (a cosine of 6e-17 or 3e-14 for
+    a right angle) must not land on two sides of an edge."""
     X = np.asarray(X, np.float64)
     edges = np.full((X.shape[1], MAX_EDGES), np.inf)
     for j in range(X.shape[1]):
         u = np.unique(X[:, j])
         if len(u) > MAX_EDGES + 1:
             u = np.unique(np.quantile(X[:, j], np.linspace(0, 1, MAX_EDGES + 1), method="nearest"))
-        e = (u[:-1] + u[1:]) / 2
+        gap = np.diff(u) > 1e-9 * max(1.0, float(np.abs(u).max()))
+        e = (u[:-1][gap] + u[1:][gap]) / 2
         edges[j, : len(e)] = e
     return edges.astype(np.float32)
 
@@ -175,10 +184,10 @@ def _tree_arrays(predictor):
     return feature, threshold, left, value, int(nodes["depth"].max())
 
 
-def from_sklearn(heads: list, edges: np.ndarray) -> BoostedTrees:
+def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> BoostedTrees:
     """Pack fitted models into one ``BoostedTrees``.
 
-    ``heads``: N_HEADS entries in head order, each ``(model, n_columns, columns)``: a fitted
+    ``heads``: ``n_heads`` entries in head order, each ``(model, n_columns, columns)``: a fitted
     ``HistGradientBoostingClassifier`` (``columns[i]`` = output column of ``model.classes_[i]``;
     columns no class maps to get the ``ABSENT`` logit), a list of ``HistGradientBoostingRegressor``
     (one per column, ``columns`` unused), or ``None`` with a (n_columns,) baseline array as the
@@ -232,8 +241,8 @@ def from_sklearn(heads: list, edges: np.ndarray) -> BoostedTrees:
         tree_off.append(tree_off[-1] + n_trees)
         col_off.append(col_off[-1] + n_columns)
         baseline.append(base)
-    if len(tree_off) != N_HEADS + 1:
-        raise ValueError(f"expected {N_HEADS} heads, got {len(tree_off) - 1}")
+    if len(tree_off) != n_heads + 1:
+        raise ValueError(f"expected {n_heads} heads, got {len(tree_off) - 1}")
     cat = (lambda a, dt: torch.from_numpy(np.concatenate(a).astype(dt)) if a
            else torch.zeros(0, dtype=getattr(torch, np.dtype(dt).name)))
     return BoostedTrees(
