@@ -177,9 +177,14 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
 
     # ---- cell geometry ----
     t = time.perf_counter()
-    p_cell = models.cell_proba(C[test]).mean(axis=0)
-    times["nn_cell_predict_s"] = time.perf_counter() - t
-    p_cell_prim = models.cell_proba(arr["C_primitive"][test]).mean(axis=0)
+    p_cell = models.cell_mix(C[test])
+    times["cryspext_cell_predict_s"] = time.perf_counter() - t
+    p_cell_prim = models.cell_mix(arr["C_primitive"][test])
+    cell_parts = {}
+    if models.cell_trees is not None:
+        for setting, CC in (("conventional", C[test]), ("primitive", arr["C_primitive"][test])):
+            cell_parts[f"cryspext networks only, {setting} test cells"] = models.cell_proba(CC).mean(0)
+            cell_parts[f"cryspext trees only, {setting} test cells"] = models.cell_tree_proba(CC)
     y_sg = SG[test] - 1
     # Same training rows as cryspext's cell model: conventional + primitive of centred lattices.
     centred_train = train[np.array([BRAVAIS[b][1] != "P" for b in B[train]])]
@@ -203,6 +208,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     cell = {
         "cryspext, conventional test cells": p_cell,
         "cryspext, primitive test cells": p_cell_prim,
+        **cell_parts,
         "random forest on cryspext's canonical features, conventional cells": s_c_conv,
         "random forest on cryspext's canonical features, primitive cells": s_c_prim,
         "random forest on raw a b c α β γ V + ratios (seed 001), conventional cells":
@@ -219,8 +225,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     in_test = np.isin(sample, test)
     if in_test.any():
         rows_s = sample[in_test]
-        p_conv = models.cell_proba(C[rows_s]).mean(axis=0)
-        p_nig = models.cell_proba(arr["C_niggli_sample"][in_test]).mean(axis=0)
+        p_conv = models.cell_mix(C[rows_s])
+        p_nig = models.cell_mix(arr["C_niggli_sample"][in_test])
         res["cell_setting_invariance"] = {
             "n": int(len(rows_s)),
             "same_top1": float(np.mean(p_conv.argmax(1) == p_nig.argmax(1))),
@@ -228,9 +234,10 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
             "top1_niggli": float(np.mean(p_nig.argmax(1) == SG[rows_s] - 1)),
         }
     res["times"] = times
-    if models.trees_card is not None:
-        res["trees"] = {k: models.trees_card.get(k) for k in ("n_trees", "n_nodes", "fit_s",
-                                                              "blend_weight", "threads")}
+    for key, card in (("trees", models.trees_card), ("cell_trees", models.cell_trees_card)):
+        if card is not None:
+            res[key] = {k: card.get(k) for k in ("n_trees", "n_nodes", "fit_s", "blend_weight",
+                                                 "threads")}
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
@@ -357,12 +364,14 @@ def markdown(results, api, command, elapsed, env) -> str:
             out += [f"Training of these models ({how}): {tim['total_s'] / 60:.1f} min on "
                     f"{tr['device']} with {tr['threads']} torch thread(s) ({formula}, {cell}).",
                     ""]
-        if "trees" in r:
-            t = r["trees"]
-            out += [f"Boosted trees (`python -m cryspext.training.formula_trees --split {s}`): "
-                    f"{t['n_trees']} trees, {t['n_nodes']} nodes, fitted in {t['fit_s'] / 60:.1f} "
-                    f"min on {t['threads'] or 1} thread(s); mixed with weight {t['blend_weight']}.",
-                    ""]
+        for key, what, flag in (("trees", "Boosted trees of the formula model", ""),
+                                ("cell_trees", "Boosted trees of the cell model", " --cell")):
+            if key in r:
+                t = r[key]
+                out += [f"{what} (`python -m cryspext.training.formula_trees --split {s}{flag}`): "
+                        f"{t['n_trees']} trees, {t['n_nodes']} nodes, fitted in "
+                        f"{t['fit_s'] / 60:.1f} min on {t['threads'] or 1} thread(s); mixed with "
+                        f"weight {t['blend_weight']}.", ""]
     out += [f"`predict_formula` latency, one formula at a time: {api['predict_formula_ms']:.1f} ms.",
             "", "## How to read this", "",
             "* SG top-k (true BL): the space-group ranking given the true Bravais lattice, as in "
@@ -375,7 +384,9 @@ def markdown(results, api, command, elapsed, env) -> str:
             "`formula_trees.json` (0.5, fixed a priori). The rows 'networks only' and 'trees "
             "only' are its two parts alone; the trees are scikit-learn HistGradientBoosting "
             "models (one Bravais classifier, one space-group classifier per lattice, one "
-            "regressor per free parameter) converted to TorchScript.",
+            "regressor per free parameter) converted to TorchScript. The cell model is mixed "
+            "the same way with its own trees (one 230-way classifier on the cell features) "
+            "where `cell_trees.pt` is shipped.",
             "* Same inputs for every method: the 221 formula features of "
             "`cryspext.formula.features` (cryspext scales them inside its networks: standardised "
             "statistics through a per-feature embedding, mole fractions × 3; with `--arch "

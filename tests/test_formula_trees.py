@@ -107,8 +107,9 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     X = rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32)
     np.savez_compressed(
         tmp_path / "arrays.npz", X=X,
-        C=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
-        C_primitive=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
+        # positive cell features: the cell networks take logarithms of lengths
+        C=rng.uniform(0.1, 2, size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
+        C_primitive=rng.uniform(0.1, 2, size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
         primitive=params, conventional=params, niggli=params, params=params, sg=sg,
         bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
         mp_id=np.arange(n), formula=np.array(["X"] * n), digest=np.array("synthetic"),
@@ -140,6 +141,28 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     names, lat = models.lattice(x, best["bravais"])
     assert best["lattice"][names[0]]["value"] == pytest.approx(float(lat[0, 0]), rel=1e-5)
 
+    # The cell trees, mixed into predict_cell the same way.
+    from cryspext.formula import predict_cell
+    from cryspext.formula.cellgeom import cell_features
+    from cryspext.formula.predict import _models
+
+    monkeypatch.setitem(formula_trees.CELL_TREES, "max_iter", 5)
+    cell_card = formula_trees.train_cell_trees("future", out, cache=tmp_path)
+    assert cell_card["kind"] == "cell_trees" and cell_card["n_trees"] > 0
+    w = cell_card["blend_weight"]
+    assert w == formula_trees.CELL_BLEND_WEIGHT
+    _models.cache_clear()
+    models = FormulaModels(out)
+    assert models.cell_trees is not None
+    c = cell_features([4, 4, 4, 90, 90, 90], 2e-3)[None, :]
+    mixed = models.cell_mix(c)
+    np.testing.assert_allclose(mixed, (1 - w) * models.cell_proba(c).mean(0) + w * models.cell_tree_proba(c),
+                               rtol=1e-6)
+    res = predict_cell(4, 4, 4, 90, 90, 90, top_k=3, model_dir=out)
+    top = res["spacegroups"][0]
+    assert top["number"] == int(np.argmax(mixed[0])) + 1
+    assert top["probability"] == pytest.approx(float(mixed[0].max()), rel=1e-6)
+
 
 shipped = pytest.mark.skipif(not (MODELS_DIR / "formula" / "formula_trees.pt").is_file(),
                              reason="formula trees not shipped in this checkout")
@@ -160,3 +183,39 @@ def test_shipped_trees_load_and_are_used():
     p = models.bravais(x)
     assert p.shape == (1, 14) and abs(p.sum() - 1) < 1e-5
     assert not np.allclose(p, models.bravais_proba(x).mean(axis=0))  # the trees count
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "formula" / "cell_trees.pt").is_file(),
+                    reason="cell trees not shipped in this checkout")
+def test_shipped_cell_trees_load_and_are_used():
+    from cryspext.formula import predict_cell
+    from cryspext.formula.cellgeom import cell_features
+    from cryspext.formula.predict import FormulaModels
+
+    card = json.loads((MODELS_DIR / "formula" / "cell_trees.json").read_text())
+    assert card["split"] == "random" and 0 < card["blend_weight"] < 1
+    models = FormulaModels()
+    assert models.cell_trees is not None and models.cell_blend == card["blend_weight"]
+    c = cell_features([5.43, 5.43, 5.43, 90, 90, 90], 2e-3)[None, :]
+    p = models.cell_mix(c)
+    assert p.shape == (1, 230) and abs(p.sum() - 1) < 1e-5
+    assert not np.allclose(p, models.cell_proba(c).mean(axis=0))  # the trees count
+    top = predict_cell(5.43, 5.43, 5.43, 90, 90, 90, top_k=1)["spacegroups"][0]
+    assert top["number"] == int(np.argmax(p[0])) + 1
+
+
+@shipped
+@pytest.mark.parametrize("a, b", [("LiFePO4", "O4PFeLi"), ("CuSO4·5H2O", "CuH10SO9"),
+                                  ("Ba2NaCe2Ti2FeSi8HO27", "HO27Si8FeTi2Ce2NaBa2"),
+                                  ("MgCaSr", "SrCaMg")])
+def test_element_order_does_not_change_the_answer(a, b):
+    """Trees are step functions: round-off in the features (which depends on the order of the
+    elements) must not move a formula across a threshold."""
+    from cryspext.formula import formula_features
+    from cryspext.formula.predict import FormulaModels
+
+    models = FormulaModels()
+    xa, xb = formula_features(a)[None, :], formula_features(b)[None, :]
+    np.testing.assert_array_equal(models.trees.bins(torch.from_numpy(xa.astype(np.float32))),
+                                  models.trees.bins(torch.from_numpy(xb.astype(np.float32))))
+    np.testing.assert_allclose(models.bravais(xa), models.bravais(xb), atol=1e-6)

@@ -13,7 +13,8 @@ standard deviation of the members' predictions (Å or degrees).
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
 the cell canonical (metric lattice type + Niggli reduction), so any basis of a lattice gives the
-same answer.
+same answer. With ``cell_trees.pt`` next to the cell networks, its probabilities are mixed in
+the same way; the spread is again that of the networks.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class FormulaModels:
         if (self.directory / "formula_trees.pt").is_file():
             self.trees, self.trees_card = load("formula_trees")
             self.blend = float(self.trees_card["blend_weight"])
+        # Optional boosted trees of the cell model, mixed with weight ``cell_blend``.
+        self.cell_trees, self.cell_trees_card, self.cell_blend = None, None, 0.0
+        if (self.directory / "cell_trees.pt").is_file():
+            self.cell_trees, self.cell_trees_card = load("cell_trees")
+            self.cell_blend = float(self.cell_trees_card["blend_weight"])
 
     @staticmethod
     def _tensor(X):
@@ -138,11 +144,28 @@ class FormulaModels:
         return names, self.mix(p.mean(axis=0), "lattice", X, BRAVAIS.index(bravais))
 
     def cell_proba(self, C) -> np.ndarray:
-        """(members, n, 230) probabilities of space groups 1..230 from cell features."""
+        """(members, n, 230) probabilities of space groups 1..230 from cell features, one row
+        per network member."""
         import torch
 
         with torch.no_grad():
             return self.cell(self._tensor(C)).numpy()
+
+    def cell_tree_proba(self, C) -> np.ndarray | None:
+        """(n, 230) probabilities of the cell trees; None when none are shipped."""
+        if self.cell_trees is None:
+            return None
+        import torch
+
+        with torch.no_grad():
+            return self.cell_trees.probabilities(self._tensor(C), 0).numpy()
+
+    def cell_mix(self, C) -> np.ndarray:
+        """(n, 230) probabilities of the whole cell model: ``(1 − w) · network mean + w ·
+        trees`` (the network mean alone when no trees are shipped)."""
+        nets = self.cell_proba(C).mean(axis=0)
+        trees = self.cell_tree_proba(C)
+        return nets if trees is None else (1 - self.cell_blend) * nets + self.cell_blend * trees
 
 
 @lru_cache(maxsize=4)
@@ -165,10 +188,11 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     ``formula``: a str (``"LiFePO4"``, ``"Al2.6652O4"``, ``"CuSO4·5H2O"``), a pymatgen
     ``Composition`` or an {element: amount} mapping. Returns ``{"formula", "composition",
     "candidates": [...]}``, candidates ranked by Bravais probability, each with
-    ``bravais`` (e.g. ``"cF"``), ``name``, ``probability``, ``spread`` (std over the ensemble),
-    ``spacegroups`` ([{number, probability}], top ``n_spacegroups``) and ``lattice``
-    ({parameter: {value, std}} for all six parameters; the free ones carry a std,
-    the ones fixed by symmetry have std 0). hR lattices are given as the rhombohedral cell.
+    ``bravais`` (e.g. ``"cF"``), ``name``, ``probability`` (networks and trees mixed),
+    ``spread`` (std over the network members), ``spacegroups`` ([{number, probability}], top
+    ``n_spacegroups``) and ``lattice`` ({parameter: {value, std}} for all six parameters; the
+    free ones carry the std over the network members, the ones fixed by symmetry have std 0).
+    hR lattices are given as the rhombohedral cell.
     """
     top_k = _check_top_k(top_k, len(BRAVAIS))
     n_spacegroups = _check_top_k(n_spacegroups, 230)
@@ -228,7 +252,7 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     feats = cell_features(params, tolerance)[None, :]
     m = _models(str(model_dir) if model_dir else None)
     members = m.cell_proba(feats)[:, 0, :]
-    prob, spread = members.mean(axis=0), members.std(axis=0)
+    prob, spread = m.cell_mix(feats)[0], members.std(axis=0)
     from .lattice import bravais_of_spacegroup
 
     order = np.argsort(-prob)[:top_k]
