@@ -1,4 +1,4 @@
-"""Gradient-boosted trees of the formula model, as a TorchScript module.
+"""Gradient-boosted trees of the formula and cell models, as a TorchScript module.
 
 The formula model mixes two learners on the same 221 features: the network ensemble
 (``nets.JointEnsemble``) and boosted decision trees fitted by scikit-learn's
@@ -17,8 +17,8 @@ left one, and a tree has at most 127 nodes) and the leaf value (float16).
 Heads of the formula trees: head 0 gives the 14 Bravais logits; head 1 + k the space-group
 logits of lattice k (ascending numbers, as in the card's ``spacegroup_classes``); head 15 + k
 the free lattice parameters of lattice k (Å, degrees). The cell trees have one head, the logits
-of space groups 1..230 (``probabilities(x, 0)``). Each head owns a contiguous range of trees and of output
-columns; a head's output is its baseline plus the leaf values of its trees.
+of space groups 1..230 (``probabilities(x, 0)``). Each head owns a contiguous range of trees
+and of output columns; a head's output is its baseline plus the leaf values of its trees.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class BoostedTrees(nn.Module):
         self.max_depth = max_depth
 
     def bins(self, x: torch.Tensor) -> torch.Tensor:
-        """(n, n_features) bin index of every feature value (scikit-learn's binning)."""
+        """(n, n_features) bin index of every feature value (the rule of ``bin_features``)."""
         if bool(torch.isnan(x).any()):
             raise ValueError("features contain NaN")
         return torch.searchsorted(self.edges, x.t().contiguous()).t().contiguous()
