@@ -18,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from .spm import mc_dropout, spm
+from .spm import spm
+from .spm.mc import predict_structure
 from .structure import as_structure
 
 __all__ = ["AriseClassifier", "PREFIX"]
@@ -128,13 +129,8 @@ class AriseClassifier:
         p = self.parameters
         if mode == "global":
             model = self.model if self.model is not None else _default_model()
-            if self.structure_descriptor is None and hasattr(model, "describe"):
-                # The shipped model: every descriptor view, as cryspext.classify does.
-                r = model.predict(model.describe([s], progress=False), mc_samples=p["mc_samples"], seed=p["seed"])
-            else:
-                describe = self.structure_descriptor or _default_structure_descriptor(model)
-                x = np.asarray(describe(s), dtype=np.float64).reshape(1, -1)
-                r = mc_dropout(model, x, mc_samples=p["mc_samples"], adaptive=False, seed=p["seed"])
+            r = predict_structure(model, s, mc_samples=p["mc_samples"], seed=p["seed"],
+                                  descriptor=self.structure_descriptor)
             classes = list(model.classes)
             probs = r.probabilities[0]
             label = classes[int(np.argmax(probs))]
@@ -215,10 +211,3 @@ def _default_model():
     from .arise import load_model
 
     return load_model()
-
-
-def _default_structure_descriptor(model):
-    from .descriptors import arise_soap
-
-    settings = dict(getattr(model, "descriptor_settings", {}) or {})
-    return lambda s: arise_soap(s, **settings)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from monty.json import MSONable
 
-from .spm import mc_dropout
+from .spm.mc import predict_structure
 from .structure import as_structure
 
 __all__ = ["ARISEAnalyzer", "ARISEResult"]
@@ -65,20 +65,7 @@ class ARISEAnalyzer:
             from .arise import load_model
 
             model = load_model()
-        if descriptor is None and hasattr(model, "describe"):
-            # The shipped model: every descriptor view, as cryspext.classify does.
-            r = model.predict(model.describe([s], progress=False), mc_samples=int(mc_samples), seed=seed)
-        else:
-            if descriptor is None:
-                from .descriptors import arise_soap
-
-                settings = dict(getattr(model, "descriptor_settings", {}) or {})
-
-                def descriptor(x):
-                    return arise_soap(x, **settings)
-
-            x = np.asarray(descriptor(s), dtype=np.float64).reshape(1, -1)
-            r = mc_dropout(model, x, mc_samples=int(mc_samples), adaptive=False, seed=seed)
+        r = predict_structure(model, s, mc_samples=int(mc_samples), seed=seed, descriptor=descriptor)
         classes = list(model.classes)
         self._result = ARISEResult(
             label=classes[int(np.argmax(r.probabilities[0]))],

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["MCResult", "mc_dropout"]
+__all__ = ["MCResult", "mc_dropout", "predict_structure"]
 
 
 
@@ -243,3 +243,28 @@ def cpu_has_bf16() -> bool:
     except OSError:
         pass
     return False
+
+
+def predict_structure(model, structure, *, mc_samples: int, seed: int | None = None,
+                      descriptor: Callable | None = None):
+    """MC-dropout prediction for one whole structure, as the ASE and pymatgen adapters make it.
+
+    With a model that describes structures itself (the shipped ARISE model: ``describe``, all
+    its descriptor views) and no ``descriptor``: one ``model.predict`` call, the same numbers as
+    :func:`cryspext.classify`. Otherwise ``descriptor(structure)`` (default: ARISE SOAP at
+    ``model.descriptor_settings``) through :func:`mc_dropout` without early stopping. The result
+    has one row of ``probabilities``, ``mutual_information`` and ``predictive_entropy`` (nats).
+    """
+    if descriptor is None and hasattr(model, "describe"):
+        return model.predict(model.describe([structure], progress=False), mc_samples=mc_samples,
+                             seed=seed)
+    if descriptor is None:
+        from ..descriptors import arise_soap
+
+        settings = dict(getattr(model, "descriptor_settings", {}) or {})
+
+        def descriptor(s):
+            return arise_soap(s, **settings)
+
+    x = np.asarray(descriptor(structure), dtype=np.float64).reshape(1, -1)
+    return mc_dropout(model, x, mc_samples=mc_samples, adaptive=False, seed=seed)
