@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "python"))
 
 from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
-from cryspext.formula.predict import FormulaModels  # noqa: E402
+from cryspext.formula.predict import FormulaModels, mix_parts  # noqa: E402
 from cryspext.training.formula import r2_score, split_indices  # noqa: E402
 
 
@@ -66,20 +66,17 @@ NETS, TREES = "cryspext networks only", "cryspext trees only"
 def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
     """{"cryspext": the shipped mix, NETS: network-ensemble mean, TREES: boosted trees} for one
     head ("bravais", "spacegroup", "lattice"); only "cryspext" when no trees are shipped."""
-    import torch
-
     if head == "bravais":
         nets = models.bravais_proba(X).mean(axis=0)
     elif head == "spacegroup":
         nets = models.spacegroup_proba(X, bravais)[1].mean(axis=0)
     else:
         nets = models.lattice_parameters(X, bravais)[1].mean(axis=0)
-    if models.trees is None:
-        return {"cryspext": nets}
     k = () if bravais is None else (BRAVAIS.index(bravais),)
-    with torch.no_grad():
-        trees = getattr(models.trees, head)(models._tensor(X), *k).numpy()
-    return {"cryspext": (1 - models.blend) * nets + models.blend * trees, NETS: nets, TREES: trees}
+    trees = models.tree_output(head, X, *k)
+    if trees is None:
+        return {"cryspext": nets}
+    return {"cryspext": models.mix(nets, trees), NETS: nets, TREES: trees}
 
 
 def evaluate_split(split, arr, model_dir, trees, threads, rng):
@@ -176,15 +173,16 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     res["lattice_r2_given_true_bravais"] = lp
 
     # ---- cell geometry ----
-    t = time.perf_counter()
-    p_cell = models.cell_mix(C[test])
-    times["cryspext_cell_predict_s"] = time.perf_counter() - t
-    p_cell_prim = models.cell_mix(arr["C_primitive"][test])
-    cell_parts = {}
-    if models.cell_trees is not None:
-        for setting, CC in (("conventional", C[test]), ("primitive", arr["C_primitive"][test])):
-            cell_parts[f"cryspext networks only, {setting} test cells"] = models.cell_proba(CC).mean(0)
-            cell_parts[f"cryspext trees only, {setting} test cells"] = models.cell_tree_proba(CC)
+    cell_mixed, cell_parts = {}, {}
+    for setting, CC in (("conventional", C[test]), ("primitive", arr["C_primitive"][test])):
+        t = time.perf_counter()
+        nets, trees = models.cell_proba(CC).mean(axis=0), models.cell_tree_proba(CC)
+        cell_mixed[setting] = mix_parts(nets, trees, models.cell_blend)
+        times[f"cryspext_cell_{setting}_predict_s"] = time.perf_counter() - t
+        if trees is not None:
+            cell_parts[f"cryspext networks only, {setting} test cells"] = nets
+            cell_parts[f"cryspext trees only, {setting} test cells"] = trees
+    p_cell, p_cell_prim = cell_mixed["conventional"], cell_mixed["primitive"]
     y_sg = SG[test] - 1
     # Same training rows as cryspext's cell model: conventional + primitive of centred lattices.
     centred_train = train[np.array([BRAVAIS[b][1] != "P" for b in B[train]])]

@@ -29,7 +29,7 @@ from .features import formula_features
 from .lattice import BRAVAIS, BRAVAIS_NAMES, full_parameters
 from .parse import as_composition
 
-__all__ = ["FormulaModels", "predict_formula", "predict_cell"]
+__all__ = ["FormulaModels", "mix_parts", "predict_formula", "predict_cell"]
 
 FAMILY = "formula"
 
@@ -118,30 +118,35 @@ class FormulaModels:
             return (self.formula.bravais_of(raw).numpy(), self.formula.spacegroup_of(raw, k).numpy(),
                     self.formula.lattice_of(raw, k).numpy())
 
-    def mix(self, network_mean: np.ndarray, method: str, X, *k: int) -> np.ndarray:
-        """``(1 − w) · network_mean + w · trees.<method>(X, *k)``; the network mean alone when
-        no trees are shipped."""
+    def tree_output(self, method: str, X, *k: int) -> np.ndarray | None:
+        """``trees.<method>(X, *k)`` as an array ("bravais", "spacegroup" or "lattice", the
+        same shapes as the network means); None when no trees are shipped."""
         if self.trees is None:
-            return network_mean
+            return None
         import torch
 
         with torch.no_grad():
-            t = getattr(self.trees, method)(self._tensor(X), *k).numpy()
-        return (1.0 - self.blend) * network_mean + self.blend * t
+            return getattr(self.trees, method)(self._tensor(X), *k).numpy()
+
+    def mix(self, network_mean: np.ndarray, trees: np.ndarray | None) -> np.ndarray:
+        """The formula model's output from its two parts (see ``mix_parts``)."""
+        return mix_parts(network_mean, trees, self.blend)
 
     def bravais(self, X) -> np.ndarray:
         """(n, 14) Bravais probabilities of the whole model (networks and trees)."""
-        return self.mix(self.bravais_proba(X).mean(axis=0), "bravais", X)
+        return self.mix(self.bravais_proba(X).mean(axis=0), self.tree_output("bravais", X))
 
     def spacegroup(self, X, bravais: str) -> tuple[list[int], np.ndarray]:
         """(space groups of that lattice, (n, len) probabilities given that lattice)."""
         groups, p = self.spacegroup_proba(X, bravais)
-        return groups, self.mix(p.mean(axis=0), "spacegroup", X, BRAVAIS.index(bravais))
+        k = BRAVAIS.index(bravais)
+        return groups, self.mix(p.mean(axis=0), self.tree_output("spacegroup", X, k))
 
     def lattice(self, X, bravais: str) -> tuple[list[str], np.ndarray]:
         """(free parameter names, (n, len) values in Å / degrees) of the whole model."""
         names, p = self.lattice_parameters(X, bravais)
-        return names, self.mix(p.mean(axis=0), "lattice", X, BRAVAIS.index(bravais))
+        k = BRAVAIS.index(bravais)
+        return names, self.mix(p.mean(axis=0), self.tree_output("lattice", X, k))
 
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features, one row
@@ -161,11 +166,13 @@ class FormulaModels:
             return self.cell_trees.probabilities(self._tensor(C), 0).numpy()
 
     def cell_mix(self, C) -> np.ndarray:
-        """(n, 230) probabilities of the whole cell model: ``(1 − w) · network mean + w ·
-        trees`` (the network mean alone when no trees are shipped)."""
-        nets = self.cell_proba(C).mean(axis=0)
-        trees = self.cell_tree_proba(C)
-        return nets if trees is None else (1 - self.cell_blend) * nets + self.cell_blend * trees
+        """(n, 230) probabilities of the whole cell model (networks and trees)."""
+        return mix_parts(self.cell_proba(C).mean(axis=0), self.cell_tree_proba(C), self.cell_blend)
+
+
+def mix_parts(network_mean: np.ndarray, trees: np.ndarray | None, weight: float) -> np.ndarray:
+    """``(1 − weight) · network_mean + weight · trees``; the network mean alone without trees."""
+    return network_mean if trees is None else (1.0 - weight) * network_mean + weight * trees
 
 
 @lru_cache(maxsize=4)
@@ -201,7 +208,7 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     m = _models(str(model_dir) if model_dir else None)
     raw = m.raw_outputs(x)  # the members run once for all outputs
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
-    prob = m.mix(members.mean(axis=0, keepdims=True), "bravais", x)[0]
+    prob = m.mix(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]
     spread = members.std(axis=0)
     candidates = []
     for k in np.argsort(-prob)[:top_k]:
@@ -209,10 +216,10 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
         _, p_sg, lp = m.heads(raw, b)
         groups = m.formula_card["spacegroup_classes"][b]
         names = m.formula_card["parameters"][b]["free"]
-        p_sg = m.mix(p_sg[:, 0, :].mean(axis=0, keepdims=True), "spacegroup", x, int(k))[0]
+        p_sg = m.mix(p_sg[:, 0, :].mean(axis=0, keepdims=True), m.tree_output("spacegroup", x, int(k)))[0]
         order = np.argsort(-p_sg)[: min(n_spacegroups, len(groups))]
         lp = lp[:, 0, :]
-        mixed = m.mix(lp.mean(axis=0, keepdims=True), "lattice", x, int(k))[0]
+        mixed = m.mix(lp.mean(axis=0, keepdims=True), m.tree_output("lattice", x, int(k)))[0]
         values = full_parameters(b, dict(zip(names, mixed.tolist())))
         stds = dict(zip(names, lp.std(axis=0).tolist()))
         candidates.append({

@@ -13,8 +13,8 @@ Steps (each a sub-command; ``all`` runs them in order):
   lowest MP ids train, the 10 % highest test). The ``random`` models are the shipped ones.
   ``--arch element`` puts an element encoder in front of each network (attention over the
   formula's elements with learned per-element embeddings, ``nets.ElementEncoder``).
-* ``trees`` — the gradient-boosted trees mixed into the formula model's outputs
-  (``training/formula_trees.py``, ``formula_trees.pt``).
+* ``trees`` — the gradient-boosted trees mixed into the outputs of the formula and cell models
+  (``training/formula_trees.py``: ``formula_trees.pt``, ``cell_trees.pt``).
 
 Needs pymatgen, spglib and matminer (training only, never at run time). CPU-friendly: keep
 ``--threads`` at 1–2 on a shared machine.
@@ -817,11 +817,13 @@ def main(argv: list[str] | None = None) -> int:
                               element_dim=args.element_dim)
         print(json.dumps(summary))
     if args.step in ("trees", "all"):
-        from .formula_trees import train as train_trees
+        from .formula_trees import train as train_formula_trees, train_cell_trees
 
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
-        card = train_trees(args.split, Path(out), args.cache, args.validate, args.threads)
-        print(json.dumps({k: card[k] for k in ("split", "n_trees", "fit_s", "test_metrics")}))
+        for fit in (train_formula_trees, train_cell_trees):  # formula_trees.pt, cell_trees.pt
+            card = fit(args.split, Path(out), args.cache, args.validate, args.threads)
+            print(json.dumps({k: card[k] for k in ("kind", "split", "n_trees", "fit_s",
+                                                   "test_metrics")}))
     if args.step == "merge":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         sources = []

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES, spacegroups_of_bravais
+from ..formula.trees import ABSENT
 from .formula import DEFAULT_CACHE, MODEL_DIR, _split, dataset_arrays, r2_score, tqdm, validation_split
 
 # Settings (scikit-learn names), set once and checked on the random split's validation slice
@@ -77,7 +78,7 @@ def fit_heads(Xb, B, SG, P, rows, seed: int = 0) -> list:
                 heads.append((_classifier(SPACEGROUP_TREES, seed).fit(Xb[r], y), len(groups),
                               list(present)))
             else:  # zero or one class seen: a constant head (uniform, or that class)
-                logits = np.zeros(len(groups)) if not len(present) else np.full(len(groups), -1e4)
+                logits = np.zeros(len(groups)) if not len(present) else np.full(len(groups), ABSENT)
                 if len(present):
                     logits[present[0]] = 0.0
                 heads.append((None, len(groups), logits))
