@@ -176,12 +176,13 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     cell_mixed, cell_parts = {}, {}
     for setting, CC in (("conventional", C[test]), ("primitive", arr["C_primitive"][test])):
         t = time.perf_counter()
-        nets, trees = models.cell_proba(CC).mean(axis=0), models.cell_tree_proba(CC)
-        cell_mixed[setting] = mix_parts(nets, trees, models.cell_blend)
+        # (not "trees": that name is the forests' tree count here)
+        p_nets, p_trees = models.cell_proba(CC).mean(axis=0), models.cell_tree_proba(CC)
+        cell_mixed[setting] = mix_parts(p_nets, p_trees, models.cell_blend)
         times[f"cryspext_cell_{setting}_predict_s"] = time.perf_counter() - t
-        if trees is not None:
-            cell_parts[f"cryspext networks only, {setting} test cells"] = nets
-            cell_parts[f"cryspext trees only, {setting} test cells"] = trees
+        if p_trees is not None:
+            cell_parts[f"cryspext networks only, {setting} test cells"] = p_nets
+            cell_parts[f"cryspext trees only, {setting} test cells"] = p_trees
     p_cell, p_cell_prim = cell_mixed["conventional"], cell_mixed["primitive"]
     y_sg = SG[test] - 1
     # Same training rows as cryspext's cell model: conventional + primitive of centred lattices.
