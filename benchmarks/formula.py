@@ -76,7 +76,8 @@ def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
     trees = models.tree_output(head, X, *k)
     if trees is None:
         return {"cryspext": nets}
-    return {"cryspext": models.mix(nets, trees), NETS: nets, TREES: trees}
+    mixed = models.lattice_mix(nets, trees, bravais) if head == "lattice" else models.mix(nets, trees)
+    return {"cryspext": mixed, NETS: nets, TREES: trees}
 
 
 def evaluate_split(split, arr, model_dir, trees, threads, rng):
@@ -236,7 +237,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     for key, card in (("trees", models.trees_card), ("cell_trees", models.cell_trees_card)):
         if card is not None:
             res[key] = {k: card.get(k) for k in ("n_trees", "n_nodes", "fit_s", "blend_weight",
-                                                 "threads")}
+                                                 "angle_blend_weight", "threads")}
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
@@ -370,7 +371,9 @@ def markdown(results, api, command, elapsed, env) -> str:
                 out += [f"{what} (`python -m cryspext.training.formula_trees --split {s}{flag}`): "
                         f"{t['n_trees']} trees, {t['n_nodes']} nodes, fitted in "
                         f"{t['fit_s'] / 60:.1f} min on {t['threads'] or 1} thread(s); mixed with "
-                        f"weight {t['blend_weight']}.", ""]
+                        f"weight {t['blend_weight']}"
+                        + (f" ({t['angle_blend_weight']} for the free lattice angles)"
+                           if t.get("angle_blend_weight") is not None else "") + ".", ""]
     out += [f"`predict_formula` latency, one formula at a time: {api['predict_formula_ms']:.1f} ms.",
             "", "## How to read this", "",
             "* SG top-k (true BL): the space-group ranking given the true Bravais lattice, as in "
@@ -380,7 +383,8 @@ def markdown(results, api, command, elapsed, env) -> str:
             "lattice counts as a miss.",
             "* cryspext = the shipped formula model: the mean of its network ensemble mixed "
             "with its gradient-boosted trees, (1 − w)·networks + w·trees with w from "
-            "`formula_trees.json` (0.5, fixed a priori). The rows 'networks only' and 'trees "
+            "`formula_trees.json` (0.5, fixed a priori; for the free lattice angles 0.8, "
+            "chosen on the validation slices, `benchmarks/lattice_trees_validation.py`). The rows 'networks only' and 'trees "
             "only' are its two parts alone; the trees are scikit-learn HistGradientBoosting "
             "models (one Bravais classifier, one space-group classifier per lattice, one "
             "regressor per free parameter) converted to TorchScript. The cell model is mixed "

@@ -29,7 +29,10 @@ def toy():
     Xb = bin_features(X, edges)
     multi = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, random_state=0).fit(Xb, y)
     binary = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(Xb, y % 2)
-    regs = [HistGradientBoostingRegressor(max_iter=25, random_state=0).fit(Xb, 3 * X[:, 0] + X[:, 2]),
+    # The first regressor has trees of the shipped lattice kind: 63 leaves (the packing's
+    # limit), splits among a random half of the features.
+    regs = [HistGradientBoostingRegressor(max_iter=25, max_leaf_nodes=63, min_samples_leaf=5,
+                                          max_features=0.5, random_state=0).fit(Xb, 3 * X[:, 0] + X[:, 2]),
             HistGradientBoostingRegressor(max_iter=10, random_state=0).fit(Xb, X[:, 5])]
     heads = [(multi, 14, list(multi.classes_))]
     heads += [(binary, 3, [0, 2]) if k == 0 else (None, 2, [0.0, 1.0]) for k in range(14)]
@@ -66,6 +69,7 @@ def test_trees_reproduce_scikit_learn(toy, tmp_path):
         np.testing.assert_allclose(p[:, [0, 2]], binary.predict_proba(Xb), atol=2e-3)
         assert p[:, 1].max() < 1e-6
         lat = loaded.lattice(x, 3).numpy()
+        assert max(len(t.nodes) for rnd in regs[0]._predictors for t in rnd) > 63  # deep trees
         for j, reg in enumerate(regs):
             np.testing.assert_allclose(lat[:, j], reg.predict(Xb), atol=5e-3)
         # constant heads give their baseline (logits 0, 1 for the space groups)
@@ -140,6 +144,19 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert best["spacegroups"][0]["number"] == groups[int(np.argmax(p_sg[0]))]
     names, lat = models.lattice(x, best["bravais"])
     assert best["lattice"][names[0]]["value"] == pytest.approx(float(lat[0, 0]), rel=1e-5)
+    # Lattice parameters: lengths mixed with blend_weight, free angles with angle_blend_weight.
+    assert card["angle_blend_weight"] == formula_trees.ANGLE_BLEND_WEIGHT != card["blend_weight"]
+    names, lat = models.lattice(x, "mP")
+    assert names == ["a", "b", "c", "beta"]
+    nets = models.lattice_parameters(x, "mP")[1].mean(axis=0)
+    with torch.no_grad():
+        tr = models.trees.lattice(torch.from_numpy(x.astype(np.float32)), BRAVAIS.index("mP")).numpy()
+    w = np.array([0.5, 0.5, 0.5, card["angle_blend_weight"]])
+    np.testing.assert_allclose(lat, (1 - w) * nets + w * tr, rtol=1e-6)
+    res = predict_formula("NaCl", top_k=14, model_dir=out)
+    got = next(c for c in res["candidates"] if c["bravais"] == "mP")["lattice"]
+    assert got["beta"]["value"] == pytest.approx(float(lat[0, 3]), rel=1e-5)
+    assert got["alpha"]["value"] == got["gamma"]["value"] == 90.0
 
     # The cell trees, mixed into predict_cell the same way.
     from cryspext.formula import predict_cell
@@ -175,9 +192,11 @@ def test_shipped_trees_load_and_are_used():
 
     card = json.loads((MODELS_DIR / "formula" / "formula_trees.json").read_text())
     assert card["split"] == "random" and 0 < card["blend_weight"] < 1
-    assert (MODELS_DIR / "formula" / "formula_trees.pt").stat().st_size < 20e6
+    # size budget: 28.0 MB since the 63-leaf lattice trees (18.6 MB before)
+    assert (MODELS_DIR / "formula" / "formula_trees.pt").stat().st_size < 30e6
     models = FormulaModels()
     assert models.trees is not None and models.blend == card["blend_weight"]
+    assert models.angle_blend == card["angle_blend_weight"]
     assert int(models.trees.tree_offsets.numel()) == N_HEADS + 1
     x = formula_features("LiFePO4")[None, :]
     p = models.bravais(x)

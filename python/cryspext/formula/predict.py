@@ -7,7 +7,7 @@ each lattice, gives the Bravais probabilities; conditioned on a lattice, that la
 groups; its lattice outputs, the free parameters of each lattice. Where the model folder also
 holds ``formula_trees.pt`` (gradient-boosted trees on the same features, ``trees``), every
 probability and parameter is the mix ``(1 − w) · network mean + w · trees`` with ``w`` from its
-card. The spread across the network members is the confidence measure: ``spread`` is the
+card (``blend_weight``; ``angle_blend_weight`` for the free lattice angles). The spread across the network members is the confidence measure: ``spread`` is the
 standard deviation of one class's probability over the members, a parameter's ``std`` the
 standard deviation of the members' predictions (Å or degrees).
 
@@ -32,6 +32,7 @@ from .parse import as_composition
 __all__ = ["FormulaModels", "mix_parts", "predict_formula", "predict_cell"]
 
 FAMILY = "formula"
+ANGLES = ("alpha", "beta", "gamma")
 
 
 class FormulaModels:
@@ -64,6 +65,8 @@ class FormulaModels:
         if (self.directory / "formula_trees.pt").is_file():
             self.trees, self.trees_card = load("formula_trees")
             self.blend = float(self.trees_card["blend_weight"])
+            # the free lattice angles have their own weight (older cards: the same one)
+            self.angle_blend = float(self.trees_card.get("angle_blend_weight", self.blend))
         # Optional boosted trees of the cell model, mixed with weight ``cell_blend``.
         self.cell_trees, self.cell_trees_card, self.cell_blend = None, None, 0.0
         if (self.directory / "cell_trees.pt").is_file():
@@ -132,6 +135,17 @@ class FormulaModels:
         """The formula model's output from its two parts (see ``mix_parts``)."""
         return mix_parts(network_mean, trees, self.blend)
 
+    def lattice_mix(self, network_mean: np.ndarray, trees: np.ndarray | None,
+                    bravais: str) -> np.ndarray:
+        """The formula model's (..., n_free) lattice parameters of ``bravais`` from its two
+        parts: ``mix`` for the lengths, the same with the card's ``angle_blend_weight`` for the
+        free angles."""
+        if trees is None:
+            return network_mean
+        names = self.formula_card["parameters"][bravais]["free"]
+        w = np.array([self.angle_blend if n in ANGLES else self.blend for n in names])
+        return (1.0 - w) * network_mean + w * trees
+
     def bravais(self, X) -> np.ndarray:
         """(n, 14) Bravais probabilities of the whole model (networks and trees)."""
         return self.mix(self.bravais_proba(X).mean(axis=0), self.tree_output("bravais", X))
@@ -146,7 +160,7 @@ class FormulaModels:
         """(free parameter names, (n, len) values in Å / degrees) of the whole model."""
         names, p = self.lattice_parameters(X, bravais)
         k = BRAVAIS.index(bravais)
-        return names, self.mix(p.mean(axis=0), self.tree_output("lattice", X, k))
+        return names, self.lattice_mix(p.mean(axis=0), self.tree_output("lattice", X, k), bravais)
 
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features, one row
@@ -219,7 +233,7 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
         p_sg = m.mix(p_sg[:, 0, :].mean(axis=0, keepdims=True), m.tree_output("spacegroup", x, int(k)))[0]
         order = np.argsort(-p_sg)[: min(n_spacegroups, len(groups))]
         lp = lp[:, 0, :]
-        mixed = m.mix(lp.mean(axis=0, keepdims=True), m.tree_output("lattice", x, int(k)))[0]
+        mixed = m.lattice_mix(lp.mean(axis=0, keepdims=True), m.tree_output("lattice", x, int(k)), b)[0]
         values = full_parameters(b, dict(zip(names, mixed.tolist())))
         stds = dict(zip(names, lp.std(axis=0).tolist()))
         candidates.append({

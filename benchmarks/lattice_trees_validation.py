@@ -1,0 +1,127 @@
+"""The choice of the lattice-parameter trees (``training.formula_trees.LATTICE_TREES``).
+
+On the validation slice of the *training* rows (``training.formula.validation_split``; the test
+rows are never read), everything fitted without the slice:
+
+* validation networks: ``python -m cryspext.training.formula train --validate --arch element
+  --members 3 --epochs 22 --split S --out cache/formula/validation_S`` (about 15 min on 1
+  thread; run it first, this script only reads ``--nets``);
+* lattice trees with each candidate setting below (2–5 min each on 1 thread);
+* the benchmark's lattice forest (``benchmarks/formula.py``: 100 trees, √features, one forest
+  per Bravais lattice for all its free parameters).
+
+For each setting it prints the R² of every (lattice, parameter) for the trees alone and for the
+50/50 mix with the networks' mean, the number of the 37 values above the forest's and their
+mean, and the mean R² of the lengths and of the free angles for mixing weights 0, 0.1, ..., 1
+(the choice of ``formula_trees.ANGLE_BLEND_WEIGHT``).
+
+    python benchmarks/lattice_trees_validation.py --split random [--nets DIR] [--settings previous,shipped]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python"))
+
+# The setting the package used before, next to the shipped one (formula_trees.LATTICE_TREES).
+PREVIOUS = {"learning_rate": 0.05, "max_iter": 400, "max_leaf_nodes": 31, "l2_regularization": 1.0}
+
+
+def candidates() -> dict:
+    from cryspext.training.formula_trees import LATTICE_TREES
+
+    return {
+        "previous": PREVIOUS,
+        "all features, 63 leaves": {**LATTICE_TREES, "max_features": 1.0},
+        "shipped": LATTICE_TREES,
+        "shipped, 10 % of the features": {**LATTICE_TREES, "max_features": 0.1},
+        "shipped, 1000 rounds": {**LATTICE_TREES, "max_iter": 1000, "min_samples_leaf": 5},
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=["random", "future"], default="random")
+    ap.add_argument("--nets", type=Path, default=None,
+                    help="validation networks (default cache/formula/validation_<split>)")
+    ap.add_argument("--settings", default="previous,shipped",
+                    help="comma-separated names among: " + ", ".join(candidates()))
+    a = ap.parse_args(argv)
+    import torch
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+    from threadpoolctl import threadpool_limits
+
+    from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES
+    from cryspext.formula.trees import bin_features, feature_edges
+    from cryspext.models import load_torchscript
+    from cryspext.training import formula as T
+
+    nets_dir = a.nets or T.DEFAULT_CACHE / f"validation_{a.split}"
+    card = json.loads((nets_dir / "formula.json").read_text())
+    if "validation_run" not in card or card["split"] != a.split:
+        sys.exit(f"{nets_dir} is not a --validate run of split {a.split}")
+    nets = load_torchscript(nets_dir / "formula.pt")
+    arr = T.dataset_arrays(T.DEFAULT_CACHE)
+    fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
+    X, B, P = arr["X"], arr["bravais"], arr["params"]
+    Xb = bin_features(X, feature_edges(X[fit]))
+    chosen = {n: candidates()[n] for n in a.settings.split(",")}
+
+    truth, net, forest, trees = {}, {}, {}, {n: {} for n in chosen}
+    seconds = dict.fromkeys(chosen, 0.0)
+    with threadpool_limits(1):
+        for k, b in enumerate(BRAVAIS):
+            f, v = fit[B[fit] == k], val[B[val] == k]
+            cols = [PARAMETER_NAMES.index(p) for p in FREE_PARAMETERS[b]]
+            truth[b] = P[v][:, cols]
+            with torch.no_grad():
+                net[b] = nets.lattice(torch.from_numpy(X[v].astype(np.float32)), k).numpy().mean(0)
+            rf = RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=0, max_features="sqrt")
+            forest[b] = rf.fit(X[f], P[f][:, cols]).predict(X[v]).reshape(len(v), -1)
+            for name, settings in chosen.items():
+                t = time.time()
+                trees[name][b] = np.stack([
+                    HistGradientBoostingRegressor(**settings, early_stopping=False, random_state=0)
+                    .fit(Xb[f], P[f, c]).predict(Xb[v]) for c in cols], axis=1)
+                seconds[name] += time.time() - t
+            print(f"{b}: {len(v)} validation formulas", file=sys.stderr, flush=True)
+
+    for name in chosen:
+        rows, beats, total = {}, {"trees": 0, "mix": 0}, {"trees": 0.0, "mix": 0.0}
+        for b in BRAVAIS:
+            for j, p in enumerate(FREE_PARAMETERS[b]):
+                y, t = truth[b][:, j], trees[name][b][:, j]
+                r = {"forest": T.r2_score(y, forest[b][:, j]), "trees": T.r2_score(y, t),
+                     "mix": T.r2_score(y, 0.5 * t + 0.5 * net[b][:, j])}
+                rows[f"{b} {p}"] = {m: round(v, 3) for m, v in r.items()}
+                for m in beats:
+                    beats[m] += r[m] > r["forest"]
+                    total[m] += r[m]
+        n = len(rows)
+        scan = {}  # mean R² of the mix by weight, lengths and angles apart
+        for w in np.round(np.linspace(0, 1, 11), 1):
+            r2 = {"lengths": [], "angles": []}
+            for b in BRAVAIS:
+                for j, p in enumerate(FREE_PARAMETERS[b]):
+                    mix = (1 - w) * net[b][:, j] + w * trees[name][b][:, j]
+                    r2["angles" if p in ("alpha", "beta", "gamma") else "lengths"].append(
+                        T.r2_score(truth[b][:, j], mix))
+            scan[str(w)] = {k: round(float(np.mean(v)), 4) for k, v in r2.items()}
+        print(json.dumps({"split": a.split, "setting": name, "lattice_trees": chosen[name],
+                          "fit_s": round(seconds[name], 1),
+                          "beats_forest": {m: f"{v} of {n}" for m, v in beats.items()},
+                          "mean_r2": {m: round(v / n, 4) for m, v in total.items()},
+                          "mean_r2_by_weight": scan, "r2": rows}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
