@@ -7,9 +7,10 @@ each lattice, gives the Bravais probabilities; conditioned on a lattice, that la
 groups; its lattice outputs, the free parameters of each lattice. Where the model folder also
 holds ``formula_trees.pt`` (gradient-boosted trees on the same features, ``trees``), every
 probability and parameter is the mix ``(1 − w) · network mean + w · trees`` with ``w`` from its
-card (``blend_weight``; ``angle_blend_weight`` for the free lattice angles). The spread across the network members is the confidence measure: ``spread`` is the
-standard deviation of one class's probability over the members, a parameter's ``std`` the
-standard deviation of the members' predictions (Å or degrees).
+card (``blend_weight``; ``angle_blend_weight`` for the free lattice angles). The spread across
+the network members is the confidence measure: ``spread`` is the standard deviation of one
+class's probability over the members, a parameter's ``std`` the standard deviation of the
+members' predictions (Å or degrees).
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
 the cell canonical (metric lattice type + Niggli reduction), so any basis of a lattice gives the
@@ -61,7 +62,7 @@ class FormulaModels:
         self.formula, self.formula_card = load("formula")
         self.cell, self.cell_card = load("cell")
         # Optional boosted trees, mixed into every output with weight ``blend``.
-        self.trees, self.trees_card, self.blend = None, None, 0.0
+        self.trees, self.trees_card, self.blend, self.angle_blend = None, None, 0.0, 0.0
         if (self.directory / "formula_trees.pt").is_file():
             self.trees, self.trees_card = load("formula_trees")
             self.blend = float(self.trees_card["blend_weight"])
@@ -140,11 +141,9 @@ class FormulaModels:
         """The formula model's (..., n_free) lattice parameters of ``bravais`` from its two
         parts: ``mix`` for the lengths, the same with the card's ``angle_blend_weight`` for the
         free angles."""
-        if trees is None:
-            return network_mean
         names = self.formula_card["parameters"][bravais]["free"]
         w = np.array([self.angle_blend if n in ANGLES else self.blend for n in names])
-        return (1.0 - w) * network_mean + w * trees
+        return mix_parts(network_mean, trees, w)
 
     def bravais(self, X) -> np.ndarray:
         """(n, 14) Bravais probabilities of the whole model (networks and trees)."""
@@ -184,8 +183,10 @@ class FormulaModels:
         return mix_parts(self.cell_proba(C).mean(axis=0), self.cell_tree_proba(C), self.cell_blend)
 
 
-def mix_parts(network_mean: np.ndarray, trees: np.ndarray | None, weight: float) -> np.ndarray:
-    """``(1 − weight) · network_mean + weight · trees``; the network mean alone without trees."""
+def mix_parts(network_mean: np.ndarray, trees: np.ndarray | None,
+              weight: float | np.ndarray) -> np.ndarray:
+    """``(1 − weight) · network_mean + weight · trees`` (``weight`` may be one per last-axis
+    column); the network mean alone without trees."""
     return network_mean if trees is None else (1.0 - weight) * network_mean + weight * trees
 
 
