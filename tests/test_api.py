@@ -57,3 +57,21 @@ def test_cli_reports_bad_file_cleanly(tmp_path):
         capture_output=True, text=True,
     )
     assert out.returncode == 2 and "error" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_stops_quietly_when_the_reader_is_gone(tmp_path):
+    """``cryspext ... | head``: a closed pipe ends the command without a traceback."""
+    import os
+
+    from ase.build import bulk
+
+    path = tmp_path / "cu.cif"
+    bulk("Cu", "fcc", a=3.6).write(path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: the first write fails with EPIPE
+    try:
+        out = subprocess.run([sys.executable, "-m", "cryspext", "neighbors", str(path), "--cutoff", "2.6"],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert out.returncode == 141 and "Traceback" not in out.stderr
