@@ -56,13 +56,15 @@ def main(argv=None) -> int:
                     help="comma-separated names among: " + ", ".join(candidates()))
     a = ap.parse_args(argv)
     import torch
-    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+    from sklearn.ensemble import RandomForestRegressor
     from threadpoolctl import threadpool_limits
 
-    from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES
+    from cryspext.formula.lattice import ANGLES, BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES
+    from cryspext.formula.predict import mix_parts
     from cryspext.formula.trees import bin_features, feature_edges
     from cryspext.models import load_torchscript
     from cryspext.training import formula as T
+    from cryspext.training.formula_trees import BLEND_WEIGHT, _regressor
 
     nets_dir = a.nets or T.DEFAULT_CACHE / f"validation_{a.split}"
     card = json.loads((nets_dir / "formula.json").read_text())
@@ -88,9 +90,8 @@ def main(argv=None) -> int:
             forest[b] = rf.fit(X[f], P[f][:, cols]).predict(X[v]).reshape(len(v), -1)
             for name, settings in chosen.items():
                 t = time.time()
-                trees[name][b] = np.stack([
-                    HistGradientBoostingRegressor(**settings, early_stopping=False, random_state=0)
-                    .fit(Xb[f], P[f, c]).predict(Xb[v]) for c in cols], axis=1)
+                trees[name][b] = np.stack([_regressor(settings, 0).fit(Xb[f], P[f, c]).predict(Xb[v])
+                                           for c in cols], axis=1)
                 seconds[name] += time.time() - t
             print(f"{b}: {len(v)} validation formulas", file=sys.stderr, flush=True)
 
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
             for j, p in enumerate(FREE_PARAMETERS[b]):
                 y, t = truth[b][:, j], trees[name][b][:, j]
                 r = {"forest": T.r2_score(y, forest[b][:, j]), "trees": T.r2_score(y, t),
-                     "mix": T.r2_score(y, 0.5 * t + 0.5 * net[b][:, j])}
+                     "mix": T.r2_score(y, mix_parts(net[b][:, j], t, BLEND_WEIGHT))}
                 rows[f"{b} {p}"] = {m: round(v, 3) for m, v in r.items()}
                 for m in beats:
                     beats[m] += r[m] > r["forest"]
@@ -111,8 +112,8 @@ def main(argv=None) -> int:
             r2 = {"lengths": [], "angles": []}
             for b in BRAVAIS:
                 for j, p in enumerate(FREE_PARAMETERS[b]):
-                    mix = (1 - w) * net[b][:, j] + w * trees[name][b][:, j]
-                    r2["angles" if p in ("alpha", "beta", "gamma") else "lengths"].append(
+                    mix = mix_parts(net[b][:, j], trees[name][b][:, j], w)
+                    r2["angles" if p in ANGLES else "lengths"].append(
                         T.r2_score(truth[b][:, j], mix))
             scan[str(w)] = {k: round(float(np.mean(v)), 4) for k, v in r2.items()}
         print(json.dumps({"split": a.split, "setting": name, "lattice_trees": chosen[name],

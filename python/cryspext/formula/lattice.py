@@ -17,6 +17,7 @@ __all__ = [
     "BRAVAIS_NAMES",
     "FREE_PARAMETERS",
     "PARAMETER_NAMES",
+    "ANGLES",
     "bravais_of_spacegroup",
     "spacegroups_of_bravais",
     "hexagonal_to_rhombohedral",
@@ -45,6 +46,7 @@ BRAVAIS_NAMES = {
 }
 
 PARAMETER_NAMES = ["a", "b", "c", "alpha", "beta", "gamma"]
+ANGLES = ("alpha", "beta", "gamma")  # the parameters in degrees
 
 # Only the parameters a lattice leaves free (the others follow from symmetry).
 FREE_PARAMETERS = {

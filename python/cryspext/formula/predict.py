@@ -27,13 +27,12 @@ import numpy as np
 
 from .cellgeom import canonical_cell, cell_features
 from .features import formula_features
-from .lattice import BRAVAIS, BRAVAIS_NAMES, full_parameters
+from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
 from .parse import as_composition
 
 __all__ = ["FormulaModels", "mix_parts", "predict_formula", "predict_cell"]
 
 FAMILY = "formula"
-ANGLES = ("alpha", "beta", "gamma")
 
 
 class FormulaModels:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES, spacegroups_of_bravais
+from ..formula.lattice import ANGLES, BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES, spacegroups_of_bravais
 from ..formula.trees import ABSENT
 from .formula import DEFAULT_CACHE, MODEL_DIR, _split, dataset_arrays, r2_score, tqdm, validation_split
 
@@ -110,7 +110,7 @@ def fit_heads(Xb, B, SG, P, rows, seed: int = 0) -> list:
                           len(cols), None))
         else:  # too few rows to fit: the training mean (or a nominal cell)
             mean = P[r][:, cols].mean(axis=0) if len(r) else np.array(
-                [90.0 if n in ("alpha", "beta", "gamma") else 5.0 for n in FREE_PARAMETERS[b]])
+                [90.0 if n in ANGLES else 5.0 for n in FREE_PARAMETERS[b]])
             heads.append((None, len(cols), mean))
     return heads
 
