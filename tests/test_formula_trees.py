@@ -20,7 +20,8 @@ from cryspext.models import MODELS_DIR, load_torchscript, save_torchscript  # no
 @pytest.fixture(scope="module")
 def toy():
     """Trees for a 12-feature problem: 8 of 14 Bravais classes seen, a binary space-group head
-    (lattice 0), a two-parameter regression head (lattice 3), constant heads elsewhere."""
+    (lattice 0), a two-parameter regression head (lattice 3; its second column fitted on the log
+    of a positive target, as the lattice lengths are), constant heads elsewhere."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 12)).astype(np.float32)
     X[:, 3] = rng.integers(0, 4, 3000)  # a feature with few distinct values
@@ -33,10 +34,10 @@ def toy():
     # limit), splits among a random half of the features.
     regs = [HistGradientBoostingRegressor(max_iter=25, max_leaf_nodes=63, min_samples_leaf=5,
                                           max_features=0.5, random_state=0).fit(Xb, 3 * X[:, 0] + X[:, 2]),
-            HistGradientBoostingRegressor(max_iter=10, random_state=0).fit(Xb, X[:, 5])]
+            HistGradientBoostingRegressor(max_iter=10, random_state=0).fit(Xb, np.log(4 + np.abs(X[:, 5])))]
     heads = [(multi, 14, list(multi.classes_))]
     heads += [(binary, 3, [0, 2]) if k == 0 else (None, 2, [0.0, 1.0]) for k in range(14)]
-    heads += [(regs, 2, None) if k == 3 else (None, 1, [5.0]) for k in range(14)]
+    heads += [(regs, 2, [False, True]) if k == 3 else (None, 1, [5.0]) for k in range(14)]
     return edges, multi, binary, regs, from_sklearn(heads, edges)
 
 
@@ -70,8 +71,9 @@ def test_trees_reproduce_scikit_learn(toy, tmp_path):
         assert p[:, 1].max() < 1e-6
         lat = loaded.lattice(x, 3).numpy()
         assert max(len(t.nodes) for rnd in regs[0]._predictors for t in rnd) > 63  # deep trees
-        for j, reg in enumerate(regs):
-            np.testing.assert_allclose(lat[:, j], reg.predict(Xb), atol=5e-3)
+        np.testing.assert_allclose(lat[:, 0], regs[0].predict(Xb), atol=5e-3)
+        np.testing.assert_allclose(lat[:, 1], np.exp(regs[1].predict(Xb)), rtol=5e-3)  # exp of ln fit
+        assert lat[:, 1].min() > 4 - 0.1
         # constant heads give their baseline (logits 0, 1 for the space groups)
         np.testing.assert_allclose(loaded.spacegroup(x[:2], 5).numpy(),
                                    [np.exp([0, 1]) / np.exp([0, 1]).sum()] * 2, rtol=1e-6)
@@ -144,14 +146,21 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert best["spacegroups"][0]["number"] == groups[int(np.argmax(p_sg[0]))]
     names, lat = models.lattice(x, best["bravais"])
     assert best["lattice"][names[0]]["value"] == pytest.approx(float(lat[0, 0]), rel=1e-5)
-    # Lattice parameters: lengths mixed with blend_weight, free angles with angle_blend_weight.
+    # Lattice parameters: lengths mixed with length_blend_weight, free angles with
+    # angle_blend_weight; the trees fit the lengths as ln(length) and return Å.
     assert card["angle_blend_weight"] == formula_trees.ANGLE_BLEND_WEIGHT != card["blend_weight"]
+    assert card["length_blend_weight"] == formula_trees.LENGTH_BLEND_WEIGHT != card["blend_weight"]
+    assert card["settings"]["lattice_lengths"] == "ln(Å)"
     names, lat = models.lattice(x, "mP")
     assert names == ["a", "b", "c", "beta"]
     nets = models.lattice_parameters(x, "mP")[1].mean(axis=0)
     with torch.no_grad():
         tr = models.trees.lattice(torch.from_numpy(x.astype(np.float32)), BRAVAIS.index("mP")).numpy()
-    w = np.array([0.5, 0.5, 0.5, card["angle_blend_weight"]])
+    k = BRAVAIS.index("mP")
+    c0, c1 = models.trees.column_offsets[15 + k: 17 + k].tolist()
+    assert models.trees.exp_columns[c0:c1].tolist() == [True, True, True, False]
+    assert tr[0, :3].min() > 0  # lengths, in Å
+    w = np.array([card["length_blend_weight"]] * 3 + [card["angle_blend_weight"]])
     np.testing.assert_allclose(lat, (1 - w) * nets + w * tr, rtol=1e-6)
     res = predict_formula("NaCl", top_k=14, model_dir=out)
     got = next(c for c in res["candidates"] if c["bravais"] == "mP")["lattice"]
@@ -197,6 +206,7 @@ def test_shipped_trees_load_and_are_used():
     models = FormulaModels()
     assert models.trees is not None and models.blend == card["blend_weight"]
     assert models.angle_blend == card["angle_blend_weight"]
+    assert models.length_blend == card["length_blend_weight"]
     assert int(models.trees.tree_offsets.numel()) == N_HEADS + 1
     x = formula_features("LiFePO4")[None, :]
     p = models.bravais(x)

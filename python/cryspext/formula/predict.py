@@ -7,7 +7,8 @@ each lattice, gives the Bravais probabilities; conditioned on a lattice, that la
 groups; its lattice outputs, the free parameters of each lattice. Where the model folder also
 holds ``formula_trees.pt`` (gradient-boosted trees on the same features, ``trees``), every
 probability and parameter is the mix ``(1 − w) · network mean + w · trees`` with ``w`` from its
-card (``blend_weight``; ``angle_blend_weight`` for the free lattice angles). The spread across
+card (``blend_weight``; ``length_blend_weight`` for the lattice lengths and
+``angle_blend_weight`` for the free lattice angles). The spread across
 the network members is the confidence measure: ``spread`` is the standard deviation of one
 class's probability over the members, a parameter's ``std`` the standard deviation of the
 members' predictions (Å or degrees).
@@ -61,11 +62,13 @@ class FormulaModels:
         self.formula, self.formula_card = load("formula")
         self.cell, self.cell_card = load("cell")
         # Optional boosted trees, mixed into every output with weight ``blend``.
-        self.trees, self.trees_card, self.blend, self.angle_blend = None, None, 0.0, 0.0
+        self.trees, self.trees_card = None, None
+        self.blend = self.length_blend = self.angle_blend = 0.0
         if (self.directory / "formula_trees.pt").is_file():
             self.trees, self.trees_card = load("formula_trees")
             self.blend = float(self.trees_card["blend_weight"])
-            # the free lattice angles have their own weight (older cards: the same one)
+            # lattice lengths and free angles have their own weights (older cards: the same one)
+            self.length_blend = float(self.trees_card.get("length_blend_weight", self.blend))
             self.angle_blend = float(self.trees_card.get("angle_blend_weight", self.blend))
         # Optional boosted trees of the cell model, mixed with weight ``cell_blend``.
         self.cell_trees, self.cell_trees_card, self.cell_blend = None, None, 0.0
@@ -138,10 +141,10 @@ class FormulaModels:
     def lattice_mix(self, network_mean: np.ndarray, trees: np.ndarray | None,
                     bravais: str) -> np.ndarray:
         """The formula model's (..., n_free) lattice parameters of ``bravais`` from its two
-        parts: ``mix`` for the lengths, the same with the card's ``angle_blend_weight`` for the
-        free angles."""
+        parts, mixed as ``mix_parts`` with the card's ``length_blend_weight`` for the lengths
+        and ``angle_blend_weight`` for the free angles."""
         names = self.formula_card["parameters"][bravais]["free"]
-        w = np.array([self.angle_blend if n in ANGLES else self.blend for n in names])
+        w = np.array([self.angle_blend if n in ANGLES else self.length_blend for n in names])
         return mix_parts(network_mean, trees, w)
 
     def bravais(self, X) -> np.ndarray:

@@ -19,11 +19,13 @@ logits of lattice k (ascending numbers, as in the card's ``spacegroup_classes``)
 the free lattice parameters of lattice k (Å, degrees). The cell trees have one head, the logits
 of space groups 1..230 (``probabilities(x, 0)``). Each head owns a contiguous range of trees
 and of output columns; a head's output is its baseline plus the leaf values of its trees.
+Regressor columns marked in ``exp_columns`` were fitted on the natural log of their target
+(the lattice lengths, ``training.formula_trees``); ``lattice`` returns exp of their sum.
 """
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -41,7 +43,8 @@ class BoostedTrees(nn.Module):
     def __init__(self, edges: torch.Tensor, feature: torch.Tensor, bin_threshold: torch.Tensor,
                  left_offset: torch.Tensor, value: torch.Tensor, roots: torch.Tensor,
                  tree_column: torch.Tensor, tree_offsets: torch.Tensor,
-                 column_offsets: torch.Tensor, baseline: torch.Tensor, max_depth: int):
+                 column_offsets: torch.Tensor, baseline: torch.Tensor, max_depth: int,
+                 exp_columns: Optional[torch.Tensor] = None):
         super().__init__()
         self.register_buffer("edges", edges.float().contiguous())  # (n_features, 254), +inf padded
         self.register_buffer("feature", feature.to(torch.uint8))
@@ -53,6 +56,9 @@ class BoostedTrees(nn.Module):
         self.register_buffer("tree_offsets", tree_offsets.long())  # (N_HEADS + 1,)
         self.register_buffer("column_offsets", column_offsets.long())  # (N_HEADS + 1,)
         self.register_buffer("baseline", baseline.float())
+        if exp_columns is None:
+            exp_columns = torch.zeros(baseline.numel(), dtype=torch.bool)
+        self.register_buffer("exp_columns", exp_columns.to(torch.bool))  # fitted on ln(target)
         self.max_depth = max_depth
 
     def bins(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +126,9 @@ class BoostedTrees(nn.Module):
     @torch.jit.export
     def lattice(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """(n, n_free) free lattice parameters of lattice k (Å, degrees)."""
-        return self._heads(x, 15 + k)
+        out = self._heads(x, 15 + k)
+        c0, c1 = int(self.column_offsets[15 + k]), int(self.column_offsets[16 + k])
+        return torch.where(self.exp_columns[c0:c1].unsqueeze(0), torch.exp(out), out)
 
 
 MAX_EDGES = 254  # bins 0..254 fit in uint8
@@ -190,12 +198,14 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
     ``heads``: ``n_heads`` entries in head order, each ``(model, n_columns, columns)``: a fitted
     ``HistGradientBoostingClassifier`` (``columns[i]`` = output column of ``model.classes_[i]``;
     columns no class maps to get the ``ABSENT`` logit), a list of ``HistGradientBoostingRegressor``
-    (one per column, ``columns`` unused), or ``None`` with a (n_columns,) baseline array as the
-    third item (a constant head, e.g. a lattice with a single training class).
+    (one per column; ``columns``: None, or one bool per column, True where the regressor was
+    fitted on the natural log of the target), or ``None`` with a (n_columns,) baseline array as
+    the third item (a constant head, e.g. a lattice with a single training class; in the
+    target's own units).
     Every model must have been fitted on ``bin_features(X, edges)``.
     """
     feats, thrs, lefts, vals, roots, cols = [], [], [], [], [], []
-    tree_off, col_off, baseline = [0], [0], []
+    tree_off, col_off, baseline, exp_columns = [0], [0], [], []
     n_nodes, depth = 0, 0
 
     def add_tree(pred, column):
@@ -214,6 +224,7 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
 
     for model, n_columns, columns in heads:
         base = np.zeros(n_columns)
+        log_target = np.zeros(n_columns, bool)
         n_trees = 0
         if model is None:
             base = np.asarray(columns, float)
@@ -233,6 +244,8 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
                     add_tree(pred, c)
                     n_trees += 1
         else:  # one regressor per column
+            if columns is not None:
+                log_target[:] = np.asarray(columns, bool)
             for c, reg in enumerate(model):
                 base[c] = float(np.ravel(reg._baseline_prediction)[0])
                 for iteration in reg._predictors:
@@ -241,6 +254,7 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
         tree_off.append(tree_off[-1] + n_trees)
         col_off.append(col_off[-1] + n_columns)
         baseline.append(base)
+        exp_columns.append(log_target)
     if len(tree_off) != n_heads + 1:
         raise ValueError(f"expected {n_heads} heads, got {len(tree_off) - 1}")
     cat = (lambda a, dt: torch.from_numpy(np.concatenate(a).astype(dt)) if a
@@ -249,4 +263,5 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
         torch.from_numpy(edges), cat(feats, np.uint8), cat(thrs, np.uint8), cat(lefts, np.int8),
         cat(vals, np.float16), torch.tensor(roots, dtype=torch.int32),
         torch.tensor(cols, dtype=torch.int32), torch.tensor(tree_off), torch.tensor(col_off),
-        torch.from_numpy(np.concatenate(baseline)), depth + 1)
+        torch.from_numpy(np.concatenate(baseline)), depth + 1,
+        torch.from_numpy(np.concatenate(exp_columns)))
