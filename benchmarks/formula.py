@@ -243,7 +243,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     for key, card in (("trees", models.trees_card), ("cell_trees", models.cell_trees_card)):
         if card is not None:
             res[key] = {k: card.get(k) for k in ("n_trees", "n_nodes", "fit_s", "blend_weight",
-                                                 "angle_blend_weight", "threads")}
+                                                 "length_blend_weight", "angle_blend_weight",
+                                                 "threads")}
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
@@ -287,6 +288,16 @@ def pct(x):
 
 def f2(x):
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def _lattice_weights(card: dict) -> str:
+    """' (0.7 for the lattice lengths, ...; 0.8 for the free lattice angles)' from a trees card."""
+    parts = []
+    if card.get("length_blend_weight") is not None:
+        parts.append(f"{card['length_blend_weight']} for the lattice lengths, fitted as ln(length)")
+    if card.get("angle_blend_weight") is not None:
+        parts.append(f"{card['angle_blend_weight']} for the free lattice angles")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def markdown(results, api, command, elapsed, env) -> str:
@@ -378,8 +389,7 @@ def markdown(results, api, command, elapsed, env) -> str:
                         f"{t['n_trees']} trees, {t['n_nodes']} nodes, fitted in "
                         f"{t['fit_s'] / 60:.1f} min on {t['threads'] or 1} thread(s); mixed with "
                         f"weight {t['blend_weight']}"
-                        + (f" ({t['angle_blend_weight']} for the free lattice angles)"
-                           if t.get("angle_blend_weight") is not None else "") + ".", ""]
+                        + _lattice_weights(t) + ".", ""]
     out += [f"`predict_formula` latency, one formula at a time: {api['predict_formula_ms']:.1f} ms.",
             "", "## How to read this", "",
             "* SG top-k (true BL): the space-group ranking given the true Bravais lattice, as in "
@@ -389,12 +399,13 @@ def markdown(results, api, command, elapsed, env) -> str:
             "lattice counts as a miss.",
             "* cryspext = the shipped formula model: the mean of its network ensemble mixed "
             "with its gradient-boosted trees, (1 − w)·networks + w·trees with w from "
-            "`formula_trees.json` (0.5, fixed a priori; for the free lattice angles 0.8, "
-            "chosen on the validation slices, `benchmarks/lattice_trees_validation.py`). The "
+            "`formula_trees.json` (0.5 for the probabilities, fixed a priori; 0.7 for the "
+            "lattice lengths and 0.9 for the free lattice angles, chosen on the validation "
+            "slices, `benchmarks/lattice_trees_validation.py`). The "
             "rows 'networks only' and 'trees only' are its two parts alone; the trees are "
             "scikit-learn HistGradientBoosting models (one Bravais classifier, one space-group "
             "classifier per lattice, one "
-            "regressor per free parameter) converted to TorchScript. The cell model is mixed "
+            "regressor per free parameter, lengths fitted as ln(length)) converted to TorchScript. The cell model is mixed "
             "the same way with its own trees (one 230-way classifier on the cell features) "
             "where `cell_trees.pt` is shipped.",
             "* Same inputs for every method: the 221 formula features of "

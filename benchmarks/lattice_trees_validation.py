@@ -11,9 +11,12 @@ rows are never read), everything fitted without the slice:
   per Bravais lattice for all its free parameters).
 
 For each setting it prints the R² of every (lattice, parameter) for the trees alone and for the
-50/50 mix with the networks' mean, the number of the 37 values above the forest's and their
-mean, and the mean R² of the lengths and of the free angles for mixing weights 0, 0.1, ..., 1
-(the choice of ``formula_trees.ANGLE_BLEND_WEIGHT``).
+mix with the networks' mean (the shipped weights, ``formula_trees.LENGTH_BLEND_WEIGHT`` and
+``ANGLE_BLEND_WEIGHT``), the number of the 37 values above the forest's and their mean, and
+the mean R² of the lengths and of the free angles for mixing weights 0, 0.1, ..., 1 (the
+choice of those two weights). A setting with ``"log_lengths": True`` fits the lengths as
+ln(length / Å), as the shipped trees do (``formula_trees.LOG_LENGTHS``); one with ``"angles"``
+fits the free angles with those settings instead (the shipped ``formula_trees.ANGLE_TREES``).
 
     python benchmarks/lattice_trees_validation.py --split random [--nets DIR] [--settings previous,shipped]
 """
@@ -36,15 +39,33 @@ PREVIOUS = {"learning_rate": 0.05, "max_iter": 400, "max_leaf_nodes": 31, "l2_re
 
 
 def candidates() -> dict:
-    from cryspext.training.formula_trees import LATTICE_TREES
+    from cryspext.training.formula_trees import ANGLE_TREES, LATTICE_TREES, LOG_LENGTHS
 
+    linear = {**LATTICE_TREES, "log_lengths": False}
     return {
-        "previous": PREVIOUS,
-        "all features, 63 leaves": {**LATTICE_TREES, "max_features": 1.0},
-        "shipped": LATTICE_TREES,
-        "shipped, 10 % of the features": {**LATTICE_TREES, "max_features": 0.1},
-        "shipped, 1000 rounds": {**LATTICE_TREES, "max_iter": 1000, "min_samples_leaf": 5},
+        "previous": {**PREVIOUS, "log_lengths": False},
+        "all features, 63 leaves": {**linear, "max_features": 1.0},
+        "lengths in Å": linear,
+        "ln(lengths)": {**LATTICE_TREES, "log_lengths": True},
+        "shipped": {**LATTICE_TREES, "log_lengths": LOG_LENGTHS, "angles": ANGLE_TREES},
+        "10 % of the features": {**linear, "max_features": 0.1},
+        "1000 rounds": {**linear, "max_iter": 1000, "min_samples_leaf": 5},
     }
+
+
+def fit_predict(settings: dict, length: bool, X_fit, y_fit, X_val) -> np.ndarray:
+    """Fit one lattice-parameter regressor with ``settings`` and predict ``X_val`` (Å or
+    degrees); a length of a ``log_lengths`` setting is fitted as ln(length), an angle of a
+    setting with ``angles`` with those settings."""
+    from cryspext.training.formula_trees import _regressor
+
+    settings = dict(settings)
+    log = settings.pop("log_lengths") and length
+    angles = settings.pop("angles", None)
+    if angles is not None and not length:
+        settings = angles
+    model = _regressor(settings, 0).fit(X_fit, np.log(y_fit) if log else y_fit)
+    return np.exp(model.predict(X_val)) if log else model.predict(X_val)
 
 
 def main(argv=None) -> int:
@@ -52,7 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=["random", "future"], default="random")
     ap.add_argument("--nets", type=Path, default=None,
                     help="validation networks (default cache/formula/validation_<split>)")
-    ap.add_argument("--settings", default="previous,shipped",
+    ap.add_argument("--settings", default="lengths in Å,ln(lengths),shipped",
                     help="comma-separated names among: " + ", ".join(candidates()))
     a = ap.parse_args(argv)
     import torch
@@ -64,7 +85,7 @@ def main(argv=None) -> int:
     from cryspext.formula.trees import bin_features, feature_edges
     from cryspext.models import load_torchscript
     from cryspext.training import formula as T
-    from cryspext.training.formula_trees import BLEND_WEIGHT, _regressor
+    from cryspext.training.formula_trees import ANGLE_BLEND_WEIGHT, LENGTH_BLEND_WEIGHT
 
     nets_dir = a.nets or T.DEFAULT_CACHE / f"validation_{a.split}"
     card = json.loads((nets_dir / "formula.json").read_text())
@@ -90,8 +111,8 @@ def main(argv=None) -> int:
             forest[b] = rf.fit(X[f], P[f][:, cols]).predict(X[v]).reshape(len(v), -1)
             for name, settings in chosen.items():
                 t = time.time()
-                trees[name][b] = np.stack([_regressor(settings, 0).fit(Xb[f], P[f, c]).predict(Xb[v])
-                                           for c in cols], axis=1)
+                trees[name][b] = np.stack([fit_predict(settings, PARAMETER_NAMES[c] not in ANGLES,
+                                                       Xb[f], P[f, c], Xb[v]) for c in cols], axis=1)
                 seconds[name] += time.time() - t
             print(f"{b}: {len(v)} validation formulas", file=sys.stderr, flush=True)
 
@@ -100,8 +121,9 @@ def main(argv=None) -> int:
         for b in BRAVAIS:
             for j, p in enumerate(FREE_PARAMETERS[b]):
                 y, t = truth[b][:, j], trees[name][b][:, j]
+                w = ANGLE_BLEND_WEIGHT if p in ANGLES else LENGTH_BLEND_WEIGHT
                 r = {"forest": T.r2_score(y, forest[b][:, j]), "trees": T.r2_score(y, t),
-                     "mix": T.r2_score(y, mix_parts(net[b][:, j], t, BLEND_WEIGHT))}
+                     "mix": T.r2_score(y, mix_parts(net[b][:, j], t, w))}
                 rows[f"{b} {p}"] = {m: round(v, 3) for m, v in r.items()}
                 for m in beats:
                     beats[m] += r[m] > r["forest"]
@@ -117,6 +139,7 @@ def main(argv=None) -> int:
                         T.r2_score(truth[b][:, j], mix))
             scan[str(w)] = {k: round(float(np.mean(v)), 4) for k, v in r2.items()}
         print(json.dumps({"split": a.split, "setting": name, "lattice_trees": chosen[name],
+                          "mix_weights": {"lengths": LENGTH_BLEND_WEIGHT, "angles": ANGLE_BLEND_WEIGHT},
                           "fit_s": round(seconds[name], 1),
                           "beats_forest": {m: f"{v} of {n}" for m, v in beats.items()},
                           "mean_r2": {m: round(v / n, 4) for m, v in total.items()},
