@@ -404,9 +404,9 @@ def markdown(results, api, command, elapsed, env) -> str:
             "slices, `benchmarks/lattice_trees_validation.py`). The "
             "rows 'networks only' and 'trees only' are its two parts alone; the trees are "
             "scikit-learn HistGradientBoosting models (one Bravais classifier, one space-group "
-            "classifier per lattice, one "
-            "regressor per free parameter, lengths fitted as ln(length)) converted to TorchScript. The cell model is mixed "
-            "the same way with its own trees (one 230-way classifier on the cell features) "
+            "classifier per lattice, one regressor per free parameter, lengths fitted as "
+            "ln(length)) converted to TorchScript. The cell model is mixed the same way "
+            "with its own trees (one 230-way classifier on the cell features) "
             "where `cell_trees.pt` is shipped.",
             "* Same inputs for every method: the 221 formula features of "
             "`cryspext.formula.features` (cryspext scales them inside its networks: standardised "
