@@ -291,7 +291,8 @@ def f2(x):
 
 
 def _lattice_weights(card: dict) -> str:
-    """' (0.7 for the lattice lengths, ...; 0.8 for the free lattice angles)' from a trees card."""
+    """The lattice weights of a trees card, ' (w for the lattice lengths, ...; w for the free
+    lattice angles)', or '' for a card without them."""
     parts = []
     if card.get("length_blend_weight") is not None:
         parts.append(f"{card['length_blend_weight']} for the lattice lengths, fitted as ln(length)")

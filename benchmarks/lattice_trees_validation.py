@@ -53,19 +53,21 @@ def candidates() -> dict:
     }
 
 
-def fit_predict(settings: dict, length: bool, X_fit, y_fit, X_val) -> np.ndarray:
-    """Fit one lattice-parameter regressor with ``settings`` and predict ``X_val`` (Å or
-    degrees); a length of a ``log_lengths`` setting is fitted as ln(length), an angle of a
-    setting with ``angles`` with those settings."""
-    from cryspext.training.formula_trees import _regressor
+def fit_predict(settings: dict, parameter: str, X_fit, y_fit, X_val) -> np.ndarray:
+    """Fit the regressor of one lattice ``parameter`` with ``settings`` and predict ``X_val``
+    (Å or degrees): the target of ``formula_trees.lattice_target`` with the setting's
+    ``log_lengths``; an angle of a setting with ``angles`` is fitted with those settings."""
+    from cryspext.formula.lattice import ANGLES
+    from cryspext.training.formula_trees import _regressor, fitted_on_log, lattice_target
 
     settings = dict(settings)
-    log = settings.pop("log_lengths") and length
+    log_lengths = settings.pop("log_lengths")
     angles = settings.pop("angles", None)
-    if angles is not None and not length:
+    if angles is not None and parameter in ANGLES:
         settings = angles
-    model = _regressor(settings, 0).fit(X_fit, np.log(y_fit) if log else y_fit)
-    return np.exp(model.predict(X_val)) if log else model.predict(X_val)
+    model = _regressor(settings, 0).fit(X_fit, lattice_target(y_fit, parameter, log_lengths))
+    pred = model.predict(X_val)
+    return np.exp(pred) if fitted_on_log(parameter, log_lengths) else pred
 
 
 def main(argv=None) -> int:
@@ -111,8 +113,8 @@ def main(argv=None) -> int:
             forest[b] = rf.fit(X[f], P[f][:, cols]).predict(X[v]).reshape(len(v), -1)
             for name, settings in chosen.items():
                 t = time.time()
-                trees[name][b] = np.stack([fit_predict(settings, PARAMETER_NAMES[c] not in ANGLES,
-                                                       Xb[f], P[f, c], Xb[v]) for c in cols], axis=1)
+                trees[name][b] = np.stack([fit_predict(settings, PARAMETER_NAMES[c], Xb[f], P[f, c], Xb[v])
+                                           for c in cols], axis=1)
                 seconds[name] += time.time() - t
             print(f"{b}: {len(v)} validation formulas", file=sys.stderr, flush=True)
 

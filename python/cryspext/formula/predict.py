@@ -8,10 +8,10 @@ groups; its lattice outputs, the free parameters of each lattice. Where the mode
 holds ``formula_trees.pt`` (gradient-boosted trees on the same features, ``trees``), every
 probability and parameter is the mix ``(1 − w) · network mean + w · trees`` with ``w`` from its
 card (``blend_weight``; ``length_blend_weight`` for the lattice lengths and
-``angle_blend_weight`` for the free lattice angles). The spread across
-the network members is the confidence measure: ``spread`` is the standard deviation of one
-class's probability over the members, a parameter's ``std`` the standard deviation of the
-members' predictions (Å or degrees).
+``angle_blend_weight`` for the free lattice angles). The spread across the network members is
+the confidence measure: ``spread`` is the standard deviation of one class's probability over
+the members, a parameter's ``std`` the standard deviation of the members' predictions (Å or
+degrees).
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
 the cell canonical (metric lattice type + Niggli reduction), so any basis of a lattice gives the
@@ -61,7 +61,7 @@ class FormulaModels:
         # One joint ensemble gives the Bravais, space-group and lattice outputs (nets.JointEnsemble).
         self.formula, self.formula_card = load("formula")
         self.cell, self.cell_card = load("cell")
-        # Optional boosted trees, mixed into every output with weight ``blend``.
+        # Optional boosted trees, mixed into every output with the weights of their card.
         self.trees, self.trees_card = None, None
         self.blend = self.length_blend = self.angle_blend = 0.0
         if (self.directory / "formula_trees.pt").is_file():

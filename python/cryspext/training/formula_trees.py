@@ -10,9 +10,9 @@ ensemble's: ``(1 − w) · networks + w · trees`` with ``w`` = the card's ``ble
 fixed at 0.5 (equal weight to the two learners; not tuned on the test rows), except for the
 lattice parameters: ``length_blend_weight`` (0.7) for the lengths, which the trees fit as
 ln(length), and ``angle_blend_weight`` (0.9) for the free angles, both chosen on the
-validation slices. ``--cell`` fits the same kind of trees for the cell-geometry model (``cell_trees.pt``,
-one 230-way classifier), mixed the same way with the cell networks, weight 0.3
-(``CELL_BLEND_WEIGHT``, chosen on a validation slice).
+validation slices. ``--cell`` fits the same kind of trees for the cell-geometry model
+(``cell_trees.pt``, one 230-way classifier), mixed the same way with the cell networks, weight
+0.3 (``CELL_BLEND_WEIGHT``, chosen on a validation slice).
 
 ``--validate`` fits on the training rows minus the validation slice
 (``training.formula.validation_split``) and scores on that slice, for choosing settings
@@ -83,15 +83,15 @@ FORMULA_BLEND_RULE = ("predict: (1 - blend_weight) * network-ensemble mean + ble
                       "the free lattice angles")
 
 
-def fitted_on_log(parameter: str) -> bool:
+def fitted_on_log(parameter: str, log_lengths: bool = LOG_LENGTHS) -> bool:
     """Whether the trees of a lattice ``parameter`` regress its natural log (the lengths a, b, c
-    with ``LOG_LENGTHS``; ``BoostedTrees.lattice`` returns exp of their sum)."""
-    return LOG_LENGTHS and parameter not in ANGLES
+    with ``log_lengths``; ``BoostedTrees.lattice`` returns exp of their sum)."""
+    return log_lengths and parameter not in ANGLES
 
 
-def lattice_target(values: np.ndarray, parameter: str) -> np.ndarray:
+def lattice_target(values: np.ndarray, parameter: str, log_lengths: bool = LOG_LENGTHS) -> np.ndarray:
     """What the trees regress for a lattice ``parameter``: ln(length / Å), or degrees as is."""
-    return np.log(values) if fitted_on_log(parameter) else values
+    return np.log(values) if fitted_on_log(parameter, log_lengths) else values
 
 
 def _classifier(settings, seed):
