@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryspext.formula.elements import MAX_Z, SYMBOLS, element_table, provenance
-from cryspext.formula.features import FEATURE_NAMES, composition_features, formula_features
+from cryspext.formula.features import (
+    FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES, composition_features, formula_features, formula_unit_features)
 from cryspext.formula.parse import as_composition, parse_formula
 
 pmg = pytest.importorskip("pymatgen.core")
@@ -177,3 +178,30 @@ def test_element_fractions_sum_to_one():
     x = f[[i for i, n in enumerate(FEATURE_NAMES) if n.startswith("x_")]]
     assert x.sum() == pytest.approx(1.0)
     assert x[SYMBOLS.index("O")] == pytest.approx(2 / 3.5)
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_formula_unit_atoms_match_pymatgen_reduced_composition(formula):
+    atoms, volume = formula_unit_features(formula)
+    assert atoms == pytest.approx(pmg.Composition(formula).reduced_composition.num_atoms)
+    assert volume > 0
+
+
+def test_formula_unit_features_are_extensive_over_the_reduced_formula():
+    assert FORMULA_UNIT_FEATURE_NAMES == ["atoms_per_formula_unit", "formula_unit_volume"]
+    table, _ = element_table()
+    from cryspext.formula.elements import PROPERTIES
+
+    v = {el: table[SYMBOLS.index(el), PROPERTIES.index("gs_volume_per_atom")] for el in ("Fe", "O")}
+    expected = [5.0, 2 * v["Fe"] + 3 * v["O"]]  # Å³
+    for f in ("Fe2O3", "Fe4O6", pmg.Composition("Fe6O9"), {"O": 3, "Fe": 2}):
+        np.testing.assert_allclose(formula_unit_features(f), expected)
+    np.testing.assert_allclose(formula_unit_features("FeO"), [2.0, v["Fe"] + v["O"]])
+    # Elements are one atom (pymatgen keeps O2 as a molecule); amounts that are not whole
+    # numbers are taken as written.
+    np.testing.assert_allclose(formula_unit_features("O2"), [1.0, v["O"]])
+    assert formula_unit_features("Fe0.95O")[0] == pytest.approx(1.95)
+    with pytest.raises(ValueError, match="no elemental property data"):
+        formula_unit_features("RfO2")
+    with pytest.raises(ValueError, match="unknown element"):
+        formula_unit_features("XyO2")

@@ -3,7 +3,8 @@
 * ``predict_formula("LiFePO4", top_k=3)`` — CRYSPNet-style network ensembles mixed with
   gradient-boosted trees, on Magpie-style features.
 * ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry.
-* ``parse_formula`` / ``formula_features`` — the parser and the feature vector behind them.
+* ``parse_formula`` / ``formula_features`` / ``formula_unit_features`` — the parser and the
+  features behind them (intensive Magpie-style statistics; the size of the reduced formula).
 
 The element data ship with cryspext (``data/elements.json``); pymatgen and matminer are not
 needed at run time.
@@ -11,7 +12,7 @@ needed at run time.
 
 from __future__ import annotations
 
-from .features import FEATURE_NAMES, formula_features
+from .features import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES, formula_features, formula_unit_features
 from .lattice import BRAVAIS, BRAVAIS_NAMES, bravais_of_spacegroup
 from .parse import as_composition, parse_formula
 from .predict import FormulaModels, predict_cell, predict_formula
@@ -22,7 +23,9 @@ __all__ = [
     "parse_formula",
     "as_composition",
     "formula_features",
+    "formula_unit_features",
     "FEATURE_NAMES",
+    "FORMULA_UNIT_FEATURE_NAMES",
     "BRAVAIS",
     "BRAVAIS_NAMES",
     "bravais_of_spacegroup",

@@ -6,6 +6,12 @@ when the majority element changes (CRYSPNet, Sec. II B). Then stoichiometry p-no
 (p = 0, 2, 3, 5, 7, 10), the fraction of valence electrons in s, p, d and f orbitals, ionic
 character (charge balance possible with common oxidation states, max and mean
 1 − exp(−(Δχ)²/4)) and the mole fraction of each element Z = 1..103.
+
+All of these are intensive: Fe2O3 and FeO1.5 give the same vector. The lattice lengths are not:
+they grow with the size of the formula unit. ``formula_unit_features`` gives two extensive
+features of the reduced formula (``FORMULA_UNIT_FEATURE_NAMES``): its number of atoms and the sum
+of its elements' ground-state volumes per atom (Å³). The boosted trees read them for the
+lattice parameters (``trees``, ``training.formula_trees``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import numpy as np
 from .elements import MAX_Z, PROPERTIES, SYMBOLS, element_table
 from .parse import as_composition
 
-__all__ = ["FEATURE_NAMES", "formula_features", "composition_features"]
+__all__ = ["FEATURE_NAMES", "FORMULA_UNIT_FEATURE_NAMES", "formula_features", "composition_features",
+           "formula_unit_features", "reduced_amounts"]
 
 _STATS = ["mean", "avg_dev", "min", "max", "range"]
 _PNORMS = [0, 2, 3, 5, 7, 10]
@@ -30,6 +37,9 @@ FEATURE_NAMES: list[str] = (
     + ["charge_balance_possible", "max_ionic_char", "avg_ionic_char"]
     + [f"x_{SYMBOLS[z - 1]}" for z in range(1, MAX_Z + 1)]
 )
+
+# atoms in the reduced formula; Σ amount × ground-state volume per atom of the element (Å³)
+FORMULA_UNIT_FEATURE_NAMES: list[str] = ["atoms_per_formula_unit", "formula_unit_volume"]
 
 _IDX = {p: i for i, p in enumerate(PROPERTIES)}
 # Beyond this many oxidation-state combinations the charge-balance search gives up (→ 0).
@@ -53,9 +63,8 @@ def _charge_balanced(amounts: np.ndarray, states: list[list[int]]) -> bool:
     return False
 
 
-def composition_features(composition: dict[str, float]) -> np.ndarray:
-    """Feature vector (len(FEATURE_NAMES),) of an {element: amount} composition."""
-    table, oxi = element_table()
+def _atomic_numbers(composition: dict[str, float]) -> np.ndarray:
+    """Z of each element of ``composition``; a ValueError for elements without data."""
     z = []
     for el in composition:
         idx = SYMBOLS.index(el) + 1 if el in SYMBOLS else 0
@@ -65,7 +74,13 @@ def composition_features(composition: dict[str, float]) -> np.ndarray:
                 f"Z = 1..{MAX_Z} ({SYMBOLS[0]}..{SYMBOLS[MAX_Z - 1]})"
             )
         z.append(idx)
-    z = np.asarray(z)
+    return np.asarray(z)
+
+
+def composition_features(composition: dict[str, float]) -> np.ndarray:
+    """Feature vector (len(FEATURE_NAMES),) of an {element: amount} composition."""
+    table, oxi = element_table()
+    z = _atomic_numbers(composition)
     amounts = np.array([composition[el] for el in composition], dtype=float)
     x = amounts / amounts.sum()
     f = table[z - 1]  # (n_elements, n_properties)
@@ -102,3 +117,26 @@ def composition_features(composition: dict[str, float]) -> np.ndarray:
 def formula_features(formula) -> np.ndarray:
     """Features of a formula str, pymatgen ``Composition`` or {element: amount} mapping."""
     return composition_features(as_composition(formula))
+
+
+def reduced_amounts(amounts) -> np.ndarray:
+    """Amounts of the reduced formula: whole-number amounts divided by their greatest common
+    divisor (Fe4O6 → Fe2O3, O2 → O); amounts that are not all whole numbers (Li0.5CoO2) as given.
+    """
+    a = np.asarray(amounts, dtype=float)
+    whole = np.round(a)
+    if np.all(whole >= 1) and np.all(np.abs(a - whole) <= 1e-6):
+        return whole / np.gcd.reduce(whole.astype(np.int64))
+    return a
+
+
+def formula_unit_features(formula) -> np.ndarray:
+    """(2,) extensive features of the reduced formula (``FORMULA_UNIT_FEATURE_NAMES``): the
+    number of atoms and Σ amount × ground-state volume per atom (Å³, the element table's
+    ``gs_volume_per_atom``). A formula str, pymatgen ``Composition`` or mapping."""
+    composition = as_composition(formula)
+    table, _ = element_table()
+    z = _atomic_numbers(composition)
+    n = reduced_amounts(list(composition.values()))
+    volume = float(n @ table[z - 1, _IDX["gs_volume_per_atom"]])
+    return np.array([n.sum(), volume])
