@@ -8,7 +8,7 @@ rows are never read), everything fitted without the slice:
   thread; run it first, this script only reads ``--nets``);
 * lattice trees with each candidate setting below (2–5 min each on 1 thread);
 * the benchmark's lattice forest (``benchmarks/formula.py``: 100 trees, √features, one forest
-  per Bravais lattice for all its free parameters).
+  per Bravais lattice for all its free parameters), on the same inputs as the setting's trees.
 
 For each setting it prints the R² of every (lattice, parameter) for the trees alone and for the
 mix with the networks' mean (the shipped weights, ``formula_trees.LENGTH_BLEND_WEIGHT`` and
@@ -17,6 +17,8 @@ the mean R² of the lengths and of the free angles for mixing weights 0, 0.1, ..
 choice of those two weights). A setting with ``"log_lengths": True`` fits the lengths as
 ln(length / Å), as the shipped trees do (``formula_trees.LOG_LENGTHS``); one with ``"angles"``
 fits the free angles with those settings instead (the shipped ``formula_trees.ANGLE_TREES``).
+One with ``"formula_unit": True`` reads the formula-unit features too
+(``formula_trees.tree_inputs``), and so does the forest it is compared with.
 
     python benchmarks/lattice_trees_validation.py --split random [--nets DIR] [--settings previous,shipped]
 """
@@ -39,15 +41,17 @@ PREVIOUS = {"learning_rate": 0.05, "max_iter": 400, "max_leaf_nodes": 31, "l2_re
 
 
 def candidates() -> dict:
-    from cryspext.training.formula_trees import ANGLE_TREES, LATTICE_TREES, LOG_LENGTHS
+    from cryspext.training.formula_trees import ANGLE_TREES, FORMULA_UNIT_INPUTS, LATTICE_TREES, LOG_LENGTHS
 
-    linear = {**LATTICE_TREES, "log_lengths": False}
+    linear = {**LATTICE_TREES, "log_lengths": False, "formula_unit": False}
     return {
-        "previous": {**PREVIOUS, "log_lengths": False},
+        "previous": {**PREVIOUS, "log_lengths": False, "formula_unit": False},
         "all features, 63 leaves": {**linear, "max_features": 1.0},
         "lengths in Å": linear,
-        "ln(lengths)": {**LATTICE_TREES, "log_lengths": True},
-        "shipped": {**LATTICE_TREES, "log_lengths": LOG_LENGTHS, "angles": ANGLE_TREES},
+        "ln(lengths)": {**linear, "log_lengths": True},
+        "without formula-unit features": {**linear, "log_lengths": True, "angles": ANGLE_TREES},
+        "shipped": {**LATTICE_TREES, "log_lengths": LOG_LENGTHS, "angles": ANGLE_TREES,
+                    "formula_unit": FORMULA_UNIT_INPUTS},
         "10 % of the features": {**linear, "max_features": 0.1},
         "1000 rounds": {**linear, "max_iter": 1000, "min_samples_leaf": 5},
     }
@@ -61,6 +65,7 @@ def fit_predict(settings: dict, parameter: str, X_fit, y_fit, X_val) -> np.ndarr
     from cryspext.training.formula_trees import _regressor, fitted_on_log, lattice_target
 
     settings = dict(settings)
+    settings.pop("formula_unit")  # the caller passes the matching inputs
     log_lengths = settings.pop("log_lengths")
     angles = settings.pop("angles", None)
     if angles is not None and parameter in ANGLES:
@@ -75,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=["random", "future"], default="random")
     ap.add_argument("--nets", type=Path, default=None,
                     help="validation networks (default cache/formula/validation_<split>)")
-    ap.add_argument("--settings", default="lengths in Å,ln(lengths),shipped",
+    ap.add_argument("--settings", default="without formula-unit features,shipped",
                     help="comma-separated names among: " + ", ".join(candidates()))
     a = ap.parse_args(argv)
     import torch
@@ -87,7 +92,7 @@ def main(argv=None) -> int:
     from cryspext.formula.trees import bin_features, feature_edges
     from cryspext.models import load_torchscript
     from cryspext.training import formula as T
-    from cryspext.training.formula_trees import ANGLE_BLEND_WEIGHT, LENGTH_BLEND_WEIGHT
+    from cryspext.training.formula_trees import ANGLE_BLEND_WEIGHT, LENGTH_BLEND_WEIGHT, tree_inputs
 
     nets_dir = a.nets or T.DEFAULT_CACHE / f"validation_{a.split}"
     card = json.loads((nets_dir / "formula.json").read_text())
@@ -97,10 +102,12 @@ def main(argv=None) -> int:
     arr = T.dataset_arrays(T.DEFAULT_CACHE)
     fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
     X, B, P = arr["X"], arr["bravais"], arr["params"]
-    Xb = bin_features(X, feature_edges(X[fit]))
     chosen = {n: candidates()[n] for n in a.settings.split(",")}
+    # Inputs with and without the formula-unit features, as the chosen settings need them.
+    inputs = {u: tree_inputs(arr, formula_unit=u) for u in {s["formula_unit"] for s in chosen.values()}}
+    binned = {u: bin_features(x, feature_edges(x[fit])) for u, x in inputs.items()}
 
-    truth, net, forest, trees = {}, {}, {}, {n: {} for n in chosen}
+    truth, net, forest, trees = {}, {}, {u: {} for u in inputs}, {n: {} for n in chosen}
     seconds = dict.fromkeys(chosen, 0.0)
     with threadpool_limits(1):
         for k, b in enumerate(BRAVAIS):
@@ -109,26 +116,30 @@ def main(argv=None) -> int:
             truth[b] = P[v][:, cols]
             with torch.no_grad():
                 net[b] = nets.lattice(torch.from_numpy(X[v].astype(np.float32)), k).numpy().mean(0)
-            rf = RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=0, max_features="sqrt")
-            forest[b] = rf.fit(X[f], P[f][:, cols]).predict(X[v]).reshape(len(v), -1)
+            for u, x in inputs.items():
+                rf = RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=0, max_features="sqrt")
+                forest[u][b] = rf.fit(x[f], P[f][:, cols]).predict(x[v]).reshape(len(v), -1)
             for name, settings in chosen.items():
                 t = time.time()
+                Xb = binned[settings["formula_unit"]]
                 trees[name][b] = np.stack([fit_predict(settings, PARAMETER_NAMES[c], Xb[f], P[f, c], Xb[v])
                                            for c in cols], axis=1)
                 seconds[name] += time.time() - t
             print(f"{b}: {len(v)} validation formulas", file=sys.stderr, flush=True)
 
     for name in chosen:
-        rows, beats, total = {}, {"trees": 0, "mix": 0}, {"trees": 0.0, "mix": 0.0}
+        rows, beats, total = {}, {"trees": 0, "mix": 0}, {"trees": 0.0, "mix": 0.0, "forest": 0.0}
+        forest_ = forest[chosen[name]["formula_unit"]]
         for b in BRAVAIS:
             for j, p in enumerate(FREE_PARAMETERS[b]):
                 y, t = truth[b][:, j], trees[name][b][:, j]
                 w = ANGLE_BLEND_WEIGHT if p in ANGLES else LENGTH_BLEND_WEIGHT
-                r = {"forest": T.r2_score(y, forest[b][:, j]), "trees": T.r2_score(y, t),
+                r = {"forest": T.r2_score(y, forest_[b][:, j]), "trees": T.r2_score(y, t),
                      "mix": T.r2_score(y, mix_parts(net[b][:, j], t, w))}
                 rows[f"{b} {p}"] = {m: round(v, 3) for m, v in r.items()}
                 for m in beats:
                     beats[m] += r[m] > r["forest"]
+                for m in total:
                     total[m] += r[m]
         n = len(rows)
         scan = {}  # mean R² of the mix by weight, lengths and angles apart

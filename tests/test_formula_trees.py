@@ -100,6 +100,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     are the card's mix of the two."""
     from cryspext.formula import FEATURE_NAMES, formula_features, predict_formula
     from cryspext.formula.cellgeom import CELL_FEATURE_NAMES
+    from cryspext.formula.features import FORMULA_UNIT_FEATURE_NAMES, formula_unit_features
     from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
     from cryspext.formula.predict import FormulaModels
     from cryspext.training import formula_trees
@@ -118,7 +119,8 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
         C_primitive=rng.uniform(0.1, 2, size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
         primitive=params, conventional=params, niggli=params, params=params, sg=sg,
         bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
-        mp_id=np.arange(n), formula=np.array(["X"] * n), digest=np.array("synthetic"),
+        mp_id=np.arange(n), formula=rng.choice(["NaCl", "Fe2O3", "LiFePO4", "Cu", "SiO2"], size=n),
+        digest=np.array("synthetic"),
         niggli_sample=np.arange(0, n, 10),
         C_niggli_sample=rng.normal(size=(n // 10, len(CELL_FEATURE_NAMES))).astype(np.float32))
     out = tmp_path / "models"
@@ -132,7 +134,22 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
 
     models = FormulaModels(out)
     assert models.trees is not None
-    x = formula_features("NaCl")[None, :]
+    # The trees read the formula-unit features after the networks' inputs; the classifiers
+    # only the networks' inputs.
+    assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES
+    assert card["classifier_inputs"] == len(FEATURE_NAMES) == models.n_network_inputs
+    assert models.n_tree_inputs == len(card["inputs"])
+    x = models.features(["NaCl"])
+    np.testing.assert_array_equal(x[0], np.concatenate([formula_features("NaCl"),
+                                                        formula_unit_features("NaCl")]))
+    with pytest.raises(ValueError, match="FormulaModels.features"):
+        models.tree_output("bravais", x[:, :len(FEATURE_NAMES)])
+    t = models.trees
+    classifiers = slice(0, int(t.tree_offsets[15]))
+    split_features = t.feature[classifiers][t.left_offset[classifiers] > 0]
+    assert int(split_features.max()) < len(FEATURE_NAMES)
+    regressors = slice(int(t.tree_offsets[15]), None)
+    assert int(t.feature[regressors][t.left_offset[regressors] > 0].max()) >= len(FEATURE_NAMES)
     nets = models.bravais_proba(x).mean(axis=0)
     with torch.no_grad():
         tr = models.trees.bravais(torch.from_numpy(x.astype(np.float32))).numpy()
@@ -189,6 +206,22 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert top["number"] == int(np.argmax(mixed[0])) + 1
     assert top["probability"] == pytest.approx(float(mixed[0].max()), rel=1e-6)
 
+    # Trees without the formula-unit features (as shipped before them) read the networks'
+    # columns only.
+    import shutil
+
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("formula.pt", "formula.json", "cell.pt", "cell.json"):
+        shutil.copy(out / name, old / name)
+    monkeypatch.setattr(formula_trees, "FORMULA_UNIT_INPUTS", False)
+    assert formula_trees.train("future", old, cache=tmp_path)["inputs"] == FEATURE_NAMES
+    models = FormulaModels(old)
+    assert models.n_tree_inputs == len(FEATURE_NAMES)
+    np.testing.assert_array_equal(models.features(["NaCl"]), formula_features("NaCl")[None, :])
+    names, lat = models.lattice(formula_features("NaCl")[None, :], "mP")
+    assert predict_formula("NaCl", top_k=14, model_dir=old)["candidates"] and lat.shape == (1, 4)
+
 
 shipped = pytest.mark.skipif(not (MODELS_DIR / "formula" / "formula_trees.pt").is_file(),
                              reason="formula trees not shipped in this checkout")
@@ -196,7 +229,7 @@ shipped = pytest.mark.skipif(not (MODELS_DIR / "formula" / "formula_trees.pt").i
 
 @shipped
 def test_shipped_trees_load_and_are_used():
-    from cryspext.formula import formula_features
+    from cryspext.formula import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES
     from cryspext.formula.predict import FormulaModels
 
     card = json.loads((MODELS_DIR / "formula" / "formula_trees.json").read_text())
@@ -208,7 +241,11 @@ def test_shipped_trees_load_and_are_used():
     assert models.angle_blend == card["angle_blend_weight"]
     assert models.length_blend == card["length_blend_weight"]
     assert int(models.trees.tree_offsets.numel()) == N_HEADS + 1
-    x = formula_features("LiFePO4")[None, :]
+    assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES == (
+        models.trees_card["inputs"])
+    assert models.n_tree_inputs == len(card["inputs"]) and card["classifier_inputs"] == len(FEATURE_NAMES)
+    x = models.features(["LiFePO4"])
+    assert x.shape == (1, len(card["inputs"]))
     p = models.bravais(x)
     assert p.shape == (1, 14) and abs(p.sum() - 1) < 1e-5
     assert not np.allclose(p, models.bravais_proba(x).mean(axis=0))  # the trees count
@@ -240,11 +277,13 @@ def test_shipped_cell_trees_load_and_are_used():
 def test_element_order_does_not_change_the_answer(a, b):
     """Trees are step functions: round-off in the features (which depends on the order of the
     elements) must not move a formula across a threshold."""
-    from cryspext.formula import formula_features
     from cryspext.formula.predict import FormulaModels
 
     models = FormulaModels()
-    xa, xb = formula_features(a)[None, :], formula_features(b)[None, :]
+    xa, xb = models.features([a]), models.features([b])
     np.testing.assert_array_equal(models.trees.bins(torch.from_numpy(xa.astype(np.float32))),
                                   models.trees.bins(torch.from_numpy(xb.astype(np.float32))))
     np.testing.assert_allclose(models.bravais(xa), models.bravais(xb), atol=1e-6)
+    for lattice in ("mP", "cF"):  # the lattice trees also read the formula-unit features
+        np.testing.assert_allclose(models.lattice(xa, lattice)[1], models.lattice(xb, lattice)[1],
+                                   rtol=1e-6)

@@ -8,10 +8,12 @@ groups; its lattice outputs, the free parameters of each lattice. Where the mode
 holds ``formula_trees.pt`` (gradient-boosted trees on the same features, ``trees``), every
 probability and parameter is the mix ``(1 − w) · network mean + w · trees`` with ``w`` from its
 card (``blend_weight``; ``length_blend_weight`` for the lattice lengths and
-``angle_blend_weight`` for the free lattice angles). The spread across the network members is
-the confidence measure: ``spread`` is the standard deviation of one class's probability over
-the members, a parameter's ``std`` the standard deviation of the members' predictions (Å or
-degrees).
+``angle_blend_weight`` for the free lattice angles). The networks read the intensive features
+``features.FEATURE_NAMES``; trees whose card lists ``inputs`` beyond them also read
+``features.FORMULA_UNIT_FEATURE_NAMES`` (``FormulaModels.features`` builds such rows). The
+spread across the network members is the confidence measure: ``spread`` is the standard
+deviation of one class's probability over the members, a parameter's ``std`` the standard
+deviation of the members' predictions (Å or degrees).
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
 the cell canonical (metric lattice type + Niggli reduction), so any basis of a lattice gives the
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .cellgeom import canonical_cell, cell_features
-from .features import formula_features
+from .features import FEATURE_NAMES, formula_features, formula_unit_features
 from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
 from .parse import as_composition
 
@@ -40,7 +42,9 @@ class FormulaModels:
     """The two shipped TorchScript models (formula, cell) and their cards, from ``directory``.
 
     Default: the package's ``models/formula`` folder. Batched methods take feature matrices
-    (rows from ``features.formula_features``) and return per-member outputs.
+    (rows from ``features``: ``features.formula_features``, then, where the trees read them,
+    ``features.formula_unit_features``) and return per-member outputs; the networks read the
+    first ``n_network_inputs`` columns, the trees the first ``n_tree_inputs``.
     """
 
     def __init__(self, directory: str | Path | None = None):
@@ -60,12 +64,15 @@ class FormulaModels:
 
         # One joint ensemble gives the Bravais, space-group and lattice outputs (nets.JointEnsemble).
         self.formula, self.formula_card = load("formula")
+        self.n_network_inputs = len(self.formula_card.get("inputs", FEATURE_NAMES))
+        self.n_tree_inputs = 0
         self.cell, self.cell_card = load("cell")
         # Optional boosted trees, mixed into every output with the weights of their card.
         self.trees, self.trees_card = None, None
         self.blend = self.length_blend = self.angle_blend = 0.0
         if (self.directory / "formula_trees.pt").is_file():
             self.trees, self.trees_card = load("formula_trees")
+            self.n_tree_inputs = int(self.trees.edges.shape[0])
             self.blend = float(self.trees_card["blend_weight"])
             # lattice lengths and free angles have their own weights (older cards: the same one)
             self.length_blend = float(self.trees_card.get("length_blend_weight", self.blend))
@@ -82,19 +89,41 @@ class FormulaModels:
 
         return torch.from_numpy(np.ascontiguousarray(np.atleast_2d(X), dtype=np.float32))
 
+    def _columns(self, X, n: int, who: str):
+        X = np.atleast_2d(X)
+        if X.ndim != 2 or X.shape[1] < n:
+            raise ValueError(f"the {who} read {n} feature columns, got an array of shape "
+                             f"{X.shape}; build rows with FormulaModels.features")
+        return self._tensor(X[:, :n])
+
+    def _network_input(self, X):
+        return self._columns(X, self.n_network_inputs, "networks")
+
+    def features(self, formulas) -> np.ndarray:
+        """(n, columns) input rows of ``formulas`` (str, pymatgen ``Composition`` or mapping
+        each): ``formula_features``, followed by ``formula_unit_features`` where the trees
+        read them."""
+        rows = []
+        for f in formulas:
+            x = formula_features(f)
+            if self.n_tree_inputs > len(x):
+                x = np.concatenate([x, formula_unit_features(f)])
+            rows.append(x)
+        return np.stack(rows)
+
     def bravais_proba(self, X) -> np.ndarray:
         """(members, n, 14) probabilities over ``lattice.BRAVAIS``."""
         import torch
 
         with torch.no_grad():
-            return self.formula.bravais(self._tensor(X)).numpy()
+            return self.formula.bravais(self._network_input(X)).numpy()
 
     def spacegroup_proba(self, X, bravais: str) -> tuple[list[int], np.ndarray]:
         """(space groups of that lattice, (members, n, len) probabilities given that lattice)."""
         import torch
 
         with torch.no_grad():
-            p = self.formula.spacegroup(self._tensor(X), BRAVAIS.index(bravais)).numpy()
+            p = self.formula.spacegroup(self._network_input(X), BRAVAIS.index(bravais)).numpy()
         return self.formula_card["spacegroup_classes"][bravais], p
 
     def lattice_parameters(self, X, bravais: str) -> tuple[list[str], np.ndarray]:
@@ -102,7 +131,7 @@ class FormulaModels:
         import torch
 
         with torch.no_grad():
-            p = self.formula.lattice(self._tensor(X), BRAVAIS.index(bravais)).numpy()
+            p = self.formula.lattice(self._network_input(X), BRAVAIS.index(bravais)).numpy()
         return self.formula_card["parameters"][bravais]["free"], p
 
     def raw_outputs(self, X):
@@ -112,7 +141,7 @@ class FormulaModels:
         import torch
 
         with torch.no_grad():
-            return self.formula.raw(self._tensor(X))
+            return self.formula.raw(self._network_input(X))
 
     def heads(self, raw, bravais: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """From ``raw_outputs``: (members, n, 14) Bravais probabilities and, for lattice
@@ -132,7 +161,8 @@ class FormulaModels:
         import torch
 
         with torch.no_grad():
-            return getattr(self.trees, method)(self._tensor(X), *k).numpy()
+            x = self._columns(X, self.n_tree_inputs, "trees")
+            return getattr(self.trees, method)(x, *k).numpy()
 
     def mix(self, network_mean: np.ndarray, trees: np.ndarray | None) -> np.ndarray:
         """The formula model's output from its two parts (see ``mix_parts``)."""
@@ -221,8 +251,8 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     top_k = _check_top_k(top_k, len(BRAVAIS))
     n_spacegroups = _check_top_k(n_spacegroups, 230)
     comp = as_composition(formula)
-    x = formula_features(comp)[None, :]
     m = _models(str(model_dir) if model_dir else None)
+    x = m.features([comp])
     raw = m.raw_outputs(x)  # the members run once for all outputs
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
     prob = m.mix(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]

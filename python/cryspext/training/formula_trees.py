@@ -8,11 +8,16 @@ classifier per lattice, one regressor per free lattice parameter; packs them int
 (``formula.predict``) the trees' probabilities and parameters are mixed with the network
 ensemble's: ``(1 − w) · networks + w · trees`` with ``w`` = the card's ``blend_weight``,
 fixed at 0.5 (equal weight to the two learners; not tuned on the test rows), except for the
-lattice parameters: ``length_blend_weight`` (0.7) for the lengths, which the trees fit as
+lattice parameters: ``length_blend_weight`` (0.8) for the lengths, which the trees fit as
 ln(length), and ``angle_blend_weight`` (0.9) for the free angles, both chosen on the
 validation slices. ``--cell`` fits the same kind of trees for the cell-geometry model
 (``cell_trees.pt``, one 230-way classifier), mixed the same way with the cell networks, weight
 0.3 (``CELL_BLEND_WEIGHT``, chosen on a validation slice).
+
+Inputs: the classifiers read the 221 intensive features of ``formula.features.FEATURE_NAMES``
+(as the networks do); the lattice regressors also read the two extensive
+``FORMULA_UNIT_FEATURE_NAMES`` (atoms and summed elemental volume of the reduced formula,
+``tree_inputs``), since cell lengths scale with the size of the formula unit.
 
 ``--validate`` fits on the training rows minus the validation slice
 (``training.formula.validation_split``) and scores on that slice, for choosing settings
@@ -68,19 +73,42 @@ CELL_TREES = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "l2_r
 # picked by an earlier run of the same comparison (32.4 / 62.2 against 32.3 / 62.2 %).
 CELL_BLEND_WEIGHT = 0.3
 BLEND_WEIGHT = 0.5  # the formula model's mix of probabilities: equal weight, fixed beforehand
-# The lattice parameters lean on the trees. Scanned with benchmarks/lattice_trees_validation.py
-# (3 validation networks, trees and forest fitted without the slice; shipped trees), mean R² of
-# the mix by the trees' weight 0.5 / 0.6 / 0.7 / 0.8 / 0.9 / 1:
-# * the 31 lengths: random slice 0.556 / 0.560 / 0.561 / 0.559 / 0.556 / 0.550, future slice
-#   0.094 / 0.104 / 0.110 / 0.110 / 0.104 / 0.094;
-# * the 6 free angles (the networks are weak there): random 0.276 / 0.284 / 0.290 / 0.293 /
-#   0.293 / 0.291, future -0.008 / 0.007 / 0.018 / 0.026 / 0.029 / 0.029.
+# The lattice parameters lean on the trees, the more so since only the trees read the
+# formula-unit features. Scanned with benchmarks/lattice_trees_validation.py (3 validation
+# networks, trees and forest fitted without the slice; shipped trees), mean R² of the mix by the
+# trees' weight 0.5 / 0.6 / 0.7 / 0.8 / 0.9 / 1:
+# * the 31 lengths: random slice 0.594 / 0.603 / 0.609 / 0.612 / 0.611 / 0.608, future slice
+#   0.166 / 0.186 / 0.198 / 0.203 / 0.202 / 0.193 (trees without those features: 0.561 and
+#   0.110 at 0.7, their peak);
+# * the 6 free angles (the networks are weak there): random 0.291 / 0.302 / 0.310 / 0.315 /
+#   0.318 / 0.317, future 0.005 / 0.021 / 0.034 / 0.042 / 0.046 / 0.047.
 ANGLE_BLEND_WEIGHT = 0.9
-LENGTH_BLEND_WEIGHT = 0.7
+LENGTH_BLEND_WEIGHT = 0.8
 FORMULA_BLEND_RULE = ("predict: (1 - blend_weight) * network-ensemble mean + blend_weight * trees "
                       "for the Bravais and space-group probabilities; the same with "
                       "length_blend_weight for the lattice lengths and angle_blend_weight for "
                       "the free lattice angles")
+
+
+# The lattice regressors also read the formula-unit features (``tree_inputs``). Validation
+# slices (benchmarks/lattice_trees_validation.py, "without formula-unit features" vs "shipped";
+# the forest reads the same inputs as the trees), mean R² of the mix over the 37 parameters:
+# random 0.516 → 0.564, future 0.097 → 0.178; the forest 0.475 → 0.538 and 0.057 → 0.129. The
+# forest gains more (the networks do not read these features): the mix is ahead of it on
+# 36 → 31 and 27 → 23 of the 37 values.
+FORMULA_UNIT_INPUTS = True
+
+
+def tree_inputs(arr: dict, formula_unit: bool = FORMULA_UNIT_INPUTS) -> np.ndarray:
+    """(n, columns) float32 tree inputs of the data rows: ``arr["X"]`` (``FEATURE_NAMES``),
+    then with ``formula_unit`` the ``formula_unit_features`` of ``arr["formula"]``."""
+    from ..formula.features import formula_unit_features
+
+    X = arr["X"]
+    if not formula_unit:
+        return X
+    units = np.stack([formula_unit_features(str(f)) for f in arr["formula"]])
+    return np.concatenate([X, units.astype(X.dtype)], axis=1)
 
 
 def fitted_on_log(parameter: str, log_lengths: bool = LOG_LENGTHS) -> bool:
@@ -106,14 +134,16 @@ def _regressor(settings, seed):
     return HistGradientBoostingRegressor(**settings, early_stopping=False, random_state=seed)
 
 
-def fit_heads(Xb, B, SG, P, rows, seed: int = 0) -> list:
-    """The ``formula.trees.from_sklearn`` head list, fitted on binned features ``Xb[rows]``."""
+def fit_heads(Xb, B, SG, P, rows, seed: int = 0, classifier_columns: int | None = None) -> list:
+    """The ``formula.trees.from_sklearn`` head list, fitted on binned features ``Xb[rows]``;
+    the classifiers read only the first ``classifier_columns`` columns (default: all)."""
     heads = []
+    Xc = Xb if classifier_columns is None else Xb[:, :classifier_columns]
     todo = [("bravais", None)] + [("spacegroup", b) for b in BRAVAIS] + [("lattice", b) for b in BRAVAIS]
     for what, b in tqdm(todo, desc="tree heads"):
         if what == "bravais":
             y = B[rows]
-            heads.append((_classifier(BRAVAIS_TREES, seed).fit(Xb[rows], y), 14,
+            heads.append((_classifier(BRAVAIS_TREES, seed).fit(Xc[rows], y), 14,
                           list(np.unique(y))))
             continue
         k = BRAVAIS.index(b)
@@ -123,7 +153,7 @@ def fit_heads(Xb, B, SG, P, rows, seed: int = 0) -> list:
             y = np.searchsorted(groups, SG[r])
             present = np.unique(y)
             if len(present) >= 2:
-                heads.append((_classifier(SPACEGROUP_TREES, seed).fit(Xb[r], y), len(groups),
+                heads.append((_classifier(SPACEGROUP_TREES, seed).fit(Xc[r], y), len(groups),
                               list(present)))
             else:  # zero or one class seen: a constant head (uniform, or that class)
                 logits = np.zeros(len(groups)) if not len(present) else np.full(len(groups), ABSENT)
@@ -207,16 +237,21 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
     train_rows, test_rows = _split(arr, split)
     if validate:
         train_rows, test_rows = validation_split(arr, train_rows, split)
-    X, B, SG, P = arr["X"], arr["bravais"], arr["sg"], arr["params"]
+    from ..formula.features import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES
+
+    B, SG, P = arr["bravais"], arr["sg"], arr["params"]
+    X = tree_inputs(arr, FORMULA_UNIT_INPUTS)
     edges = feature_edges(X[train_rows])
     Xb = bin_features(X, edges)
     with threadpool_limits(threads):  # scikit-learn's OpenMP threads
-        heads = fit_heads(Xb, B, SG, P, train_rows, seed)
+        heads = fit_heads(Xb, B, SG, P, train_rows, seed, classifier_columns=len(FEATURE_NAMES))
     trees = from_sklearn(heads, edges)
     fit_s = time.time() - t0
     card = _card(
         "formula_trees", split, arr, train_rows, test_rows, trees, fit_s=fit_s, threads=threads,
         validate=validate,
+        inputs=list(FEATURE_NAMES) + list(FORMULA_UNIT_FEATURE_NAMES)[:X.shape[1] - len(FEATURE_NAMES)],
+        classifier_inputs=len(FEATURE_NAMES),  # the classifiers read the first columns only
         blend=FORMULA_BLEND_RULE, length_blend_weight=LENGTH_BLEND_WEIGHT,
         angle_blend_weight=ANGLE_BLEND_WEIGHT,
         settings={"bravais": BRAVAIS_TREES, "spacegroup": SPACEGROUP_TREES,
