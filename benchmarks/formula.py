@@ -33,6 +33,7 @@ from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  
 from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
 from cryspext.formula.predict import FormulaModels, mix_parts  # noqa: E402
 from cryspext.training.formula import r2_score, split_indices  # noqa: E402
+from cryspext.training.formula_trees import tree_inputs  # noqa: E402
 
 
 def topk(scores: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
@@ -63,6 +64,15 @@ CELL_TREES = 30
 NETS, TREES = "cryspext networks only", "cryspext trees only"
 
 
+def r2_difference_interval(y, p1, p2, rng, n_resamples: int = 1000) -> list[float]:
+    """95 % interval of R²(p1) − R²(p2) on ``y``: paired bootstrap over the rows."""
+    idx = rng.integers(0, len(y), size=(n_resamples, len(y)))
+    yy = y[idx]
+    ss_tot = ((yy - yy.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    diff = (((yy - p2[idx]) ** 2).sum(axis=1) - ((yy - p1[idx]) ** 2).sum(axis=1)) / ss_tot
+    return [float(v) for v in np.percentile(diff, [2.5, 97.5])]
+
+
 def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
     """{"cryspext": the shipped mix, NETS: network-ensemble mean, TREES: boosted trees} for one
     head ("bravais", "spacegroup", "lattice"); only "cryspext" when no trees are shipped."""
@@ -87,12 +97,15 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     train, test = split_indices(rows, split)
     X, B, SG, P, C = arr["X"], arr["bravais"], arr["sg"], arr["params"], arr["C"]
     models = FormulaModels(model_dir)
+    # Inputs for the lattice parameters, the same for cryspext's trees and the forest: X, then
+    # the formula-unit features where the shipped trees read them (the networks read X only).
+    XL = tree_inputs(arr, formula_unit=models.n_tree_inputs > X.shape[1])
     res = {"split": split, "n_train": int(len(train)), "n_test": int(len(test))}
     times = {}
 
     # ---- Bravais ----
     t = time.perf_counter()
-    parts_b = cryspext_parts(models, X[test], "bravais")
+    parts_b = cryspext_parts(models, XL[test], "bravais")
     times["cryspext_bravais_predict_s"] = time.perf_counter() - t
     t = time.perf_counter()
     rf_b = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
@@ -104,7 +117,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     # How closely each classifier fits its own training rows (a sample of 10 000).
     fit_rows = rng.permutation(train)[:10000]
     res["bravais_train_top1"] = {
-        "cryspext": float(np.mean(models.bravais(X[fit_rows]).argmax(1) == B[fit_rows])),
+        "cryspext": float(np.mean(models.bravais(XL[fit_rows]).argmax(1) == B[fit_rows])),
         "random forest": float(np.mean(rf_b.predict(X[fit_rows]) == B[fit_rows]))}
     del rf_b
     scores_b = {
@@ -122,6 +135,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     sg_true_hits = {m: {1: np.zeros(len(test), bool), 3: np.zeros(len(test), bool)} for m in methods}
     sg_pred_hits = {m: {1: np.zeros(len(test), bool), 3: np.zeros(len(test), bool)} for m in methods}
     lp = {}
+    boot_rng = np.random.default_rng(1)  # apart from ``rng``: the baselines' draws stay as they were
     t_rf = 0.0
     for k, b in enumerate(BRAVAIS):
         tr_k = train[B[train] == k]
@@ -134,14 +148,14 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
         rf_sg.fit(X[tr_k], y_tr)
         rf_lp = RandomForestRegressor(n_estimators=trees, n_jobs=threads, random_state=0,
                                       max_features="sqrt")
-        rf_lp.fit(X[tr_k], P[tr_k][:, cols])
+        rf_lp.fit(XL[tr_k], P[tr_k][:, cols])
         t_rf += time.perf_counter() - t
         # Rows whose space group each method scores with this lattice's model: the rows of
         # true class k ("given true Bravais") and the rows it predicted as k ("given predicted").
         # cryspext's parts are computed once, on every row one of them needs.
         ours = [m for m in methods if m.startswith("cryspext")]
         need = np.nonzero((B[test] == k) | np.any([pred_b[m] == k for m in ours], axis=0))[0]
-        parts_sg = cryspext_parts(models, X[test[need]], "spacegroup", b) if len(need) else {}
+        parts_sg = cryspext_parts(models, XL[test[need]], "spacegroup", b) if len(need) else {}
         position = np.full(len(test), -1)
         position[need] = np.arange(len(need))
         for m in methods:
@@ -164,12 +178,15 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
         te_k = test[B[test] == k]
         if len(te_k) >= 2:
             truth = P[te_k][:, cols]
-            preds = cryspext_parts(models, X[te_k], "lattice", b)
-            preds["random forest"] = rf_lp.predict(X[te_k]).reshape(len(te_k), -1)
+            preds = cryspext_parts(models, XL[te_k], "lattice", b)
+            preds["random forest"] = rf_lp.predict(XL[te_k]).reshape(len(te_k), -1)
             preds["mean"] = np.tile(P[tr_k][:, cols].mean(axis=0), (len(te_k), 1))
             lp[b] = {"n_test": int(len(te_k)),
                      **{name: {m: r2_score(truth[:, j], v[:, j]) for m, v in preds.items()}
                         for j, name in enumerate(free)}}
+            for j, name in enumerate(free):
+                lp[b][name]["cryspext - forest, 95 % interval"] = r2_difference_interval(
+                    truth[:, j], preds["cryspext"][:, j], preds["random forest"][:, j], boot_rng)
     times["rf_per_bravais_fit_s"] = t_rf
     res["spacegroup_given_true_bravais"] = {
         m: {"top1": float(sg_true_hits[m][1].mean()), "top3": float(sg_true_hits[m][3].mean())}
@@ -244,7 +261,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
         if card is not None:
             res[key] = {k: card.get(k) for k in ("n_trees", "n_nodes", "fit_s", "blend_weight",
                                                  "length_blend_weight", "angle_blend_weight",
-                                                 "threads")}
+                                                 "threads", "inputs", "classifier_inputs")}
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
@@ -298,7 +315,29 @@ def _lattice_weights(card: dict) -> str:
         parts.append(f"{card['length_blend_weight']} for the lattice lengths, fitted as ln(length)")
     if card.get("angle_blend_weight") is not None:
         parts.append(f"{card['angle_blend_weight']} for the free lattice angles")
+    n_classifier_inputs = card.get("classifier_inputs") or 0
+    extra = (card.get("inputs") or [])[n_classifier_inputs:]
+    if n_classifier_inputs and extra:  # inputs only the lattice regressors read
+        parts.append(f"the lattice trees also read {', '.join(extra)}")
     return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _significance(lattice_r2: dict) -> list[str]:
+    """Markdown lines: how many R² differences cryspext − forest have a 95 % bootstrap interval
+    above or below 0, and the values the forest wins, with their intervals."""
+    key = "cryspext - forest, 95 % interval"
+    cis = {f"{b} {n}": (v["cryspext"], v["random forest"], v[key])
+           for b, d in lattice_r2.items() for n, v in d.items() if n != "n_test" and key in v}
+    if not cis:
+        return []
+    above = sum(ci[0] > 0 for _, _, ci in cis.values())
+    below = sum(ci[1] < 0 for _, _, ci in cis.values())
+    lost = [f"{k} {a:.3f} / {f:.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+            for k, (a, f, ci) in cis.items() if a <= f]
+    return ["", f"Paired bootstrap over the test formulas (1000 resamples), 95 % interval of "
+            f"R²(cryspext) − R²(forest): above 0 for {above} of {len(cis)} values, below 0 for "
+            f"{below}. Values the forest wins (cryspext / forest [interval]): "
+            + ("; ".join(lost) if lost else "none") + "."]
 
 
 def markdown(results, api, command, elapsed, env) -> str:
@@ -345,8 +384,16 @@ def markdown(results, api, command, elapsed, env) -> str:
             out.append(f"| {b} | {d['n_test']} | " + " | ".join(cells) + " |")
         parts = "; ".join(f"{m.replace('cryspext ', '')}: {n} of {total}"
                           for m, n in wins.items() if m != "cryspext")
+        methods = [m for m in ("cryspext", NETS, TREES) if m in wins] + ["random forest", "mean"]
+        means = {m: np.mean([v[m] for d in r["lattice_r2_given_true_bravais"].values()
+                             for n, v in d.items() if n != "n_test"]) for m in methods}
         out += ["", f"cryspext beats the random forest on {wins['cryspext']} of {total} "
-                f"(lattice, parameter) R² values" + (f" ({parts})." if parts else "."), "",
+                f"(lattice, parameter) R² values" + (f" ({parts})." if parts else ".")
+                + " Mean R² over them: " + ", ".join(
+                    f"{'training mean' if m == 'mean' else m} {v:.3f}" for m, v in means.items())
+                + "."]
+        out += _significance(r["lattice_r2_given_true_bravais"])
+        out += ["",
                 f"Space group from the cell alone (top-1 / top-3; the cell "
                 f"forests have {r.get('cell_forest_trees', '?')} trees, for memory):", "",
                 "| method | top-1 | top-3 |", "|---|---|---|"]
@@ -400,9 +447,9 @@ def markdown(results, api, command, elapsed, env) -> str:
             "lattice counts as a miss.",
             "* cryspext = the shipped formula model: the mean of its network ensemble mixed "
             "with its gradient-boosted trees, (1 − w)·networks + w·trees with w from "
-            "`formula_trees.json` (0.5 for the probabilities, fixed a priori; 0.7 for the "
-            "lattice lengths and 0.9 for the free lattice angles, chosen on the validation "
-            "slices, `benchmarks/lattice_trees_validation.py`). The "
+            "`formula_trees.json` (0.5 for the probabilities, fixed a priori; for the lattice "
+            "lengths and the free lattice angles the weights given above, chosen on the "
+            "validation slices, `benchmarks/lattice_trees_validation.py`). The "
             "rows 'networks only' and 'trees only' are its two parts alone; the trees are "
             "scikit-learn HistGradientBoosting models (one Bravais classifier, one space-group "
             "classifier per lattice, one regressor per free parameter, lengths fitted as "
@@ -414,7 +461,11 @@ def markdown(results, api, command, elapsed, env) -> str:
             "statistics through a per-feature embedding, mole fractions × 3; with `--arch "
             "element` its networks also read the formula's elements from the mole-fraction "
             "features and encode them with learned per-element embeddings and self-attention "
-            "over the elements, a model structure, not an extra input).",
+            "over the elements, a model structure, not an extra input). For the lattice "
+            "parameters, cryspext's trees and the forest also read the two formula-unit "
+            "features of `formula_unit_features` (the number of atoms of the reduced formula "
+            "and the sum of its elements' ground-state volumes per atom, Å³), where the "
+            "shipped trees were fitted with them; the networks do not read them.",
             "* Lattice R² is per Bravais lattice and parameter (CRYSPNet's Table 4 layout), "
             "given the true lattice; hR parameters are those of the rhombohedral cell.",
             "* Cell geometry: a conventional cell (as a CIF gives it) fixes the metric but hides "
