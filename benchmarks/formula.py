@@ -69,8 +69,9 @@ def r2_difference_interval(y, p1, p2, rng, n_resamples: int = 1000) -> list[floa
     idx = rng.integers(0, len(y), size=(n_resamples, len(y)))
     yy = y[idx]
     ss_tot = ((yy - yy.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-    diff = (((yy - p2[idx]) ** 2).sum(axis=1) - ((yy - p1[idx]) ** 2).sum(axis=1)) / ss_tot
-    return [float(v) for v in np.percentile(diff, [2.5, 97.5])]
+    keep = ss_tot > 0  # a resample of one repeated row has no R²
+    diff = (((yy - p2[idx]) ** 2).sum(axis=1) - ((yy - p1[idx]) ** 2).sum(axis=1))[keep] / ss_tot[keep]
+    return [float(v) for v in np.percentile(diff, [2.5, 97.5])] if keep.any() else [np.nan, np.nan]
 
 
 def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:

@@ -250,7 +250,7 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
     card = _card(
         "formula_trees", split, arr, train_rows, test_rows, trees, fit_s=fit_s, threads=threads,
         validate=validate,
-        inputs=list(FEATURE_NAMES) + list(FORMULA_UNIT_FEATURE_NAMES)[:X.shape[1] - len(FEATURE_NAMES)],
+        inputs=FEATURE_NAMES + (FORMULA_UNIT_FEATURE_NAMES if FORMULA_UNIT_INPUTS else []),
         classifier_inputs=len(FEATURE_NAMES),  # the classifiers read the first columns only
         blend=FORMULA_BLEND_RULE, length_blend_weight=LENGTH_BLEND_WEIGHT,
         angle_blend_weight=ANGLE_BLEND_WEIGHT,
