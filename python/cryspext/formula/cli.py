@@ -95,7 +95,10 @@ def register(subparsers) -> None:
             "  cryspext formula Al2.6652O4\n"
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
             "Formulas: nested (), [] and {} groups, decimal amounts, hydrates joined by · or *. "
-            "Charges (SO4^2-) and variables (La2-xSrxCuO4) are refused."
+            "Charges (SO4^2-) and variables (La2-xSrxCuO4) are refused.\n"
+            "Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20, which "
+            "the training data make look low-symmetric; for a doped or non-stoichiometric "
+            "compound, ask for the parent formula (FeO) too."
         ),
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
     )

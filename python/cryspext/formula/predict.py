@@ -247,6 +247,11 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     ``n_spacegroups``) and ``lattice`` ({parameter: {value, std}} for all six parameters; the
     free ones carry the std over the network members, the ones fixed by symmetry have std 0).
     hR lattices are given as the rhombohedral cell.
+
+    Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20, a large
+    formula unit, and the training data (one Materials Project structure per integer formula)
+    make such formulas look low-symmetric. For a doped or non-stoichiometric compound, the
+    parent formula (FeO) is usually the better question.
     """
     top_k = _check_top_k(top_k, len(BRAVAIS))
     n_spacegroups = _check_top_k(n_spacegroups, 230)
