@@ -100,7 +100,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     models = FormulaModels(model_dir)
     # Inputs for the lattice parameters, the same for cryspext's trees and the forest: X, then
     # the formula-unit features where the shipped trees read them (the networks read X only).
-    XL = tree_inputs(arr, formula_unit=models.n_tree_inputs > X.shape[1])
+    XL = arr["X_with_formula_unit"] if models.n_tree_inputs > X.shape[1] else X
     res = {"split": split, "n_train": int(len(train)), "n_test": int(len(test))}
     times = {}
 
@@ -493,6 +493,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     arr = dict(np.load(args.cache / "arrays.npz", allow_pickle=False))
+    arr["X_with_formula_unit"] = tree_inputs(arr, formula_unit=True)  # once for both splits
     rng = np.random.default_rng(0)
     results = []
     for split in args.splits:

@@ -24,7 +24,7 @@ from .elements import MAX_Z, PROPERTIES, SYMBOLS, element_table
 from .parse import as_composition
 
 __all__ = ["FEATURE_NAMES", "FORMULA_UNIT_FEATURE_NAMES", "formula_features", "composition_features",
-           "formula_unit_features", "reduced_amounts"]
+           "formula_unit_features", "formula_unit_rows", "reduced_amounts"]
 
 _STATS = ["mean", "avg_dev", "min", "max", "range"]
 _PNORMS = [0, 2, 3, 5, 7, 10]
@@ -140,3 +140,8 @@ def formula_unit_features(formula) -> np.ndarray:
     n = reduced_amounts(list(composition.values()))
     volume = float(n @ table[z - 1, _IDX["gs_volume_per_atom"]])
     return np.array([n.sum(), volume])
+
+
+def formula_unit_rows(formulas) -> np.ndarray:
+    """(n, 2) ``formula_unit_features`` of each of ``formulas`` (a sequence)."""
+    return np.stack([formula_unit_features(f) for f in formulas])

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .cellgeom import canonical_cell, cell_features
-from .features import FEATURE_NAMES, formula_features, formula_unit_features
+from .features import FEATURE_NAMES, formula_features, formula_unit_rows
 from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
 from .parse import as_composition
 
@@ -103,13 +103,11 @@ class FormulaModels:
         """(n, columns) input rows of ``formulas`` (str, pymatgen ``Composition`` or mapping
         each): ``formula_features``, followed by ``formula_unit_features`` where the trees
         read them."""
-        rows = []
-        for f in formulas:
-            x = formula_features(f)
-            if self.n_tree_inputs > len(x):
-                x = np.concatenate([x, formula_unit_features(f)])
-            rows.append(x)
-        return np.stack(rows)
+        formulas = list(formulas)
+        X = np.stack([formula_features(f) for f in formulas])
+        if self.n_tree_inputs > X.shape[1]:
+            X = np.concatenate([X, formula_unit_rows(formulas)], axis=1)
+        return X
 
     def bravais_proba(self, X) -> np.ndarray:
         """(members, n, 14) probabilities over ``lattice.BRAVAIS``."""

@@ -102,13 +102,12 @@ FORMULA_UNIT_INPUTS = True
 def tree_inputs(arr: dict, formula_unit: bool = FORMULA_UNIT_INPUTS) -> np.ndarray:
     """(n, columns) float32 tree inputs of the data rows: ``arr["X"]`` (``FEATURE_NAMES``),
     then with ``formula_unit`` the ``formula_unit_features`` of ``arr["formula"]``."""
-    from ..formula.features import formula_unit_features
+    from ..formula.features import formula_unit_rows
 
     X = arr["X"]
     if not formula_unit:
         return X
-    units = np.stack([formula_unit_features(str(f)) for f in arr["formula"]])
-    return np.concatenate([X, units.astype(X.dtype)], axis=1)
+    return np.concatenate([X, formula_unit_rows([str(f) for f in arr["formula"]]).astype(X.dtype)], axis=1)
 
 
 def fitted_on_log(parameter: str, log_lengths: bool = LOG_LENGTHS) -> bool:
