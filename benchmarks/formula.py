@@ -29,6 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
+from cryspext.formula.features import FEATURE_NAMES  # noqa: E402
 from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
 from cryspext.formula.predict import FormulaModels, mix_parts  # noqa: E402
@@ -98,10 +99,16 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     train, test = split_indices(rows, split)
     X, B, SG, P, C = arr["X"], arr["bravais"], arr["sg"], arr["params"], arr["C"]
     models = FormulaModels(model_dir)
-    # Inputs for the lattice parameters, the same for cryspext's trees and the forest: X, then
-    # the formula-unit features where the shipped trees read them (the networks read X only).
-    XL = arr["X_with_formula_unit"] if models.n_tree_inputs > X.shape[1] else X
-    res = {"split": split, "n_train": int(len(train)), "n_test": int(len(test))}
+    # The same inputs for cryspext and the forest: X, then the formula-unit features where
+    # cryspext's classifiers (networks or trees) read them (XC, the forest's classifiers) and
+    # where any of its models read them (XL, cryspext's models, which take their own columns,
+    # and the forest's lattice regressors).
+    wide = arr["X_with_formula_unit"]
+    n_classifier = max(models.n_network_inputs, (models.trees_card or {}).get("classifier_inputs", 0))
+    XC = wide if n_classifier > X.shape[1] else X
+    XL = wide if max(models.n_network_inputs, models.n_tree_inputs) > X.shape[1] else X
+    res = {"split": split, "n_train": int(len(train)), "n_test": int(len(test)),
+           "forest_inputs": {"classifiers": int(XC.shape[1]), "lattice": int(XL.shape[1])}}
     times = {}
 
     # ---- Bravais ----
@@ -110,16 +117,16 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     times["cryspext_bravais_predict_s"] = time.perf_counter() - t
     t = time.perf_counter()
     rf_b = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
-    rf_b.fit(X[train], B[train])
+    rf_b.fit(XC[train], B[train])
     times["rf_bravais_fit_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    p_rf = rf_scores(rf_b, X[test], len(BRAVAIS))
+    p_rf = rf_scores(rf_b, XC[test], len(BRAVAIS))
     times["rf_bravais_predict_s"] = time.perf_counter() - t
     # How closely each classifier fits its own training rows (a sample of 10 000).
     fit_rows = rng.permutation(train)[:10000]
     res["bravais_train_top1"] = {
         "cryspext": float(np.mean(models.bravais(XL[fit_rows]).argmax(1) == B[fit_rows])),
-        "random forest": float(np.mean(rf_b.predict(X[fit_rows]) == B[fit_rows]))}
+        "random forest": float(np.mean(rf_b.predict(XC[fit_rows]) == B[fit_rows]))}
     del rf_b
     scores_b = {
         **parts_b,
@@ -146,7 +153,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
         cols = [PARAMETER_NAMES.index(n) for n in free]
         t = time.perf_counter()
         rf_sg = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
-        rf_sg.fit(X[tr_k], y_tr)
+        rf_sg.fit(XC[tr_k], y_tr)
         rf_lp = RandomForestRegressor(n_estimators=trees, n_jobs=threads, random_state=0,
                                       max_features="sqrt")
         rf_lp.fit(XL[tr_k], P[tr_k][:, cols])
@@ -170,7 +177,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
                 if m in ours:
                     s = parts_sg[m][position[sel]]
                 elif m == "random forest":
-                    s = rf_scores(rf_sg, X[rows_], len(groups))
+                    s = rf_scores(rf_sg, XC[rows_], len(groups))
                 else:
                     s = freq_scores(y_tr, len(groups), len(rows_), rng, m != "mode")
                 yy = np.where(valid, y, 0)
@@ -320,6 +327,8 @@ def _lattice_weights(card: dict) -> str:
     extra = (card.get("inputs") or [])[n_classifier_inputs:]
     if n_classifier_inputs and extra:  # inputs only the lattice regressors read
         parts.append(f"the lattice trees also read {', '.join(extra)}")
+    elif n_classifier_inputs > len(FEATURE_NAMES):
+        parts.append(f"all trees also read {', '.join(card['inputs'][len(FEATURE_NAMES):])}")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -353,7 +362,10 @@ def markdown(results, api, command, elapsed, env) -> str:
            "64–91 % given the Bravais lattice) are on another database, for reference only.", ""]
     for r in results:
         s = r["split"]
+        fi = r["forest_inputs"]
         out += [f"## Split `{s}` ({r['n_train']} train / {r['n_test']} test formulas)", "",
+                f"Forest inputs: {fi['classifiers']} columns for its classifiers, "
+                f"{fi['lattice']} for its lattice regressors.", "",
                 "| method | Bravais top-1 | Bravais top-2 | SG top-1 (true BL) | SG top-3 (true BL) "
                 "| SG top-1 (pred. BL) | SG top-3 (pred. BL) |", "|---|---|---|---|---|---|---|"]
         for m in r["bravais"]:
@@ -462,11 +474,11 @@ def markdown(results, api, command, elapsed, env) -> str:
             "statistics through a per-feature embedding, mole fractions × 3; with `--arch "
             "element` its networks also read the formula's elements from the mole-fraction "
             "features and encode them with learned per-element embeddings and self-attention "
-            "over the elements, a model structure, not an extra input). For the lattice "
-            "parameters, cryspext's trees and the forest also read the two formula-unit "
-            "features of `formula_unit_features` (the number of atoms of the reduced formula "
-            "and the sum of its elements' ground-state volumes per atom, Å³), where the "
-            "shipped trees were fitted with them; the networks do not read them.",
+            "over the elements, a model structure, not an extra input). Where cryspext's "
+            "models read the two formula-unit features of `formula_unit_features` (the number "
+            "of atoms of the reduced formula and the sum of its elements' ground-state volumes "
+            "per atom, Å³; the shipped networks and trees do, the networks as natural logs), "
+            "the forest reads them too, for the same heads.",
             "* Lattice R² is per Bravais lattice and parameter (CRYSPNet's Table 4 layout), "
             "given the true lattice; hR parameters are those of the rhombohedral cell.",
             "* Cell geometry: a conventional cell (as a CIF gives it) fixes the metric but hides "

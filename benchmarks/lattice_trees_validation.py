@@ -101,7 +101,9 @@ def main(argv=None) -> int:
     nets = load_torchscript(nets_dir / "formula.pt")
     arr = T.dataset_arrays(T.DEFAULT_CACHE)
     fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
-    X, B, P = arr["X"], arr["bravais"], arr["params"]
+    B, P = arr["bravais"], arr["params"]
+    # The networks' inputs, with the formula-unit features where their card lists them.
+    X = tree_inputs(arr, formula_unit=len(card.get("inputs", [])) > arr["X"].shape[1])
     chosen = {n: candidates()[n] for n in a.settings.split(",")}
     # Inputs with and without the formula-unit features, as the chosen settings need them.
     inputs = {u: tree_inputs(arr, formula_unit=u) for u in {s["formula_unit"] for s in chosen.values()}}

@@ -85,6 +85,43 @@ def test_encoder_is_independent_of_the_fraction_scale():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_log_inputs_after_the_fractions_are_frozen_with_the_network():
+    """Inputs after the mole fractions (the formula-unit features) are trained on as natural
+    logs; the frozen, scripted network takes the logs itself, and its encoder reads only the
+    mole-fraction columns."""
+    from cryspext.formula import FORMULA_UNIT_FEATURE_NAMES, formula_unit_features
+    from cryspext.training.formula import _logged
+
+    names = FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES
+    n_in = len(names)
+    torch.manual_seed(4)
+    model = ElementMLP(n_in, [32, 32], 40, torch.from_numpy(element_properties()), N_STATS,
+                       embed=(N_STATS, 2), dim=16, heads=4, rounds=2)
+    x = np.stack([np.concatenate([formula_features(f), formula_unit_features(f)])
+                  for f in FORMULAS * 10]).astype(np.float32)
+    log_columns = (len(FEATURE_NAMES), n_in)
+    x_log = _logged(x, log_columns)
+    np.testing.assert_allclose(x_log[:, -2:], np.log(x[:, -2:]), rtol=1e-6)
+    mean, std = _formula_scaling(x_log, names)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.from_numpy((x_log - mean) / std))
+    model.eval()
+    with torch.no_grad():
+        ref = model(torch.from_numpy((x_log - mean) / std)).numpy()
+        frozen = torch.jit.script(freeze_element(model, mean, std, 2, log_columns=log_columns))
+        got = frozen(torch.from_numpy(x)).numpy()
+        # the encoder ignores the columns after the mole fractions
+        shifted = x.copy()
+        shifted[:, -2:] *= 5.0
+        np.testing.assert_array_equal(model.encoder(torch.from_numpy(shifted)).numpy(),
+                                      model.encoder(torch.from_numpy(x)).numpy())
+        assert not np.allclose(frozen(torch.from_numpy(shifted)).numpy(), got, atol=1e-3)
+    np.testing.assert_allclose(got, ref, atol=5e-3 * np.abs(ref).max())
+
+
 def test_training_with_the_element_network_ships_a_working_model(tmp_path):
     """``train_split(arch="element")`` on a tiny synthetic set writes a model that
     ``predict_formula`` loads, with the architecture on its card."""
@@ -107,7 +144,8 @@ def test_training_with_the_element_network_ships_a_working_model(tmp_path):
         tmp_path / "arrays.npz", X=X, C=C, C_primitive=C, primitive=params,
         conventional=params, niggli=params, params=params, sg=sg,
         bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
-        mp_id=np.arange(n), formula=np.array(["X"] * n), digest=np.array("synthetic"),
+        mp_id=np.arange(n), formula=np.array([FORMULAS[i % len(FORMULAS)] for i in range(n)]),
+        digest=np.array("synthetic"),
         niggli_sample=np.arange(0, n, 10), C_niggli_sample=C[::10])
     out = tmp_path / "models"
     train_split(tmp_path, "random", out, members=2, epochs=1, arch="element",
@@ -126,7 +164,7 @@ def test_single_pass_heads_match_the_scripted_methods():
     from cryspext.formula.predict import FormulaModels
 
     models = FormulaModels()
-    x = np.stack([formula_features(f) for f in FORMULAS]).astype(np.float32)
+    x = models.features(FORMULAS).astype(np.float32)
     raw = models.raw_outputs(x)
     for b in ("cF", "hR", "mP", "aP"):
         p_b, p_sg, lp = models.heads(raw, b)

@@ -7,12 +7,25 @@ import json
 import numpy as np
 import pytest
 
-from cryspext.formula import FEATURE_NAMES, formula_features, predict_cell, predict_formula
+from cryspext.formula import (
+    FEATURE_NAMES,
+    FORMULA_UNIT_FEATURE_NAMES,
+    formula_features,
+    formula_unit_features,
+    predict_cell,
+    predict_formula,
+)
 from cryspext.formula.cellgeom import CELL_FEATURE_NAMES
 from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
 from cryspext.training.formula import r2_score, split_indices, train_split
 
 torch = pytest.importorskip("torch")
+
+
+def _rows(formulas) -> np.ndarray:
+    """Input rows of the trained networks: the formula features, then the formula-unit ones."""
+    return np.stack([np.concatenate([formula_features(f), formula_unit_features(f)])
+                     for f in formulas]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +44,8 @@ def tiny_models(tmp_path_factory):
         primitive=params,
         conventional=params, niggli=params, params=params, sg=sg,
         bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
-        mp_id=np.arange(n), formula=np.array(["X"] * n), digest=np.array("synthetic"),
+        mp_id=np.arange(n), formula=rng.choice(["NaCl", "Fe2O3", "LiFePO4", "Cu", "SiO2"], size=n),
+        digest=np.array("synthetic"),
         niggli_sample=np.arange(0, n, 10),
         C_niggli_sample=rng.normal(size=(n // 10, len(CELL_FEATURE_NAMES))).astype(np.float32),
     )
@@ -47,7 +61,11 @@ def test_training_writes_loadable_models_with_cards(tiny_models):
         assert (out / f"{name}.pt").is_file()
         card = json.loads((out / f"{name}.json").read_text())
         assert card["split"] == "future" and card["training_data_sha256_16"] == "synthetic"
-    assert json.loads((out / "formula.json").read_text())["bravais_classes"] == BRAVAIS
+    card = json.loads((out / "formula.json").read_text())
+    assert card["bravais_classes"] == BRAVAIS
+    # The networks read the formula-unit features too, as natural logs.
+    assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES
+    assert card["log_inputs"] == FORMULA_UNIT_FEATURE_NAMES
     assert 0 <= summary["bravais"]["top1"] <= 1
     res = predict_formula("NaCl", top_k=2, model_dir=out)
     assert len(res["candidates"]) == 2
@@ -73,7 +91,8 @@ def test_joint_outputs_agree_with_the_space_group_table(tiny_models):
 
     out, _ = tiny_models
     models = FormulaModels(out)
-    x = np.random.default_rng(3).normal(size=(4, len(FEATURE_NAMES))).astype(np.float32)
+    assert models.n_network_inputs == len(FEATURE_NAMES) + len(FORMULA_UNIT_FEATURE_NAMES)
+    x = np.random.default_rng(3).normal(size=(4, models.n_network_inputs)).astype(np.float32)
     p_b = models.bravais_proba(x)  # (members, 4, 14)
     np.testing.assert_allclose(p_b.sum(axis=-1), 1.0, atol=1e-5)
     raw = models.formula._raw(torch.from_numpy(x)).detach()
@@ -143,8 +162,7 @@ def test_merge_takes_the_first_members_of_each_source(tiny_models, tmp_path):
     assert summary["members"] == 3
     card = json.loads((tmp_path / "m" / "formula.json").read_text())
     assert card["members"] == 3 and [o["used"] for o in card["member_sources"]] == [1, 2]
-    x = torch.from_numpy(np.stack([formula_features(f) for f in ("NaCl", "LiFePO4")])
-                         .astype(np.float32))
+    x = torch.from_numpy(_rows(["NaCl", "LiFePO4"]))
     with torch.no_grad():
         src = load_torchscript(out / "formula.pt")(x).numpy()
         merged = load_torchscript(tmp_path / "m" / "formula.pt")(x).numpy()
@@ -170,8 +188,7 @@ def test_merge_picks_members_by_index_and_keeps_their_provenance(tiny_models, tm
     card = json.loads((tmp_path / "m2" / "formula.json").read_text())
     assert card["members"] == 2
     assert [(o["epochs"], o["used"]) for o in card["member_sources"]] == [(99, 1), (1, 1)]
-    x = torch.from_numpy(np.stack([formula_features(f) for f in ("NaCl", "SiO2")])
-                         .astype(np.float32))
+    x = torch.from_numpy(_rows(["NaCl", "SiO2"]))
     with torch.no_grad():
         src = load_torchscript(out / "formula.pt")(x).numpy()
         merged = load_torchscript(tmp_path / "m2" / "formula.pt")(x).numpy()
@@ -183,3 +200,44 @@ def test_merge_picks_members_by_index_and_keeps_their_provenance(tiny_models, tm
     with pytest.raises(SystemExit):
         main(["merge", "--split", "future", "--cache", str(out.parent),
               "--source", f"{out}:x,y", "--out", str(tmp_path / "bad")])
+
+
+def test_merge_refuses_members_with_other_inputs(tiny_models, tmp_path):
+    """Members trained on other input columns (e.g. without the formula-unit features) cannot
+    share an ensemble: they would read the wrong columns."""
+    import shutil
+
+    from cryspext.training.formula import merge_formula_ensembles
+
+    out, _ = tiny_models
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    card = json.loads((other / "formula.json").read_text())
+    card["inputs"] = FEATURE_NAMES
+    (other / "formula.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="other inputs"):
+        merge_formula_ensembles(out.parent, "future", [(out, 1), (other, 1)], tmp_path / "m")
+
+
+def test_networks_without_the_formula_unit_features_still_train_and_predict(tiny_models, tmp_path,
+                                                                           monkeypatch):
+    """``NETWORK_FORMULA_UNIT_INPUTS = False`` gives the earlier 221-input networks (as in
+    older model folders), and predict_formula feeds them their own columns."""
+    import shutil
+
+    from cryspext.formula.predict import FormulaModels
+    from cryspext.training import formula as T
+
+    out, _ = tiny_models
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("cell.pt", "cell.json"):
+        shutil.copy(out / name, old / name)
+    monkeypatch.setattr(T, "NETWORK_FORMULA_UNIT_INPUTS", False)
+    T.train_split(out.parent, "future", old, members=1, epochs=1, train_cell=False)
+    card = json.loads((old / "formula.json").read_text())
+    assert card["inputs"] == FEATURE_NAMES and card["log_inputs"] == []
+    models = FormulaModels(old)
+    assert models.n_network_inputs == len(FEATURE_NAMES)
+    np.testing.assert_array_equal(models.features(["NaCl"]), formula_features("NaCl")[None, :])
+    assert len(predict_formula("NaCl", top_k=2, model_dir=old)["candidates"]) == 2

@@ -134,17 +134,23 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
 
     models = FormulaModels(out)
     assert models.trees is not None
-    # The trees read the formula-unit features after the networks' inputs; the classifiers
-    # only the networks' inputs.
+    # Networks and trees (classifiers too) read the formula-unit features after the 221.
     assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES
-    assert card["classifier_inputs"] == len(FEATURE_NAMES) == models.n_network_inputs
+    assert card["classifier_inputs"] == len(card["inputs"]) == models.n_network_inputs
     assert models.n_tree_inputs == len(card["inputs"])
     x = models.features(["NaCl"])
     np.testing.assert_array_equal(x[0], np.concatenate([formula_features("NaCl"),
                                                         formula_unit_features("NaCl")]))
     with pytest.raises(ValueError, match="FormulaModels.features"):
         models.tree_output("bravais", x[:, :len(FEATURE_NAMES)])
-    t = models.trees
+    # With CLASSIFIER_FORMULA_UNIT_INPUTS off (the trees shipped before the networks read the
+    # formula-unit features), only the lattice regressors split on them.
+    lattice_only = tmp_path / "lattice_only"
+    with monkeypatch.context() as mp:
+        mp.setattr(formula_trees, "CLASSIFIER_FORMULA_UNIT_INPUTS", False)
+        card_l = formula_trees.train("future", lattice_only, cache=tmp_path)
+    assert card_l["classifier_inputs"] == len(FEATURE_NAMES)
+    t = load_torchscript(lattice_only / "formula_trees.pt")
     classifiers = slice(0, int(t.tree_offsets[15]))
     split_features = t.feature[classifiers][t.left_offset[classifiers] > 0]
     assert int(split_features.max()) < len(FEATURE_NAMES)
@@ -210,11 +216,15 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     # columns only.
     import shutil
 
+    from cryspext.training import formula as training_formula
+
     old = tmp_path / "old"
     old.mkdir()
-    for name in ("formula.pt", "formula.json", "cell.pt", "cell.json"):
+    for name in ("cell.pt", "cell.json"):
         shutil.copy(out / name, old / name)
     monkeypatch.setattr(formula_trees, "FORMULA_UNIT_INPUTS", False)
+    monkeypatch.setattr(training_formula, "NETWORK_FORMULA_UNIT_INPUTS", False)
+    train_split(tmp_path, "future", old, members=1, epochs=1, train_cell=False)
     assert formula_trees.train("future", old, cache=tmp_path)["inputs"] == FEATURE_NAMES
     models = FormulaModels(old)
     assert models.n_tree_inputs == len(FEATURE_NAMES)
@@ -243,7 +253,8 @@ def test_shipped_trees_load_and_are_used():
     assert int(models.trees.tree_offsets.numel()) == N_HEADS + 1
     assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES == (
         models.trees_card["inputs"])
-    assert models.n_tree_inputs == len(card["inputs"]) and card["classifier_inputs"] == len(FEATURE_NAMES)
+    assert models.n_tree_inputs == len(card["inputs"]) == card["classifier_inputs"]
+    assert models.n_network_inputs == len(models.formula_card["inputs"]) == len(card["inputs"])
     x = models.features(["LiFePO4"])
     assert x.shape == (1, len(card["inputs"]))
     p = models.bravais(x)

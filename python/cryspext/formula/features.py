@@ -10,8 +10,8 @@ character (charge balance possible with common oxidation states, max and mean
 All of these are intensive: Fe2O3 and FeO1.5 give the same vector. The lattice lengths are not:
 they grow with the size of the formula unit. ``formula_unit_features`` gives two extensive
 features of the reduced formula (``FORMULA_UNIT_FEATURE_NAMES``): its number of atoms and the sum
-of its elements' ground-state volumes per atom (Å³). The boosted trees read them for the
-lattice parameters (``trees``, ``training.formula_trees``).
+of its elements' ground-state volumes per atom (Å³). The shipped formula models (networks
+and boosted trees) read them after the 221 intensive features (``predict.FormulaModels``).
 """
 
 from __future__ import annotations

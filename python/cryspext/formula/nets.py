@@ -84,8 +84,12 @@ class FrozenMLP(nn.Module):
 
     def __init__(self, weights: List[torch.Tensor], biases: List[torch.Tensor], x_mean, x_std,
                  kind: int, lo: torch.Tensor, hi: torch.Tensor,
-                 emb_w: torch.Tensor = torch.zeros(0, 0), emb_b: torch.Tensor = torch.zeros(0, 0)):
+                 emb_w: torch.Tensor = torch.zeros(0, 0), emb_b: torch.Tensor = torch.zeros(0, 0),
+                 log_columns: tuple[int, int] = (0, 0)):
         super().__init__()
+        # Inputs log_start:log_stop enter as their natural log (positive extensive features,
+        # such as the formula-unit volume, span two decades); x_mean/x_std are of the logs.
+        self.log_start, self.log_stop = int(log_columns[0]), int(log_columns[1])
         # Optional per-feature embedding of the first emb_w.shape[0] inputs (FeatureEmbedding).
         self.register_buffer("emb_w", emb_w.detach().float().clone())
         self.register_buffer("emb_b", emb_b.detach().float().clone())
@@ -99,6 +103,10 @@ class FrozenMLP(nn.Module):
         self.kind = kind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.log_stop > self.log_start:
+            x = torch.cat([x[:, : self.log_start],
+                           torch.log(torch.clamp(x[:, self.log_start : self.log_stop], min=1e-6)),
+                           x[:, self.log_stop :]], dim=1)
         h = (x - self.x_mean) / self.x_std
         if self.n_emb > 0:
             e = torch.relu(h[:, : self.n_emb, None] * self.emb_w + self.emb_b).flatten(1)
@@ -198,8 +206,10 @@ def fold_batchnorm(mods: list) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     return weights, biases
 
 
-def freeze(model: MLP, x_mean, x_std, kind: int, lo=None, hi=None) -> FrozenMLP:
-    """Fold BatchNorm into the Linear layers of a trained ``MLP`` (eval mode) and freeze it."""
+def freeze(model: MLP, x_mean, x_std, kind: int, lo=None, hi=None,
+           log_columns: tuple[int, int] = (0, 0)) -> FrozenMLP:
+    """Fold BatchNorm into the Linear layers of a trained ``MLP`` (eval mode) and freeze it.
+    ``log_columns``: inputs the model was trained on as natural logs (``FrozenMLP``)."""
     model = model.eval()
     mods = list(model.net)
     emb_w, emb_b = torch.zeros(0, 0), torch.zeros(0, 0)
@@ -211,14 +221,15 @@ def freeze(model: MLP, x_mean, x_std, kind: int, lo=None, hi=None) -> FrozenMLP:
     lo = torch.zeros(n_out) if lo is None else torch.as_tensor(lo, dtype=torch.float32)
     hi = torch.ones(n_out) if hi is None else torch.as_tensor(hi, dtype=torch.float32)
     return FrozenMLP(weights, biases, torch.as_tensor(x_mean), torch.as_tensor(x_std), kind, lo, hi,
-                     emb_w, emb_b)
+                     emb_w, emb_b, log_columns)
 
 
 class ElementEncoder(nn.Module):
     """Set encoder of the elements of a formula (Roost/CrabNet-like, simplified).
 
-    The elements are read from the mole-fraction inputs (columns ``frac_start:`` of the feature
-    vector, element Z = column − frac_start + 1; any positive scale, they are renormalised).
+    The elements are read from the mole-fraction inputs (columns ``frac_start`` to
+    ``frac_start + n_elements`` of the feature vector, element Z = column − frac_start + 1; any
+    positive scale, they are renormalised).
     Each element becomes a token: a linear map of its standardised elemental properties and its
     mole fraction w, plus a *learned* per-element embedding (what lets the network key on a
     chemistry, as a forest does). ``rounds`` of multi-head self-attention, whose keys are
@@ -231,6 +242,7 @@ class ElementEncoder(nn.Module):
         super().__init__()
         self.register_buffer("props", props.detach().float().clone())  # (n_elements, n_props)
         self.frac_start = frac_start
+        self.n_elements = int(props.shape[0])
         self.dim = dim
         self.heads = heads
         n_el, n_props = props.shape
@@ -245,7 +257,7 @@ class ElementEncoder(nn.Module):
         self.ln2 = nn.ModuleList([nn.LayerNorm(dim) for _ in range(rounds)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frac = torch.clamp(x[:, self.frac_start :], min=0.0)
+        frac = torch.clamp(x[:, self.frac_start : self.frac_start + self.n_elements], min=0.0)
         count = (frac > 0).sum(1)
         # Sets are padded to the largest in the batch; most formulas have ≤ 4 elements, so the
         # few larger ones are encoded apart (same result, about half the padding).
@@ -312,15 +324,16 @@ class FrozenElementMLP(nn.Module):
         return self.mlp(torch.cat([x, self.encoder(x)], dim=1))
 
 
-def freeze_element(model: ElementMLP, x_mean, x_std, kind: int, lo=None, hi=None
-                   ) -> FrozenElementMLP:
+def freeze_element(model: ElementMLP, x_mean, x_std, kind: int, lo=None, hi=None,
+                   log_columns: tuple[int, int] = (0, 0)) -> FrozenElementMLP:
     """Freeze a trained ``ElementMLP``: the feature scaling is extended by identity entries
-    for the pooled element vector (which the encoder computes from the raw features)."""
+    for the pooled element vector (which the encoder computes from the raw features).
+    ``log_columns`` as in ``freeze`` (they must lie outside the mole fractions)."""
     model = model.eval()
     d2 = 2 * model.encoder.dim
     mean = torch.cat([torch.as_tensor(x_mean).float(), torch.zeros(d2)])
     std = torch.cat([torch.as_tensor(x_std).float(), torch.ones(d2)])
-    return FrozenElementMLP(model.encoder, freeze(model.mlp, mean, std, kind, lo, hi))
+    return FrozenElementMLP(model.encoder, freeze(model.mlp, mean, std, kind, lo, hi, log_columns))
 
 
 class HalfEmbedding(nn.Module):
@@ -343,6 +356,7 @@ class HalfElementEncoder(ElementEncoder):
         nn.Module.__init__(self)  # the layers are copied from ``enc``, not created
         self.register_buffer("props", enc.props.detach().float().clone())
         self.frac_start = int(enc.frac_start)
+        self.n_elements = int(enc.props.shape[0])
         self.dim = int(enc.dim)
         self.heads = int(enc.heads)
         self.embed = HalfEmbedding(enc.embed.weight)

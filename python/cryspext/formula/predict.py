@@ -8,9 +8,10 @@ groups; its lattice outputs, the free parameters of each lattice. Where the mode
 holds ``formula_trees.pt`` (gradient-boosted trees on the same features, ``trees``), every
 probability and parameter is the mix ``(1 − w) · network mean + w · trees`` with ``w`` from its
 card (``blend_weight``; ``length_blend_weight`` for the lattice lengths and
-``angle_blend_weight`` for the free lattice angles). The networks read the intensive features
-``features.FEATURE_NAMES``; trees whose card lists ``inputs`` beyond them also read
-``features.FORMULA_UNIT_FEATURE_NAMES`` (``FormulaModels.features`` builds such rows). The
+``angle_blend_weight`` for the free lattice angles). Every model reads the intensive features
+``features.FEATURE_NAMES``; a model whose card lists ``inputs`` beyond them (the shipped ones
+do) also reads ``features.FORMULA_UNIT_FEATURE_NAMES`` (``FormulaModels.features`` builds such
+rows). The
 spread across the network members is the confidence measure: ``spread`` is the standard
 deviation of one class's probability over the members, a parameter's ``std`` the standard
 deviation of the members' predictions (Å or degrees).
@@ -42,7 +43,7 @@ class FormulaModels:
     """The two shipped TorchScript models (formula, cell) and their cards, from ``directory``.
 
     Default: the package's ``models/formula`` folder. Batched methods take feature matrices
-    (rows from ``features``: ``features.formula_features``, then, where the trees read them,
+    (rows from ``features``: ``features.formula_features``, then, where the models read them,
     ``features.formula_unit_features``) and return per-member outputs; the networks read the
     first ``n_network_inputs`` columns, the trees the first ``n_tree_inputs``.
     """
@@ -101,11 +102,11 @@ class FormulaModels:
 
     def features(self, formulas) -> np.ndarray:
         """(n, columns) input rows of ``formulas`` (str, pymatgen ``Composition`` or mapping
-        each): ``formula_features``, followed by ``formula_unit_features`` where the trees
-        read them."""
+        each): ``formula_features``, followed by ``formula_unit_features`` where the networks
+        or the trees read them."""
         formulas = list(formulas)
         X = np.stack([formula_features(f) for f in formulas])
-        if self.n_tree_inputs > X.shape[1]:
+        if max(self.n_tree_inputs, self.n_network_inputs) > X.shape[1]:
             X = np.concatenate([X, formula_unit_rows(formulas)], axis=1)
         return X
 

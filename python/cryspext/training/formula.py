@@ -12,7 +12,8 @@ Steps (each a sub-command; ``all`` runs them in order):
   parameters of every Bravais lattice) and the cell-geometry model (``training/cell.py``), for one split (``random``: 90/10 by a seeded shuffle; ``future``: the 90 %
   lowest MP ids train, the 10 % highest test). The ``random`` models are the shipped ones.
   ``--arch element`` puts an element encoder in front of each network (attention over the
-  formula's elements with learned per-element embeddings, ``nets.ElementEncoder``).
+  formula's elements with learned per-element embeddings, ``nets.ElementEncoder``). The
+  networks read the formula-unit features too (``NETWORK_FORMULA_UNIT_INPUTS``).
 * ``trees`` — the gradient-boosted trees mixed into the outputs of the formula and cell models
   (``training/formula_trees.py``: ``formula_trees.pt``, ``cell_trees.pt``).
 
@@ -365,6 +366,38 @@ def _formula_scaling(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.nd
     return mean, std
 
 
+# The networks also read the two formula-unit features (``features.FORMULA_UNIT_FEATURE_NAMES``,
+# after the mole fractions), as natural logs inside the network (``nets.FrozenMLP``): the
+# lattice lengths grow with the size of the formula unit, which the 221 intensive features
+# cannot tell (Fe2O3 vs FeO1.5).
+NETWORK_FORMULA_UNIT_INPUTS = True
+
+
+def network_inputs(arr: dict, formula_unit: bool = NETWORK_FORMULA_UNIT_INPUTS
+                   ) -> tuple[np.ndarray, list[str], tuple[int, int]]:
+    """(X, names, log_columns) of the data rows for the formula networks: ``X`` as the frozen
+    networks read it (``FEATURE_NAMES``, then with ``formula_unit`` the formula-unit features),
+    its column names, and the columns the networks take the natural log of."""
+    from ..formula.features import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES
+    from .formula_trees import tree_inputs
+
+    X = tree_inputs(arr, formula_unit)
+    if not formula_unit:
+        return X, list(FEATURE_NAMES), (0, 0)
+    return X, FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES, (len(FEATURE_NAMES), X.shape[1])
+
+
+def _logged(X: np.ndarray, log_columns: tuple[int, int]) -> np.ndarray:
+    """``X`` with columns ``log_columns`` replaced by their natural logs (as the networks see
+    them during training; frozen networks take the logs themselves)."""
+    a, b = log_columns
+    if b <= a:
+        return X
+    out = X.copy()
+    out[:, a:b] = np.log(np.clip(X[:, a:b], 1e-6, None))
+    return out
+
+
 def lattice_bounds(P: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid output range per free parameter: half the training minimum to 1.5× the maximum."""
     lo = 0.5 * P.min(axis=0)
@@ -405,7 +438,7 @@ def spacegroup_bravais_matrix() -> np.ndarray:
 
 def fit_joint_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi,
                      batch=512, lr=3e-3, dropout=0.0, weight_decay=1e-5, bravais_weight=1.0,
-                     lattice_weight=10.0, embed=(0, 0), device="cpu"):
+                     lattice_weight=10.0, embed=(0, 0), log_columns=(0, 0), device="cpu"):
     """Train one joint formula network on all training rows.
 
     Outputs: 230 space-group logits, then the 37 lattice slots (``lattice_slots``). Loss:
@@ -414,7 +447,8 @@ def fit_joint_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi
     of the true lattice's free parameters (sigmoid outputs scaled to [lo, hi]). One network
     sees every row, instead of 14 small per-lattice networks starved of data. Fixed epochs with
     a one-cycle schedule and no early stopping: stopping on the validation loss picked early,
-    under-fitted epochs, while the accuracy still rose.
+    under-fitted epochs, while the accuracy still rose. ``X`` holds the natural logs of
+    columns ``log_columns`` (``_logged``); the frozen network takes them itself.
     """
     import torch
 
@@ -425,7 +459,7 @@ def fit_joint_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi
     _train_joint(model, X, SG, B, P, epochs=epochs, seed=seed, x_mean=x_mean, x_std=x_std,
                  lo=lo, hi=hi, batch=batch, lr=lr, weight_decay=weight_decay,
                  bravais_weight=bravais_weight, lattice_weight=lattice_weight, device=device)
-    return freeze(model.cpu(), x_mean, x_std, 2)
+    return freeze(model.cpu(), x_mean, x_std, 2, log_columns=log_columns)
 
 
 def element_properties() -> np.ndarray:
@@ -440,7 +474,7 @@ def element_properties() -> np.ndarray:
 def fit_joint_element_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std, lo, hi,
                              frac_start, batch=512, lr=3e-3, dropout=0.0, weight_decay=1e-5,
                              bravais_weight=1.0, lattice_weight=10.0, embed=(0, 0), dim=64,
-                             heads=4, rounds=2, device="cpu"):
+                             heads=4, rounds=2, log_columns=(0, 0), device="cpu"):
     """Like ``fit_joint_member`` with an element encoder (``nets.ElementMLP``) in front of the
     MLP: attention over the formula's elements with learned per-element embeddings."""
     import torch
@@ -454,7 +488,7 @@ def fit_joint_element_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std
     _train_joint(model, X, SG, B, P, epochs=epochs, seed=seed, x_mean=x_mean, x_std=x_std,
                  lo=lo, hi=hi, batch=batch, lr=lr, weight_decay=weight_decay,
                  bravais_weight=bravais_weight, lattice_weight=lattice_weight, device=device)
-    return freeze_element(model.cpu(), x_mean, x_std, 2)
+    return freeze_element(model.cpu(), x_mean, x_std, 2, log_columns=log_columns)
 
 
 def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, batch, lr,
@@ -560,13 +594,14 @@ def merge_formula_ensembles(cache: Path, split: str,
     is itself a merge passes on the provenance of each member it gives."""
     import torch
 
+    from ..formula.features import FEATURE_NAMES
     from ..formula.nets import JointEnsemble, half_element_member
     from ..models import load_torchscript, save_torchscript
 
     arr = dataset_arrays(cache)
     _train, test = _split(arr, split)
     members, origin, cost = [], [], 0.0
-    ref = None
+    ref, first_card = None, None
     for src, pick in sources:
         src = Path(src)
         m = load_torchscript(src / "formula.pt")
@@ -574,6 +609,8 @@ def merge_formula_ensembles(cache: Path, split: str,
         summ = json.loads((src / "training_summary.json").read_text())
         if card["split"] != split:
             raise ValueError(f"{src} holds a {card['split']!r} model, not {split!r}")
+        if first_card is not None and card.get("inputs") != first_card.get("inputs"):
+            raise ValueError(f"{src}: other inputs than {sources[0][0]}")
         bufs = [m.sg_bravais, m.offsets, m.lo, m.hi]
         if ref is None:
             ref, first_card = bufs, card
@@ -610,7 +647,8 @@ def merge_formula_ensembles(cache: Path, split: str,
         origin += [{k: v for k, v in p.items() if k != "from"} for p in picked]
         cost += summ["timings"]["formula_s"] * len(idx) / card["members"]
     joint = JointEnsemble(members, *ref)
-    X, B, SG, P = arr["X"], arr["bravais"], arr["sg"], arr["params"]
+    X = network_inputs(arr, len(first_card.get("inputs", FEATURE_NAMES)) > len(FEATURE_NAMES))[0]
+    B, SG, P = arr["bravais"], arr["sg"], arr["params"]
     metrics_b, metrics_sg, metrics_lp, _ = _joint_metrics(joint, X, B, SG, P, test)
     card = {**first_card, "members": len(members), "member_sources": origin,
             "architecture": "+".join(o["architecture"] for o in origin),
@@ -660,8 +698,10 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
     train, test = _split(arr, split)
     if validate:  # "test" below is then the validation slice of the training rows
         train, test = validation_split(arr, train, split)
-    X, B, SG, P = arr["X"], arr["bravais"], arr["sg"], arr["params"]
-    x_mean, x_std = _formula_scaling(X[train], FEATURE_NAMES)
+    B, SG, P = arr["bravais"], arr["sg"], arr["params"]
+    X, names, log_columns = network_inputs(arr, NETWORK_FORMULA_UNIT_INPUTS)  # as frozen nets read it
+    X_fit = _logged(X, log_columns)  # as the networks see it during training
+    x_mean, x_std = _formula_scaling(X_fit[train], names)
     common = {
         "cryspext_version": __version__,
         "split": split,
@@ -702,11 +742,11 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
 
     def member(m):
         kw = dict(hidden=JOINT_HIDDEN, epochs=epochs, seed=seed + m, x_mean=x_mean, x_std=x_std,
-                  lo=lo, hi=hi, embed=embed, device=device)
+                  lo=lo, hi=hi, embed=embed, log_columns=log_columns, device=device)
         if arch == "element":
-            return fit_joint_element_member(X[train], SG[train], B[train], P[train],
+            return fit_joint_element_member(X_fit[train], SG[train], B[train], P[train],
                                             frac_start=n_stats, **encoder, **kw)
-        return fit_joint_member(X[train], SG[train], B[train], P[train], **kw)
+        return fit_joint_member(X_fit[train], SG[train], B[train], P[train], **kw)
 
     joint = JointEnsemble(
         [member(m) for m in tqdm(range(members), desc=f"[{split}] joint formula ensemble")],
@@ -719,7 +759,8 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
         for ext in (".pt", ".json"):
             (out_dir / f"{old}{ext}").unlink(missing_ok=True)
     save_torchscript(joint, out_dir / "formula.pt", {
-        **common, "kind": "formula", "members": members, "inputs": FEATURE_NAMES,
+        **common, "kind": "formula", "members": members, "inputs": names,
+        "log_inputs": names[log_columns[0]:log_columns[1]],
         "hidden": JOINT_HIDDEN, "epochs": epochs, "feature_embedding": list(embed),
         "architecture": arch,
         "element_encoder": encoder if arch == "element" else None,
