@@ -232,6 +232,17 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     names, lat = models.lattice(formula_features("NaCl")[None, :], "mP")
     assert predict_formula("NaCl", top_k=14, model_dir=old)["candidates"] and lat.shape == (1, 4)
 
+    # --repack writes the current mixing weights onto the card and leaves the trees as they are.
+    card_path = out / "formula_trees.json"
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "length_blend_weight": 0.123}))
+    xt = torch.from_numpy(x.astype(np.float32))
+    with torch.no_grad():
+        before = load_torchscript(out / "formula_trees.pt").lattice(xt, BRAVAIS.index("mP"))
+        formula_trees.main(["--repack", str(out / "formula_trees.pt")])
+        after = load_torchscript(out / "formula_trees.pt").lattice(xt, BRAVAIS.index("mP"))
+    assert json.loads(card_path.read_text())["length_blend_weight"] == formula_trees.LENGTH_BLEND_WEIGHT
+    assert torch.equal(before, after)
+
 
 shipped = pytest.mark.skipif(not (MODELS_DIR / "formula" / "formula_trees.pt").is_file(),
                              reason="formula trees not shipped in this checkout")

@@ -1,6 +1,7 @@
 """Gradient-boosted trees of the formula and cell models, as a TorchScript module.
 
-The formula model mixes two learners on the same 221 features: the network ensemble
+The formula model mixes two learners on the same 223 inputs (``features.FEATURE_NAMES``
+and ``FORMULA_UNIT_FEATURE_NAMES``): the network ensemble
 (``nets.JointEnsemble``) and boosted decision trees fitted by scikit-learn's
 ``HistGradientBoosting*`` (training code: ``training.formula_trees``). Trees cut single
 features at thresholds, which suits tabular data such as Magpie statistics; the networks share

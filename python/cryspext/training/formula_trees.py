@@ -8,7 +8,7 @@ classifier per lattice, one regressor per free lattice parameter; packs them int
 (``formula.predict``) the trees' probabilities and parameters are mixed with the network
 ensemble's: ``(1 − w) · networks + w · trees`` with ``w`` = the card's ``blend_weight``,
 fixed at 0.5 (equal weight to the two learners; not tuned on the test rows), except for the
-lattice parameters: ``length_blend_weight`` (0.8) for the lengths, which the trees fit as
+lattice parameters: ``length_blend_weight`` (0.7) for the lengths, which the trees fit as
 ln(length), and ``angle_blend_weight`` (0.9) for the free angles, both chosen on the
 validation slices. ``--cell`` fits the same kind of trees for the cell-geometry model
 (``cell_trees.pt``, one 230-way classifier), mixed the same way with the cell networks, weight
@@ -73,17 +73,18 @@ CELL_TREES = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "l2_r
 # picked by an earlier run of the same comparison (32.4 / 62.2 against 32.3 / 62.2 %).
 CELL_BLEND_WEIGHT = 0.3
 BLEND_WEIGHT = 0.5  # the formula model's mix of probabilities: equal weight, fixed beforehand
-# The lattice parameters lean on the trees, the more so since only the trees read the
-# formula-unit features. Scanned with benchmarks/lattice_trees_validation.py (3 validation
-# networks, trees and forest fitted without the slice; shipped trees), mean R² of the mix by the
-# trees' weight 0.5 / 0.6 / 0.7 / 0.8 / 0.9 / 1:
-# * the 31 lengths: random slice 0.594 / 0.603 / 0.609 / 0.612 / 0.611 / 0.608, future slice
-#   0.166 / 0.186 / 0.198 / 0.203 / 0.202 / 0.193 (trees without those features: 0.561 and
-#   0.110 at 0.7, their peak);
-# * the 6 free angles (the networks are weak there): random 0.291 / 0.302 / 0.310 / 0.315 /
-#   0.318 / 0.317, future 0.005 / 0.021 / 0.034 / 0.042 / 0.046 / 0.047.
+# The lattice parameters lean on the trees. Scanned with benchmarks/lattice_trees_validation.py
+# (3 validation networks, trees and forest fitted without the slice; shipped trees), mean R² of
+# the mix by the trees' weight 0.5 / 0.6 / 0.7 / 0.8 / 0.9 / 1, with networks that read the
+# formula-unit features (session 9):
+# * the 31 lengths: random slice 0.612 / 0.615 / 0.616 / 0.615 / 0.613 / 0.608, future slice
+#   0.198 / 0.207 / 0.210 / 0.209 / 0.203 / 0.193 (with the earlier networks, which did not
+#   read those features, the peak was at 0.8: 0.612 and 0.203);
+# * the 6 free angles (the networks are weak there): random 0.295 / 0.304 / 0.311 / 0.316 /
+#   0.318 / 0.317, future 0.041 / 0.049 / 0.053 / 0.055 / 0.052 / 0.047.
+# The weights are not fitted: ``--repack`` writes the current ones onto an existing card.
 ANGLE_BLEND_WEIGHT = 0.9
-LENGTH_BLEND_WEIGHT = 0.8
+LENGTH_BLEND_WEIGHT = 0.7
 FORMULA_BLEND_RULE = ("predict: (1 - blend_weight) * network-ensemble mean + blend_weight * trees "
                       "for the Bravais and space-group probabilities; the same with "
                       "length_blend_weight for the lattice lengths and angle_blend_weight for "
@@ -94,8 +95,9 @@ FORMULA_BLEND_RULE = ("predict: (1 - blend_weight) * network-ensemble mean + ble
 # slices (benchmarks/lattice_trees_validation.py, "without formula-unit features" vs "shipped";
 # the forest reads the same inputs as the trees), mean R² of the mix over the 37 parameters:
 # random 0.516 → 0.564, future 0.097 → 0.178; the forest 0.475 → 0.538 and 0.057 → 0.129. The
-# forest gains more (the networks do not read these features): the mix is ahead of it on
-# 36 → 31 and 27 → 23 of the 37 values.
+# forest gained more while the networks did not read these features (the mix ahead of it on
+# 36 → 31 and 27 → 23 of the 37 values); with networks that read them too (session 9, weights
+# 0.8 / 0.9): mix 0.567 and 0.184, ahead on 33 and 26 of 37.
 FORMULA_UNIT_INPUTS = True
 # Whether the Bravais and space-group trees read them too (session 9: together with the
 # networks, which now read them as well). Random validation slice, trees alone, Bravais top-1 /
@@ -311,7 +313,8 @@ def train_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE,
 
 def repack(path: Path) -> None:
     """Re-script a saved ``formula_trees.pt`` with the current ``BoostedTrees`` code (same
-    tensors, same card): for changes to the evaluation code that leave the trees as they are."""
+    tensors) and write the current mixing weights (``BLEND_WEIGHT``, ``LENGTH_BLEND_WEIGHT``,
+    ``ANGLE_BLEND_WEIGHT``) onto its card: for changes that leave the trees as they are."""
     from ..formula.trees import BoostedTrees
     from ..models import load_torchscript, save_torchscript
 
@@ -322,6 +325,8 @@ def repack(path: Path) -> None:
     exp_columns = old.exp_columns.clone() if hasattr(old, "exp_columns") else None  # older files: none
     new = BoostedTrees(*(getattr(old, n).clone() for n in names), int(old.max_depth), exp_columns)
     card = json.loads(path.with_suffix(".json").read_text())
+    card.update(blend_weight=BLEND_WEIGHT, length_blend_weight=LENGTH_BLEND_WEIGHT,
+                angle_blend_weight=ANGLE_BLEND_WEIGHT)
     save_torchscript(new, path, card)
 
 
@@ -340,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cell", action="store_true",
                     help="fit the cell-geometry trees (cell_trees.pt) instead of the formula trees")
     ap.add_argument("--repack", type=Path, default=None, metavar="PT",
-                    help="only re-script an existing formula_trees.pt with the current code")
+                    help="only re-script an existing formula_trees.pt with the current code and "
+                         "write the current mixing weights onto its card")
     a = ap.parse_args(argv)
     if a.repack:
         repack(a.repack)
