@@ -11,10 +11,9 @@ card (``blend_weight``; ``length_blend_weight`` for the lattice lengths and
 ``angle_blend_weight`` for the free lattice angles). Every model reads the intensive features
 ``features.FEATURE_NAMES``; a model whose card lists ``inputs`` beyond them (the shipped ones
 do) also reads ``features.FORMULA_UNIT_FEATURE_NAMES`` (``FormulaModels.features`` builds such
-rows). The
-spread across the network members is the confidence measure: ``spread`` is the standard
-deviation of one class's probability over the members, a parameter's ``std`` the standard
-deviation of the members' predictions (Å or degrees).
+rows). The spread across the network members is the confidence measure: ``spread`` is the
+standard deviation of one class's probability over the members, a parameter's ``std`` the
+standard deviation of the members' predictions (Å or degrees).
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
 the cell canonical (metric lattice type + Niggli reduction), so any basis of a lattice gives the
