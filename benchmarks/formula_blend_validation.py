@@ -1,0 +1,87 @@
+"""The formula model's probability weight (``training.formula_trees.BLEND_WEIGHT``) on a
+validation slice of the *training* rows (``training.formula.validation_split``; the test rows
+are never read).
+
+Needs validation networks and trees fitted without the slice:
+
+    python -m cryspext.training.formula train --validate --arch element --members 3 --epochs 22 \\
+        --split S --out cache/formula/validation_fu_S
+    python -m cryspext.training.formula_trees --validate --split S --out cache/formula/valtrees_S
+    python benchmarks/formula_blend_validation.py --split S
+
+Prints, for the trees' weight w = 0 (networks alone), 0.1, ..., 1 (trees alone), the Bravais
+top-1 / top-2 and the space-group top-1 / top-3 given the true lattice, in %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python"))
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from cryspext.formula.lattice import BRAVAIS
+    from cryspext.formula.predict import mix_parts
+    from cryspext.models import load_torchscript
+    from cryspext.training import formula as T
+    from cryspext.training.formula_trees import tree_inputs
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=["random", "future"], default="random")
+    ap.add_argument("--nets", type=Path, default=None, help="default cache/formula/validation_fu_SPLIT")
+    ap.add_argument("--trees", type=Path, default=None, help="default cache/formula/valtrees_SPLIT")
+    a = ap.parse_args(argv)
+    nets_dir = a.nets or T.DEFAULT_CACHE / f"validation_fu_{a.split}"
+    trees_dir = a.trees or T.DEFAULT_CACHE / f"valtrees_{a.split}"
+    for d, name in ((nets_dir, "formula"), (trees_dir, "formula_trees")):
+        card = json.loads((d / f"{name}.json").read_text())
+        if card.get("split") != a.split or not (card.get("validation_run") or card.get("validate")):
+            sys.exit(f"{d} is not a validation run of split {a.split}")
+    nets = load_torchscript(nets_dir / "formula.pt")
+    trees = load_torchscript(trees_dir / "formula_trees.pt")
+    arr = T.dataset_arrays(T.DEFAULT_CACHE)
+    _fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
+    X = torch.from_numpy(np.ascontiguousarray(tree_inputs(arr, True)[val], dtype=np.float32))
+    B, SG = arr["bravais"][val], arr["sg"][val]
+    n_net = len(json.loads((nets_dir / "formula.json").read_text())["inputs"])
+    with torch.no_grad():
+        pb_net = nets.bravais(X[:, :n_net]).mean(0).numpy()
+        pb_tree = trees.bravais(X).numpy()
+        sg = {}
+        for k in range(len(BRAVAIS)):
+            rows = np.nonzero(B == k)[0]
+            if len(rows):
+                xk = X[rows]
+                sg[k] = (rows, nets.spacegroup(xk[:, :n_net], k).mean(0).numpy(),
+                         trees.spacegroup(xk, k).numpy())
+    from cryspext.formula.lattice import spacegroups_of_bravais
+
+    out = {}
+    for w in np.round(np.linspace(0, 1, 11), 1):
+        p = mix_parts(pb_net, pb_tree, w)
+        rank = np.argsort(-p, axis=1)
+        hits1 = hits3 = 0
+        for k, (rows, pn, pt) in sg.items():
+            groups = np.array(spacegroups_of_bravais(BRAVAIS[k]))
+            r = np.argsort(-mix_parts(pn, pt, w), axis=1)
+            hits1 += int(np.sum(groups[r[:, 0]] == SG[rows]))
+            hits3 += int(np.sum((groups[r[:, :3]] == SG[rows][:, None]).any(axis=1)))
+        out[str(w)] = {"bravais_top1": round(100 * float(np.mean(rank[:, 0] == B)), 2),
+                       "bravais_top2": round(100 * float(np.mean((rank[:, :2] == B[:, None]).any(1))), 2),
+                       "sg_true_top1": round(100 * hits1 / len(val), 2),
+                       "sg_true_top3": round(100 * hits3 / len(val), 2)}
+    print(json.dumps({"split": a.split, "n_validation": int(len(val)), "by_tree_weight": out}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
