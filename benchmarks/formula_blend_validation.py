@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     trees_dir = a.trees or T.DEFAULT_CACHE / f"valtrees_{a.split}"
     for d, name in ((nets_dir, "formula"), (trees_dir, "formula_trees")):
         card = json.loads((d / f"{name}.json").read_text())
-        if card.get("split") != a.split or not (card.get("validation_run") or card.get("validate")):
+        if card.get("split") != a.split or "validation_run" not in card:
             sys.exit(f"{d} is not a validation run of split {a.split}")
     nets = load_torchscript(nets_dir / "formula.pt")
     trees = load_torchscript(trees_dir / "formula_trees.pt")

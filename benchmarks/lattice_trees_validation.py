@@ -102,14 +102,17 @@ def main(argv=None) -> int:
     arr = T.dataset_arrays(T.DEFAULT_CACHE)
     fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
     B, P = arr["bravais"], arr["params"]
-    # The networks' inputs, with the formula-unit features where their card lists them.
-    X = tree_inputs(arr, formula_unit=len(card.get("inputs", [])) > arr["X"].shape[1])
     chosen = {n: candidates()[n] for n in a.settings.split(",")}
-    # Inputs with and without the formula-unit features, as the chosen settings need them.
-    inputs = {u: tree_inputs(arr, formula_unit=u) for u in {s["formula_unit"] for s in chosen.values()}}
-    binned = {u: bin_features(x, feature_edges(x[fit])) for u, x in inputs.items()}
+    # Inputs with and without the formula-unit features, as the chosen settings need them; the
+    # networks read them where their card lists them.
+    nets_unit = len(card.get("inputs", [])) > arr["X"].shape[1]
+    inputs = {u: tree_inputs(arr, formula_unit=u)
+              for u in {s["formula_unit"] for s in chosen.values()} | {nets_unit}}
+    X = inputs[nets_unit]
+    binned = {u: bin_features(inputs[u], feature_edges(inputs[u][fit]))
+              for u in {s["formula_unit"] for s in chosen.values()}}
 
-    truth, net, forest, trees = {}, {}, {u: {} for u in inputs}, {n: {} for n in chosen}
+    truth, net, forest, trees = {}, {}, {u: {} for u in binned}, {n: {} for n in chosen}
     seconds = dict.fromkeys(chosen, 0.0)
     with threadpool_limits(1):
         for k, b in enumerate(BRAVAIS):
@@ -118,7 +121,8 @@ def main(argv=None) -> int:
             truth[b] = P[v][:, cols]
             with torch.no_grad():
                 net[b] = nets.lattice(torch.from_numpy(X[v].astype(np.float32)), k).numpy().mean(0)
-            for u, x in inputs.items():
+            for u in binned:
+                x = inputs[u]
                 rf = RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=0, max_features="sqrt")
                 forest[u][b] = rf.fit(x[f], P[f][:, cols]).predict(x[v]).reshape(len(v), -1)
             for name, settings in chosen.items():

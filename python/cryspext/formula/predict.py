@@ -103,10 +103,10 @@ class FormulaModels:
         """(n, columns) input rows of ``formulas`` (str, pymatgen ``Composition`` or mapping
         each): ``formula_features``, followed by ``formula_unit_features`` where the networks
         or the trees read them."""
-        formulas = list(formulas)
-        X = np.stack([formula_features(f) for f in formulas])
+        compositions = [as_composition(f) for f in formulas]  # each formula parsed once
+        X = np.stack([formula_features(c) for c in compositions])
         if max(self.n_tree_inputs, self.n_network_inputs) > X.shape[1]:
-            X = np.concatenate([X, formula_unit_rows(formulas)], axis=1)
+            X = np.concatenate([X, formula_unit_rows(compositions)], axis=1)
         return X
 
     def bravais_proba(self, X) -> np.ndarray:
