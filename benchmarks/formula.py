@@ -88,7 +88,10 @@ def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
     trees = models.tree_output(head, X, *k)
     if trees is None:
         return {"cryspext": nets}
-    mixed = models.lattice_mix(nets, trees, bravais) if head == "lattice" else models.mix(nets, trees)
+    if head == "lattice":
+        mixed = models.lattice_mix(nets, trees, bravais)
+    else:
+        mixed = models.bravais_mix(nets, trees) if head == "bravais" else models.mix(nets, trees)
     return {"cryspext": mixed, NETS: nets, TREES: trees}
 
 
@@ -268,7 +271,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     for key, card in (("trees", models.trees_card), ("cell_trees", models.cell_trees_card)):
         if card is not None:
             res[key] = {k: card.get(k) for k in ("n_trees", "n_nodes", "fit_s", "blend_weight",
-                                                 "length_blend_weight", "angle_blend_weight",
+                                                 "bravais_blend_weight", "length_blend_weight", "angle_blend_weight",
                                                  "threads", "inputs", "classifier_inputs")}
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
@@ -319,6 +322,8 @@ def _lattice_weights(card: dict) -> str:
     """The lattice weights of a trees card, ' (w for the lattice lengths, ...; w for the free
     lattice angles)', or '' for a card without them."""
     parts = []
+    if card.get("bravais_blend_weight") is not None:
+        parts.append(f"{card['bravais_blend_weight']} for the Bravais probabilities")
     if card.get("length_blend_weight") is not None:
         parts.append(f"{card['length_blend_weight']} for the lattice lengths, fitted as ln(length)")
     if card.get("angle_blend_weight") is not None:
@@ -460,9 +465,11 @@ def markdown(results, api, command, elapsed, env) -> str:
             "lattice counts as a miss.",
             "* cryspext = the shipped formula model: the mean of its network ensemble mixed "
             "with its gradient-boosted trees, (1 − w)·networks + w·trees with w from "
-            "`formula_trees.json` (0.5 for the probabilities, fixed a priori; for the lattice "
-            "lengths and the free lattice angles the weights given above, chosen on the "
-            "validation slices, `benchmarks/lattice_trees_validation.py`). The "
+            "`formula_trees.json` (0.5 for the space-group probabilities, fixed a priori; for "
+            "the Bravais probabilities, the lattice lengths and the free lattice angles the "
+            "weights given above, chosen on the validation slices, "
+            "`benchmarks/formula_blend_validation.py` and "
+            "`benchmarks/lattice_trees_validation.py`). The "
             "rows 'networks only' and 'trees only' are its two parts alone; the trees are "
             "scikit-learn HistGradientBoosting models (one Bravais classifier, one space-group "
             "classifier per lattice, one regressor per free parameter, lengths fitted as "

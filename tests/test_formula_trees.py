@@ -159,7 +159,16 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     nets = models.bravais_proba(x).mean(axis=0)
     with torch.no_grad():
         tr = models.trees.bravais(torch.from_numpy(x.astype(np.float32))).numpy()
-    np.testing.assert_allclose(models.bravais(x), 0.5 * nets + 0.5 * tr, rtol=1e-5)
+    # Bravais probabilities mixed with bravais_blend_weight, space groups with blend_weight.
+    wb = card["bravais_blend_weight"]
+    assert wb == formula_trees.BRAVAIS_BLEND_WEIGHT != card["blend_weight"]
+    np.testing.assert_allclose(models.bravais(x), (1 - wb) * nets + wb * tr, rtol=1e-5)
+    k = int(np.argmax(models.bravais(x)[0]))
+    nets_sg = models.spacegroup_proba(x, BRAVAIS[k])[1].mean(axis=0)
+    with torch.no_grad():
+        tr_sg = models.trees.spacegroup(torch.from_numpy(x.astype(np.float32)), k).numpy()
+    np.testing.assert_allclose(models.spacegroup(x, BRAVAIS[k])[1], 0.5 * nets_sg + 0.5 * tr_sg,
+                               rtol=1e-5)
     res = predict_formula("NaCl", top_k=14, model_dir=out)
     probs = {c["bravais"]: c["probability"] for c in res["candidates"]}
     for k, b in enumerate(BRAVAIS):
@@ -234,13 +243,17 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
 
     # --repack writes the current mixing weights onto the card and leaves the trees as they are.
     card_path = out / "formula_trees.json"
-    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "length_blend_weight": 0.123}))
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "length_blend_weight": 0.123,
+                                     "bravais_blend_weight": 0.321}))
     xt = torch.from_numpy(x.astype(np.float32))
     with torch.no_grad():
         before = load_torchscript(out / "formula_trees.pt").lattice(xt, BRAVAIS.index("mP"))
         formula_trees.main(["--repack", str(out / "formula_trees.pt")])
         after = load_torchscript(out / "formula_trees.pt").lattice(xt, BRAVAIS.index("mP"))
-    assert json.loads(card_path.read_text())["length_blend_weight"] == formula_trees.LENGTH_BLEND_WEIGHT
+    repacked = json.loads(card_path.read_text())
+    assert repacked["length_blend_weight"] == formula_trees.LENGTH_BLEND_WEIGHT
+    assert repacked["bravais_blend_weight"] == formula_trees.BRAVAIS_BLEND_WEIGHT
+    assert repacked["blend"] == formula_trees.FORMULA_BLEND_RULE
     assert torch.equal(before, after)
 
 
@@ -261,6 +274,7 @@ def test_shipped_trees_load_and_are_used():
     assert models.trees is not None and models.blend == card["blend_weight"]
     assert models.angle_blend == card["angle_blend_weight"]
     assert models.length_blend == card["length_blend_weight"]
+    assert models.bravais_blend == card["bravais_blend_weight"]
     assert int(models.trees.tree_offsets.numel()) == N_HEADS + 1
     assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES == (
         models.trees_card["inputs"])

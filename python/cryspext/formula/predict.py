@@ -7,8 +7,9 @@ each lattice, gives the Bravais probabilities; conditioned on a lattice, that la
 groups; its lattice outputs, the free parameters of each lattice. Where the model folder also
 holds ``formula_trees.pt`` (gradient-boosted trees on the same features, ``trees``), every
 probability and parameter is the mix ``(1 − w) · network mean + w · trees`` with ``w`` from its
-card (``blend_weight``; ``length_blend_weight`` for the lattice lengths and
-``angle_blend_weight`` for the free lattice angles). Every model reads the intensive features
+card (``blend_weight`` for the space groups; ``bravais_blend_weight`` for the Bravais lattices,
+``length_blend_weight`` for the lattice lengths and ``angle_blend_weight`` for the free lattice
+angles). Every model reads the intensive features
 ``features.FEATURE_NAMES``; a model whose card lists ``inputs`` beyond them (the shipped ones
 do) also reads ``features.FORMULA_UNIT_FEATURE_NAMES`` (``FormulaModels.features`` builds such
 rows). The spread across the network members is the confidence measure: ``spread`` is the
@@ -69,12 +70,14 @@ class FormulaModels:
         self.cell, self.cell_card = load("cell")
         # Optional boosted trees, mixed into every output with the weights of their card.
         self.trees, self.trees_card = None, None
-        self.blend = self.length_blend = self.angle_blend = 0.0
+        self.blend = self.bravais_blend = self.length_blend = self.angle_blend = 0.0
         if (self.directory / "formula_trees.pt").is_file():
             self.trees, self.trees_card = load("formula_trees")
             self.n_tree_inputs = int(self.trees.edges.shape[0])
             self.blend = float(self.trees_card["blend_weight"])
-            # lattice lengths and free angles have their own weights (older cards: the same one)
+            # Bravais probabilities, lattice lengths and free angles have their own weights
+            # (older cards: the same one)
+            self.bravais_blend = float(self.trees_card.get("bravais_blend_weight", self.blend))
             self.length_blend = float(self.trees_card.get("length_blend_weight", self.blend))
             self.angle_blend = float(self.trees_card.get("angle_blend_weight", self.blend))
         # Optional boosted trees of the cell model, mixed with weight ``cell_blend``.
@@ -163,8 +166,14 @@ class FormulaModels:
             return getattr(self.trees, method)(x, *k).numpy()
 
     def mix(self, network_mean: np.ndarray, trees: np.ndarray | None) -> np.ndarray:
-        """The formula model's output from its two parts (see ``mix_parts``)."""
+        """The formula model's space-group probabilities from its two parts (see
+        ``mix_parts``), with the card's ``blend_weight``."""
         return mix_parts(network_mean, trees, self.blend)
+
+    def bravais_mix(self, network_mean: np.ndarray, trees: np.ndarray | None) -> np.ndarray:
+        """The formula model's (..., 14) Bravais probabilities from its two parts, with the
+        card's ``bravais_blend_weight``."""
+        return mix_parts(network_mean, trees, self.bravais_blend)
 
     def lattice_mix(self, network_mean: np.ndarray, trees: np.ndarray | None,
                     bravais: str) -> np.ndarray:
@@ -177,7 +186,7 @@ class FormulaModels:
 
     def bravais(self, X) -> np.ndarray:
         """(n, 14) Bravais probabilities of the whole model (networks and trees)."""
-        return self.mix(self.bravais_proba(X).mean(axis=0), self.tree_output("bravais", X))
+        return self.bravais_mix(self.bravais_proba(X).mean(axis=0), self.tree_output("bravais", X))
 
     def spacegroup(self, X, bravais: str) -> tuple[list[int], np.ndarray]:
         """(space groups of that lattice, (n, len) probabilities given that lattice)."""
@@ -258,7 +267,7 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     x = m.features([comp])
     raw = m.raw_outputs(x)  # the members run once for all outputs
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
-    prob = m.mix(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]
+    prob = m.bravais_mix(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]
     spread = members.std(axis=0)
     candidates = []
     for k in np.argsort(-prob)[:top_k]:
