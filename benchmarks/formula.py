@@ -480,6 +480,7 @@ def markdown(results, api, command, elapsed, env) -> str:
                         f"{t['n_trees']} trees, {t['n_nodes']} nodes, fitted in "
                         f"{t['fit_s'] / 60:.1f} min on {t['threads'] or 1} thread(s); mixed with "
                         f"weight {t['blend_weight']}"
+                        + (" for the space-group probabilities" if t.get("bravais_blend_weight") else "")
                         + _lattice_weights(t) + ".", ""]
     out += [f"`predict_formula` latency, one formula at a time: {api['predict_formula_ms']:.1f} ms.",
             "", "## How to read this", "",
