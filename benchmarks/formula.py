@@ -291,8 +291,9 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     for key, card in (("trees", models.trees_card), ("cell_trees", models.cell_trees_card)):
         if card is not None:
             res[key] = {k: card.get(k) for k in ("n_trees", "n_nodes", "fit_s", "blend_weight",
-                                                 "bravais_blend_weight", "length_blend_weight", "angle_blend_weight",
-                                                 "threads", "inputs", "classifier_inputs")}
+                                                 "bravais_blend_weight", "length_blend_weight",
+                                                 "angle_blend_weight", "threads", "inputs",
+                                                 "classifier_inputs")}
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()

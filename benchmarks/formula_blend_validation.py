@@ -1,6 +1,6 @@
 """The formula model's probability weights (``training.formula_trees.BRAVAIS_BLEND_WEIGHT``
-for the Bravais lattices, ``BLEND_WEIGHT`` for the space groups) on a validation slice of the *training* rows (``training.formula.validation_split``; the test rows
-are never read).
+for the Bravais lattices, ``BLEND_WEIGHT`` for the space groups) on a validation slice of the
+*training* rows (``training.formula.validation_split``; the test rows are never read).
 
 Needs validation networks and trees fitted without the slice:
 
