@@ -43,9 +43,9 @@ from .formula import DEFAULT_CACHE, MODEL_DIR, _split, dataset_arrays, r2_score,
 # against a 100-tree random forest: Bravais 63.3 % top-1 at 400 rounds (61.6 % at 200; forest
 # 62.5 %), space group given the lattice 80.6 % (forest 79.4 %).
 # The Bravais classifier: 800 rounds (400 until session 10; still rising at 800). Validation
-# slices (a scratch run, not kept: the validation trees' Bravais classifier refitted with 800
-# rounds without the slice, its staged_predict_proba every 100 rounds mixed with the 3
-# validation networks of benchmarks/formula_blend_validation.py), Bravais top-1 / top-2 of the mix at the trees' weight 0.7
+# slices (``python benchmarks/formula_blend_validation.py --split S --bravais-rounds 800``: the
+# classifier refitted without the slice, scored every 100 rounds, mixed with the 3 validation
+# networks), Bravais top-1 / top-2 of the mix at the trees' weight 0.7
 # after 400 → 600 → 800 rounds: random 65.75 / 79.98 → 66.11 / 80.21 → 66.35 / 80.56 %,
 # future 32.29 / 46.64 → 32.40 / 46.99 → 32.75 / 46.89 %. Trees alone: random 64.77 → 65.71 %,
 # future 31.27 → 32.45 % top-1. At 800 rounds 0.7 is still the best weight on the random slice
