@@ -63,6 +63,7 @@ def test_training_writes_loadable_models_with_cards(tiny_models):
         assert card["split"] == "future" and card["training_data_sha256_16"] == "synthetic"
     card = json.loads((out / "formula.json").read_text())
     assert card["bravais_classes"] == BRAVAIS
+    assert card["seed"] == 100  # the default: member m seeded 100 + m, recorded for retraining
     # The networks read the formula-unit features too, as natural logs.
     assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES
     assert card["log_inputs"] == FORMULA_UNIT_FEATURE_NAMES
@@ -162,6 +163,7 @@ def test_merge_takes_the_first_members_of_each_source(tiny_models, tmp_path):
     assert summary["members"] == 3
     card = json.loads((tmp_path / "m" / "formula.json").read_text())
     assert card["members"] == 3 and [o["used"] for o in card["member_sources"]] == [1, 2]
+    assert [o["seed"] for o in card["member_sources"]] == [100, 100]  # each source's seed
     x = torch.from_numpy(_rows(["NaCl", "LiFePO4"]))
     with torch.no_grad():
         src = load_torchscript(out / "formula.pt")(x).numpy()
@@ -241,3 +243,16 @@ def test_networks_without_the_formula_unit_features_still_train_and_predict(tiny
     assert models.n_network_inputs == len(FEATURE_NAMES)
     np.testing.assert_array_equal(models.features(["NaCl"]), formula_features("NaCl")[None, :])
     assert len(predict_formula("NaCl", top_k=2, model_dir=old)["candidates"]) == 2
+
+
+def test_a_no_cell_run_writes_the_formula_model_only(tiny_models, tmp_path):
+    """``train --no-cell`` (members to be merged elsewhere) trains no cell-geometry model and
+    records its seed on the card."""
+    from cryspext.training.formula import main
+
+    out, _ = tiny_models
+    run = tmp_path / "run"
+    main(["train", "--split", "future", "--cache", str(out.parent), "--members", "1",
+          "--epochs", "1", "--seed", "7", "--no-cell", "--out", str(run)])
+    assert (run / "formula.pt").is_file() and not (run / "cell.pt").exists()
+    assert json.loads((run / "formula.json").read_text())["seed"] == 7

@@ -634,7 +634,8 @@ def merge_formula_ensembles(cache: Path, split: str,
                      "element_encoder": card.get("element_encoder"), "hidden": card["hidden"],
                      "epochs": card["epochs"], "feature_embedding": card["feature_embedding"],
                      "formula_training_s": summ["timings"]["formula_s"],
-                     "source_members": card["members"]}
+                     "source_members": card["members"],
+                     "seed": card.get("seed")}  # None: a card from before seeds were recorded
             per_member += [o] * o.get("used", card["members"])
         picked: list[dict] = []  # one entry per run of consecutive members of one origin
         for i in idx:
@@ -673,15 +674,16 @@ def merge_formula_ensembles(cache: Path, split: str,
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
                 epochs: int = 40, threads: int = 1, device: str = "cpu",
                 train_cell: bool = True, arch: str = "mlp", cell_config: dict | None = None,
-                validate: bool = False, seed: int = 100, element_dim: int | None = None
-                ) -> dict:
+                validate: bool = False, seed: int = 100, element_dim: int | None = None,
+                cell: bool = True) -> dict:
     """Train the joint formula ensemble and the cell-geometry model on the ``split`` training
     rows; write ``formula.pt``/``cell.pt`` + cards. The cell model is trained by
     :func:`cryspext.training.cell.train_cell` (``cell_config`` overrides its ``CELL_CONFIG``);
     ``train_cell=False`` keeps an existing ``cell.pt`` in ``out_dir`` (and its metrics in the
     summary). ``validate=True`` is for choosing a recipe without the test rows: it fits on the
     training rows minus a validation slice (``validation_split``), scores on that slice, and
-    trains no cell model. Member m is seeded ``seed + m``: separate runs meant to be merged
+    trains no cell model; nor does ``cell=False`` (a run whose members are merged elsewhere,
+    ``merge_formula_ensembles``). Member m is seeded ``seed + m``: separate runs meant to be merged
     need different seeds. ``element_dim`` overrides the token width of ``ELEMENT_ENCODER``."""
     import torch
 
@@ -762,7 +764,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
         **common, "kind": "formula", "members": members, "inputs": names,
         "log_inputs": names[log_columns[0]:log_columns[1]],
         "hidden": JOINT_HIDDEN, "epochs": epochs, "feature_embedding": list(embed),
-        "architecture": arch,
+        "architecture": arch, "seed": seed,  # member m was seeded seed + m (for retraining)
         "element_encoder": encoder if arch == "element" else None,
         "bravais_classes": BRAVAIS, "spacegroup_classes": sg_classes, "parameters": lp_meta,
         "units": "a, b, c in Å; alpha, beta, gamma in degrees; hR as the rhombohedral cell",
@@ -776,7 +778,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
     })
 
     # Cell-geometry space-group model: trained by its own module (training/cell.py).
-    if validate:
+    if validate or not cell:
         cell_card = {"test_metrics": None, "training_time_s": None}
     elif train_cell or not (out_dir / "cell.json").is_file():
         from .cell import train_cell as fit_cell_model
@@ -823,6 +825,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
     ap.add_argument("--keep-cell", action="store_true",
                     help="keep the cell-geometry model already in the model folder (no retrain)")
+    ap.add_argument("--no-cell", action="store_true",
+                    help="train: no cell-geometry model (runs whose members are merged into "
+                    "another folder; train that one with python -m cryspext.training.cell)")
     ap.add_argument("--validate", action="store_true",
                     help="train: fit on the training rows minus a validation slice and score on "
                     "that slice (to compare recipes without touching the test rows; no cell "
@@ -855,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
                               epochs=args.epochs, threads=args.threads, device=args.device,
                               train_cell=not args.keep_cell, arch=args.arch,
                               validate=args.validate, seed=args.seed,
-                              element_dim=args.element_dim)
+                              element_dim=args.element_dim, cell=not args.no_cell)
         print(json.dumps(summary))
     if args.step in ("trees", "all"):
         from .formula_trees import train as train_formula_trees, train_cell_trees
