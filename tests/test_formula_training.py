@@ -236,7 +236,7 @@ def test_networks_without_the_formula_unit_features_still_train_and_predict(tiny
     for name in ("cell.pt", "cell.json"):
         shutil.copy(out / name, old / name)
     monkeypatch.setattr(T, "NETWORK_FORMULA_UNIT_INPUTS", False)
-    T.train_split(out.parent, "future", old, members=1, epochs=1, train_cell=False)
+    T.train_split(out.parent, "future", old, members=1, epochs=1, cell="keep")
     card = json.loads((old / "formula.json").read_text())
     assert card["inputs"] == FEATURE_NAMES and card["log_inputs"] == []
     models = FormulaModels(old)
@@ -247,7 +247,7 @@ def test_networks_without_the_formula_unit_features_still_train_and_predict(tiny
 
 def test_a_no_cell_run_writes_the_formula_model_only(tiny_models, tmp_path):
     """``train --no-cell`` (members to be merged elsewhere) trains no cell-geometry model and
-    records its seed on the card."""
+    records its seed on the card; an unknown ``cell`` choice is refused before training."""
     from cryspext.training.formula import main
 
     out, _ = tiny_models
@@ -256,3 +256,7 @@ def test_a_no_cell_run_writes_the_formula_model_only(tiny_models, tmp_path):
           "--epochs", "1", "--seed", "7", "--no-cell", "--out", str(run)])
     assert (run / "formula.pt").is_file() and not (run / "cell.pt").exists()
     assert json.loads((run / "formula.json").read_text())["seed"] == 7
+    with pytest.raises(SystemExit):  # keep and none at once
+        main(["train", "--cache", str(out.parent), "--keep-cell", "--no-cell", "--out", str(run)])
+    with pytest.raises(ValueError, match="cell="):
+        train_split(out.parent, "future", run, members=1, epochs=1, cell="skip")

@@ -233,7 +233,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
         shutil.copy(out / name, old / name)
     monkeypatch.setattr(formula_trees, "FORMULA_UNIT_INPUTS", False)
     monkeypatch.setattr(training_formula, "NETWORK_FORMULA_UNIT_INPUTS", False)
-    train_split(tmp_path, "future", old, members=1, epochs=1, train_cell=False)
+    train_split(tmp_path, "future", old, members=1, epochs=1, cell="keep")
     assert formula_trees.train("future", old, cache=tmp_path)["inputs"] == FEATURE_NAMES
     models = FormulaModels(old)
     assert models.n_tree_inputs == len(FEATURE_NAMES)

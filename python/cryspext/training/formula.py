@@ -673,18 +673,21 @@ def merge_formula_ensembles(cache: Path, split: str,
 
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
                 epochs: int = 40, threads: int = 1, device: str = "cpu",
-                train_cell: bool = True, arch: str = "mlp", cell_config: dict | None = None,
-                validate: bool = False, seed: int = 100, element_dim: int | None = None,
-                cell: bool = True) -> dict:
+                cell: str = "train", arch: str = "mlp", cell_config: dict | None = None,
+                validate: bool = False, seed: int = 100, element_dim: int | None = None
+                ) -> dict:
     """Train the joint formula ensemble and the cell-geometry model on the ``split`` training
     rows; write ``formula.pt``/``cell.pt`` + cards. The cell model is trained by
     :func:`cryspext.training.cell.train_cell` (``cell_config`` overrides its ``CELL_CONFIG``);
-    ``train_cell=False`` keeps an existing ``cell.pt`` in ``out_dir`` (and its metrics in the
-    summary). ``validate=True`` is for choosing a recipe without the test rows: it fits on the
-    training rows minus a validation slice (``validation_split``), scores on that slice, and
-    trains no cell model; nor does ``cell=False`` (a run whose members are merged elsewhere,
-    ``merge_formula_ensembles``). Member m is seeded ``seed + m``: separate runs meant to be merged
-    need different seeds. ``element_dim`` overrides the token width of ``ELEMENT_ENCODER``."""
+    ``cell="keep"`` keeps an existing ``cell.pt`` in ``out_dir`` (and its metrics in the
+    summary; trained if there is none), ``cell="none"`` trains none (a run whose members are
+    merged elsewhere, ``merge_formula_ensembles``). ``validate=True`` is for choosing a recipe
+    without the test rows: it fits on the training rows minus a validation slice
+    (``validation_split``), scores on that slice, and trains no cell model. Member m is seeded
+    ``seed + m``: separate runs meant to be merged need different seeds. ``element_dim``
+    overrides the token width of ``ELEMENT_ENCODER``."""
+    if cell not in ("train", "keep", "none"):  # checked before hours of training
+        raise ValueError(f"cell={cell!r}: expected 'train', 'keep' or 'none'")
     import torch
 
     from .._version import __version__
@@ -778,9 +781,9 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
     })
 
     # Cell-geometry space-group model: trained by its own module (training/cell.py).
-    if validate or not cell:
+    if validate or cell == "none":
         cell_card = {"test_metrics": None, "training_time_s": None}
-    elif train_cell or not (out_dir / "cell.json").is_file():
+    elif cell == "train" or not (out_dir / "cell.json").is_file():
         from .cell import train_cell as fit_cell_model
 
         cell_card = fit_cell_model(cache, split, out_dir, config=cell_config, threads=threads)
@@ -823,11 +826,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=5, help="Bravais ensemble size (default 5)")
     ap.add_argument("--epochs", type=int, default=40, help="epochs of the large models")
     ap.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
-    ap.add_argument("--keep-cell", action="store_true",
-                    help="keep the cell-geometry model already in the model folder (no retrain)")
-    ap.add_argument("--no-cell", action="store_true",
-                    help="train: no cell-geometry model (runs whose members are merged into "
-                    "another folder; train that one with python -m cryspext.training.cell)")
+    cell = ap.add_mutually_exclusive_group()
+    cell.add_argument("--keep-cell", action="store_true",
+                      help="keep the cell-geometry model already in the model folder (no retrain)")
+    cell.add_argument("--no-cell", action="store_true",
+                      help="train: no cell-geometry model (runs whose members are merged into "
+                      "another folder; train that one with python -m cryspext.training.cell)")
     ap.add_argument("--validate", action="store_true",
                     help="train: fit on the training rows minus a validation slice and score on "
                     "that slice (to compare recipes without touching the test rows; no cell "
@@ -858,9 +862,10 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         summary = train_split(args.cache, args.split, Path(out), members=args.members,
                               epochs=args.epochs, threads=args.threads, device=args.device,
-                              train_cell=not args.keep_cell, arch=args.arch,
-                              validate=args.validate, seed=args.seed,
-                              element_dim=args.element_dim, cell=not args.no_cell)
+                              cell=("keep" if args.keep_cell else "none" if args.no_cell
+                                    else "train"),
+                              arch=args.arch, validate=args.validate, seed=args.seed,
+                              element_dim=args.element_dim)
         print(json.dumps(summary))
     if args.step in ("trees", "all"):
         from .formula_trees import train as train_formula_trees, train_cell_trees
