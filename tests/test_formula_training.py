@@ -260,3 +260,65 @@ def test_a_no_cell_run_writes_the_formula_model_only(tiny_models, tmp_path):
         main(["train", "--cache", str(out.parent), "--keep-cell", "--no-cell", "--out", str(run)])
     with pytest.raises(ValueError, match="cell="):
         train_split(out.parent, "future", run, members=1, epochs=1, cell="skip")
+
+
+def test_recipe_runs_are_the_merged_sources_with_distinct_seeds(tmp_path):
+    """``recipe`` trains each run of ``RECIPE_RUNS`` without a cell model and merges exactly
+    those members; the runs' seed ranges do not overlap."""
+    from cryspext.training.formula import RECIPE_RUNS, recipe_commands
+
+    out = tmp_path / "models"
+    lanes, merge = recipe_commands("future", out, tmp_path / "cache", threads=2)
+    commands = [c for lane in lanes for c in lane]
+    trains = [c for c in commands if c[2:4] == ["cryspext.training.formula", "train"]]
+    assert len(trains) == len(RECIPE_RUNS)
+    assert all("--no-cell" in c and c[c.index("--split") + 1] == "future" for c in trains)
+    sources = [merge[i + 1] for i, x in enumerate(merge) if x == "--source"]
+    assert sources == [f"{c[c.index('--out') + 1]}:{c[c.index('--members') + 1]}" for c in trains]
+    seeds = [set(range(r["seed"], r["seed"] + r["members"])) for r in RECIPE_RUNS]
+    assert not set.intersection(*seeds)
+    # the cell model and the trees go to the model folder, next to the merged ensemble
+    assert sum(c[c.index("--out") + 1] == str(out) for c in commands) == 2
+    assert merge[merge.index("--out") + 1] == str(out)
+
+
+def test_recipe_dry_run_prints_the_commands(tmp_path, capsys):
+    from cryspext.training.formula import main
+
+    assert main(["recipe", "--split", "future", "--cache", str(tmp_path), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "cryspext.training.cell train" in text and "formula merge" in text
+    assert not any(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+def test_run_lanes_keeps_order_within_a_lane_and_stops_at_a_failure(tmp_path):
+    import sys
+
+    from cryspext.training.formula import run_lanes
+
+    def append(name, text):
+        return [sys.executable, "-c", f"open({str(tmp_path / name)!r}, 'a').write({text!r})"]
+
+    run_lanes([[append("a", "1"), append("a", "2")], [append("b", "x")]], 2, tmp_path / "logs")
+    assert (tmp_path / "a").read_text() == "12" and (tmp_path / "b").read_text() == "x"
+    fail = [sys.executable, "-c", "raise SystemExit(3)"]
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        run_lanes([[fail, append("c", "never")]], 1, tmp_path / "logs")
+    assert not (tmp_path / "c").exists()
+
+
+def test_dataset_file_bytes_do_not_depend_on_the_write_time(tmp_path, monkeypatch):
+    """The card's ``training_data_sha256_16`` hashes the gzip file: its header must not hold
+    the write time, or the same data would give another hash."""
+    import time
+
+    from cryspext.training.formula import write_json_gz
+
+    data = {"rows": [{"formula": "NaCl", "sg": 225}]}
+    write_json_gz(data, tmp_path / "one.json.gz")
+    monkeypatch.setattr(time, "time", lambda: 2e9)
+    write_json_gz(data, tmp_path / "two.json.gz")
+    assert (tmp_path / "one.json.gz").read_bytes() == (tmp_path / "two.json.gz").read_bytes()
+    import gzip
+
+    assert json.loads(gzip.open(tmp_path / "two.json.gz", "rt").read()) == data

@@ -1,6 +1,6 @@
 """Build the data and train the formula and cell-geometry models (``python -m cryspext.training.formula``).
 
-Steps (each a sub-command; ``all`` runs them in order):
+Steps (each a sub-command):
 
 * ``elements`` — write the elemental property table shipped as package data
   (``cryspext/formula/data/elements.json``) from matminer's bundled Magpie tables.
@@ -16,6 +16,10 @@ Steps (each a sub-command; ``all`` runs them in order):
   networks read the formula-unit features too (``NETWORK_FORMULA_UNIT_INPUTS``).
 * ``trees`` — the gradient-boosted trees mixed into the outputs of the formula and cell models
   (``training/formula_trees.py``: ``formula_trees.pt``, ``cell_trees.pt``).
+* ``recipe`` — the shipped models from the data set in one command: the cell model, the two
+  network runs of ``RECIPE_RUNS``, their merge and the trees, as separate processes
+  (``--jobs 2`` runs two at a time; ``--dry-run`` prints the commands).
+* ``all`` — ``elements``, ``data``, then ``recipe``.
 
 Needs pymatgen, spglib and matminer (training only, never at run time). CPU-friendly: keep
 ``--threads`` at 1–2 on a shared machine.
@@ -200,11 +204,19 @@ def build_dataset(shared: Path, out: Path) -> Path:
         spglib_mismatch_skipped=mismatch,
         lowest_ehull_polymorph=sum(r["lowest_ehull_sg"] for r in rows),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(out, "wt") as fh:
-        json.dump({"stats": stats, "rows": rows}, fh)
+    write_json_gz({"stats": stats, "rows": rows}, out)
     print(json.dumps(stats))
     return out
+
+
+def write_json_gz(obj, out: Path) -> None:
+    """Write ``obj`` as gzip-compressed JSON whose bytes depend on the content only: the gzip
+    header gets mtime 0 and no file name (``gzip.open`` stores the write time), so the sha256 on
+    the model cards (``training_data_sha256_16``) is the same for the same data."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as gz:
+        gz.write(json.dumps(obj).encode())
 
 
 def tqdm(iterable, **kwargs):
@@ -801,6 +813,93 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
     return summary
 
 
+# --------------------------------------------------------------------------------------------
+# the shipped recipe, one command (``recipe``): two network runs merged, the cell model, trees
+# --------------------------------------------------------------------------------------------
+
+# The runs of the shipped formula ensemble (README, "Retrain the models"). Their members are
+# merged into one ensemble; different seeds so that no two members start alike.
+RECIPE_RUNS = (
+    {"name": "element", "arch": "element", "members": 4, "epochs": 22, "seed": 100},
+    {"name": "mlp", "arch": "mlp", "members": 3, "epochs": 40, "seed": 200},
+)
+
+
+def recipe_commands(split: str, out: Path, cache: Path = DEFAULT_CACHE, threads: int = 1
+                    ) -> tuple[list[list[list[str]]], list[str]]:
+    """The shipped recipe as command lines: (lanes, merge). Each lane is a list of commands
+    that run one after the other; lanes are independent of each other (about 90 min each on
+    one core). ``merge`` runs after all lanes. The runs' folders are ``cache/runs/<split>/``."""
+    py = [sys.executable, "-m"]
+    common = ["--split", split, "--cache", str(cache), "--threads", str(threads)]
+    runs = Path(cache) / "runs" / split
+
+    def run(r):
+        return py + ["cryspext.training.formula", "train", "--no-cell", "--arch", r["arch"],
+                     "--members", str(r["members"]), "--epochs", str(r["epochs"]),
+                     "--seed", str(r["seed"]), "--out", str(runs / r["name"])] + common
+
+    element, mlp = RECIPE_RUNS
+    cell = py + ["cryspext.training.cell", "train", "--out", str(out)] + common
+    trees = py + ["cryspext.training.formula", "trees", "--out", str(out)] + common
+    merge = py + ["cryspext.training.formula", "merge", "--out", str(out)] + common
+    for r in RECIPE_RUNS:
+        merge += ["--source", f"{runs / r['name']}:{r['members']}"]
+    # Balanced for two workers: the element run alone ≈ cell model + MLP run + trees.
+    return [[run(element)], [cell, run(mlp), trees]], merge
+
+
+def run_lanes(lanes: list[list[list[str]]], jobs: int, log_dir: Path) -> None:
+    """Run each lane's commands in order, up to ``jobs`` lanes at a time, each command's output
+    to a log file in ``log_dir``; prints a line when a command starts and ends. If a command
+    fails, the running ones are stopped and RuntimeError names its log."""
+    import subprocess
+    import threading
+
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    running: set = set()
+    lock = threading.Lock()
+    todo = list(enumerate(lanes))
+
+    def worker():
+        while True:
+            with lock:
+                if not todo or failed:
+                    return
+                k, lane = todo.pop(0)
+            for j, cmd in enumerate(lane):
+                log = log_dir / f"lane{k}_{j}.log"
+                t = time.time()
+                with lock:
+                    if failed:
+                        return
+                    print(f"[{time.strftime('%H:%M')}] start  {' '.join(cmd[2:])}  (log {log})",
+                          flush=True)
+                    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+                    running.add(proc)
+                rc = proc.wait()
+                with lock:
+                    running.discard(proc)
+                    if rc != 0:
+                        if not failed:  # the first failure stops the others
+                            failed.append(f"{' '.join(cmd[2:])} exited with {rc}; see {log}")
+                            for p in running:
+                                p.terminate()
+                        return
+                    print(f"[{time.strftime('%H:%M')}] done   {' '.join(cmd[2:4])} in "
+                          f"{(time.time() - t) / 60:.1f} min", flush=True)
+
+    workers = [threading.Thread(target=worker) for _ in range(max(1, min(jobs, len(lanes))))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failed:
+        raise RuntimeError(failed[0])
+
+
 def _split(arr: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
     rows = [{"mp_id": int(i)} for i in arr["mp_id"]]
     return split_indices(rows, split)
@@ -818,7 +917,7 @@ def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.formula", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["elements", "data", "train", "merge", "trees", "all"])
+    ap.add_argument("step", choices=["elements", "data", "train", "merge", "trees", "recipe", "all"])
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="shared/data folder")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="work folder for data/models")
     ap.add_argument("--split", choices=["random", "future"], default="random")
@@ -851,14 +950,39 @@ def main(argv: list[str] | None = None) -> int:
                     "repeat; the merged ensemble averages all members")
     ap.add_argument("--out", type=Path, default=None,
                     help="model folder (default: the package for 'random', cache/<split> else)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="recipe/all: parallel worker processes (2 halves the time; each uses "
+                    "--threads threads)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="recipe/all: print the commands of the recipe and run nothing")
     args = ap.parse_args(argv)
+    if args.jobs < 1 or args.threads < 1:
+        ap.error("--jobs and --threads must be at least 1")
+    if args.step in ("recipe", "all"):
+        out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
+        lanes, merge = recipe_commands(args.split, Path(out), args.cache, args.threads)
+        if args.dry_run:
+            if args.step == "all":
+                print("# first, in this process: the element table, then the data set")
+            for k, lane in enumerate(lanes):
+                print(f"# lane {k + 1} of {len(lanes)} (lanes run side by side with --jobs 2)")
+                print("\n".join(" ".join(c) for c in lane))
+            print("# after all lanes\n" + " ".join(merge))
+            return 0
     if args.step in ("elements", "all"):
         print("wrote", build_element_table())
     if args.step in ("data", "all"):
         build_dataset(args.shared, args.cache / "dataset.json.gz")
+    if args.step in ("recipe", "all"):
+        dataset_arrays(args.cache)  # built once here, not by two workers at the same time
+        log_dir = args.cache / "runs" / args.split / "logs"
+        run_lanes(lanes, args.jobs, log_dir)
+        run_lanes([[merge]], 1, log_dir / "merge")
+        print(f"wrote the {args.split} models to {out}")
+        return 0
     if args.validate and args.out is None:
         ap.error("--validate needs --out: a validation run must not overwrite the shipped models")
-    if args.step in ("train", "all"):
+    if args.step == "train":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         summary = train_split(args.cache, args.split, Path(out), members=args.members,
                               epochs=args.epochs, threads=args.threads, device=args.device,
@@ -867,7 +991,7 @@ def main(argv: list[str] | None = None) -> int:
                               arch=args.arch, validate=args.validate, seed=args.seed,
                               element_dim=args.element_dim)
         print(json.dumps(summary))
-    if args.step in ("trees", "all"):
+    if args.step == "trees":
         from .formula_trees import train as train_formula_trees, train_cell_trees
 
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
