@@ -34,7 +34,14 @@ def test_result_structure_and_consistency():
         lat = c["lattice"]
         assert all(lat[k]["value"] > 0 for k in lat)
         fixed = set(lat) - set(FREE_PARAMETERS[b])
-        assert all(lat[k]["std"] == 0 for k in fixed)
+        # an angle fixed by symmetry has no spread; a length set equal to a free one shares it
+        fixed_angles = fixed & {"alpha", "beta", "gamma"} if b != "hR" else set()
+        assert all(lat[k]["std"] == lat[k]["uncertainty"] == 0 for k in fixed_angles)
+        for k in fixed - fixed_angles:
+            twin = "a" if k in "bc" else "alpha"
+            assert lat[k]["std"] == lat[twin]["std"] and lat[k]["uncertainty"] == lat[twin]["uncertainty"]
+        # the shipped model is calibrated: every free parameter has a positive σ
+        assert all(lat[k]["uncertainty"] > 0 for k in FREE_PARAMETERS[b])
         if b[0] == "c":
             assert lat["a"]["value"] == lat["b"]["value"] == lat["c"]["value"]
             assert lat["alpha"]["value"] == 90

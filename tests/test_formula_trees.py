@@ -102,6 +102,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     from cryspext.formula.cellgeom import CELL_FEATURE_NAMES
     from cryspext.formula.features import FORMULA_UNIT_FEATURE_NAMES, formula_unit_features
     from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
+    from cryspext.formula.confidence import lattice_uncertainty, member_std, temper
     from cryspext.formula.predict import FormulaModels
     from cryspext.training import formula_trees
     from cryspext.training.formula import train_split
@@ -127,6 +128,10 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     train_split(tmp_path, "future", out, members=2, epochs=1, cell_config={"members": 2, "epochs": 1})
     for name in ("BRAVAIS_TREES", "SPACEGROUP_TREES", "LATTICE_TREES"):
         monkeypatch.setitem(getattr(formula_trees, name), "max_iter", 5)
+    monkeypatch.setattr(formula_trees, "CONFIDENCE", {  # whatever the shipped constants are
+        "bravais_temperature": 1.3,
+        "lattice_uncertainty": {"lengths": {"std_scale": 1.5, "relative_floor": 0.05},
+                                "angles": {"std_scale": 2.0, "floor_deg": 3.0}}})
     card = formula_trees.train("future", out, cache=tmp_path)
     assert card["n_trees"] > 0 and card["blend_weight"] == 0.5
     assert json.loads((out / "formula_trees.json").read_text())["kind"] == "formula_trees"
@@ -162,7 +167,9 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     # Bravais probabilities mixed with bravais_blend_weight, space groups with blend_weight.
     wb = card["bravais_blend_weight"]
     assert wb == formula_trees.BRAVAIS_BLEND_WEIGHT != card["blend_weight"]
-    np.testing.assert_allclose(models.bravais(x), (1 - wb) * nets + wb * tr, rtol=1e-5)
+    # ... then tempered with the card's calibration (formula.confidence)
+    assert card["confidence"] == formula_trees.CONFIDENCE and models.bravais_temperature == 1.3
+    np.testing.assert_allclose(models.bravais(x), temper((1 - wb) * nets + wb * tr, 1.3), rtol=1e-5)
     k = int(np.argmax(models.bravais(x)[0]))
     nets_sg = models.spacegroup_proba(x, BRAVAIS[k])[1].mean(axis=0)
     with torch.no_grad():
@@ -198,6 +205,14 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     got = next(c for c in res["candidates"] if c["bravais"] == "mP")["lattice"]
     assert got["beta"]["value"] == pytest.approx(float(lat[0, 3]), rel=1e-5)
     assert got["alpha"]["value"] == got["gamma"]["value"] == 90.0
+    # Each parameter's σ from the members' std and the card's constants; NaN without them.
+    members = models.lattice_parameters(x, "mP")[1]
+    sigma = lattice_uncertainty(names, lat, member_std(members), card["confidence"]["lattice_uncertainty"])[0]
+    assert [got[n]["uncertainty"] for n in names] == pytest.approx(sigma.tolist(), rel=1e-5)
+    assert sigma[0] >= 0.05 * lat[0, 0] and sigma[3] >= 3.0  # at least the floors
+    assert got["alpha"]["uncertainty"] == got["alpha"]["std"] == 0.0  # fixed by symmetry
+    tp = next(c for c in res["candidates"] if c["bravais"] == "tP")["lattice"]
+    assert tp["b"]["std"] == tp["a"]["std"] > 0  # b = a: the same number, the same spread
 
     # The cell trees, mixed into predict_cell the same way.
     from cryspext.formula import predict_cell
@@ -233,8 +248,13 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
         shutil.copy(out / name, old / name)
     monkeypatch.setattr(formula_trees, "FORMULA_UNIT_INPUTS", False)
     monkeypatch.setattr(training_formula, "NETWORK_FORMULA_UNIT_INPUTS", False)
+    monkeypatch.setattr(formula_trees, "CONFIDENCE", None)  # and without calibration constants
     train_split(tmp_path, "future", old, members=1, epochs=1, cell="keep")
     assert formula_trees.train("future", old, cache=tmp_path)["inputs"] == FEATURE_NAMES
+    _models.cache_clear()
+    res = predict_formula("NaCl", top_k=14, model_dir=old)
+    got = next(c for c in res["candidates"] if c["bravais"] == "mP")["lattice"]
+    assert np.isnan(got["a"]["uncertainty"]) and got["a"]["std"] == 0.0  # one member: no spread
     models = FormulaModels(old)
     assert models.n_tree_inputs == len(FEATURE_NAMES)
     np.testing.assert_array_equal(models.features(["NaCl"]), formula_features("NaCl")[None, :])
@@ -244,7 +264,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     # --repack writes the current mixing weights onto the card and leaves the trees as they are.
     card_path = out / "formula_trees.json"
     card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "length_blend_weight": 0.123,
-                                     "bravais_blend_weight": 0.321}))
+                                     "bravais_blend_weight": 0.321, "confidence": {"old": 1}}))
     xt = torch.from_numpy(x.astype(np.float32))
     with torch.no_grad():
         before = load_torchscript(out / "formula_trees.pt").lattice(xt, BRAVAIS.index("mP"))
@@ -254,6 +274,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert repacked["length_blend_weight"] == formula_trees.LENGTH_BLEND_WEIGHT
     assert repacked["bravais_blend_weight"] == formula_trees.BRAVAIS_BLEND_WEIGHT
     assert repacked["blend"] == formula_trees.FORMULA_BLEND_RULE
+    assert repacked["confidence"] == formula_trees.CONFIDENCE
     assert torch.equal(before, after)
 
 

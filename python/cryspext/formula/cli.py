@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 _SG_SYMBOLS = None
 
@@ -38,7 +39,8 @@ def _formula(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{result['formula']}: most likely Bravais lattices (probability ± network spread)")
+    print(f"{result['formula']}: most likely Bravais lattices (probability ± network spread; "
+          "lattice parameters ± their uncertainty σ)")
     for i, cand in enumerate(result["candidates"], 1):
         print(f"{i}. {cand['name']:<15} ({cand['bravais']})  p = {cand['probability']:.2f} "
               f"± {cand['spread']:.2f}")
@@ -48,9 +50,11 @@ def _formula(args) -> int:
         )
         print(f"   space groups: {sgs}")
         lat = cand["lattice"]
-        lengths = "  ".join(f"{k} = {lat[k]['value']:.2f}±{lat[k]['std']:.2f} Å" for k in "abc")
+        # ± the calibrated σ where the model has one, else the members' std
+        err = {k: v["std"] if math.isnan(v["uncertainty"]) else v["uncertainty"] for k, v in lat.items()}
+        lengths = "  ".join(f"{k} = {lat[k]['value']:.2f}±{err[k]:.2f} Å" for k in "abc")
         angles = "  ".join(
-            f"{k} = {lat[k]['value']:.1f}±{lat[k]['std']:.1f}°" for k in ("alpha", "beta", "gamma")
+            f"{k} = {lat[k]['value']:.1f}±{err[k]:.1f}°" for k in ("alpha", "beta", "gamma")
         )
         print(f"   lattice: {lengths}\n            {angles}")
     return 0

@@ -12,9 +12,11 @@ card (``blend_weight`` for the space groups; ``bravais_blend_weight`` for the Br
 angles). Every model reads the intensive features
 ``features.FEATURE_NAMES``; a model whose card lists ``inputs`` beyond them (the shipped ones
 do) also reads ``features.FORMULA_UNIT_FEATURE_NAMES`` (``FormulaModels.features`` builds such
-rows). The spread across the network members is the confidence measure: ``spread`` is the
+rows). The spread across the network members is one confidence measure: ``spread`` is the
 standard deviation of one class's probability over the members, a parameter's ``std`` the
-standard deviation of the members' predictions (Å or degrees).
+standard deviation of the members' predictions (Å or degrees). Calibrated on a validation
+slice (``confidence``): the Bravais probabilities are tempered, and each lattice parameter
+gets an ``uncertainty``, a σ of its error built from the members' std and a floor.
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
 the cell canonical (metric lattice type + Niggli reduction), so any basis of a lattice gives the
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .cellgeom import canonical_cell, cell_features
+from .confidence import full_uncertainties, lattice_uncertainty, member_std, temper
 from .features import FEATURE_NAMES, formula_features, formula_unit_rows
 from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
 from .parse import as_composition
@@ -80,6 +83,10 @@ class FormulaModels:
             self.bravais_blend = float(self.trees_card.get("bravais_blend_weight", self.blend))
             self.length_blend = float(self.trees_card.get("length_blend_weight", self.blend))
             self.angle_blend = float(self.trees_card.get("angle_blend_weight", self.blend))
+        # Calibration of the mix (``confidence``): a Bravais temperature and the constants of
+        # the lattice uncertainties; none on cards from before it (then T = 1, no σ).
+        self.confidence = (self.trees_card or {}).get("confidence")
+        self.bravais_temperature = float((self.confidence or {}).get("bravais_temperature", 1.0))
         # Optional boosted trees of the cell model, mixed with weight ``cell_blend``.
         self.cell_trees, self.cell_trees_card, self.cell_blend = None, None, 0.0
         if (self.directory / "cell_trees.pt").is_file():
@@ -185,8 +192,19 @@ class FormulaModels:
         return mix_parts(network_mean, trees, w)
 
     def bravais(self, X) -> np.ndarray:
-        """(n, 14) Bravais probabilities of the whole model (networks and trees)."""
-        return self.bravais_mix(self.bravais_proba(X).mean(axis=0), self.tree_output("bravais", X))
+        """(n, 14) Bravais probabilities of the whole model (networks and trees mixed, then
+        tempered with the card's ``bravais_temperature``)."""
+        mixed = self.bravais_mix(self.bravais_proba(X).mean(axis=0), self.tree_output("bravais", X))
+        return temper(mixed, self.bravais_temperature)
+
+    def lattice_uncertainty(self, names, value: np.ndarray, members: np.ndarray) -> np.ndarray:
+        """σ (Å, degrees) of free parameters ``names`` from the mixed ``value`` (..., n_free)
+        and the members' values (members, ..., n_free), with the card's constants
+        (``confidence.lattice_uncertainty``); NaN without them."""
+        if not self.confidence:
+            return np.full(np.shape(value), np.nan)
+        return lattice_uncertainty(names, value, member_std(members),
+                                   self.confidence["lattice_uncertainty"])
 
     def spacegroup(self, X, bravais: str) -> tuple[list[int], np.ndarray]:
         """(space groups of that lattice, (n, len) probabilities given that lattice)."""
@@ -251,9 +269,12 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     "candidates": [...]}``, candidates ranked by Bravais probability, each with
     ``bravais`` (e.g. ``"cF"``), ``name``, ``probability`` (networks and trees mixed),
     ``spread`` (std over the network members), ``spacegroups`` ([{number, probability}], top
-    ``n_spacegroups``) and ``lattice`` ({parameter: {value, std}} for all six parameters; the
-    free ones carry the std over the network members, the ones fixed by symmetry have std 0).
-    hR lattices are given as the rhombohedral cell.
+    ``n_spacegroups``) and ``lattice`` ({parameter: {value, std, uncertainty}} for all six
+    parameters: ``std`` over the network members; ``uncertainty`` a calibrated σ of the value
+    (``confidence.lattice_uncertainty``, NaN for models without calibration constants); a
+    length set equal to a free one by symmetry shares its std and σ, an angle fixed by symmetry
+    has 0). The probabilities are tempered with the card's ``bravais_temperature``. hR lattices
+    are given as the rhombohedral cell.
 
     Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20, a large
     formula unit, and the training data (one Materials Project structure per integer formula)
@@ -267,7 +288,8 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     x = m.features([comp])
     raw = m.raw_outputs(x)  # the members run once for all outputs
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
-    prob = m.bravais_mix(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]
+    prob = temper(m.bravais_mix(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x)),
+                  m.bravais_temperature)[0]
     spread = members.std(axis=0)
     candidates = []
     for k in np.argsort(-prob)[:top_k]:
@@ -280,7 +302,8 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
         lp = lp[:, 0, :]
         mixed = m.lattice_mix(lp.mean(axis=0, keepdims=True), m.tree_output("lattice", x, int(k)), b)[0]
         values = full_parameters(b, dict(zip(names, mixed.tolist())))
-        stds = dict(zip(names, lp.std(axis=0).tolist()))
+        stds = full_uncertainties(b, dict(zip(names, lp.std(axis=0).tolist())))
+        sigma = full_uncertainties(b, dict(zip(names, m.lattice_uncertainty(names, mixed, lp).tolist())))
         candidates.append({
             "bravais": b,
             "name": BRAVAIS_NAMES[b],
@@ -288,7 +311,7 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
             "spread": float(spread[k]),
             "spacegroups": [{"number": int(groups[i]), "probability": float(p_sg[i])}
                             for i in order],
-            "lattice": {n: {"value": float(v), "std": float(stds.get(n, 0.0))}
+            "lattice": {n: {"value": float(v), "std": float(stds[n]), "uncertainty": float(sigma[n])}
                         for n, v in values.items()},
         })
     if isinstance(formula, str):

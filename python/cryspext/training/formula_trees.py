@@ -101,6 +101,27 @@ BRAVAIS_BLEND_WEIGHT = 0.7
 # The weights are not fitted: ``--repack`` writes the current ones onto an existing card.
 ANGLE_BLEND_WEIGHT = 0.9
 LENGTH_BLEND_WEIGHT = 0.7
+# The calibration of the mix (``formula.confidence``), chosen on the validation slices with
+# ``benchmarks/formula_confidence_validation.py`` (figures below). Written on the card by
+# ``train`` and ``--repack``; ``predict_formula`` tempers the Bravais probabilities with it and
+# gives each lattice parameter its σ.
+# Validation slice of the random split (3 validation networks and validation trees fitted
+# without it, ``python benchmarks/formula_confidence_validation.py --split random``):
+# * Bravais temperature 1.2 (the lowest NLL on a 0.05 grid): NLL 1.069 → 1.048 nats, ECE
+#   0.048 → 0.019 (mean top-1 probability 71.1 → 65.8 % against 66.3 % top-1 accuracy);
+# * lattice σ, fitted as the 68.27 % quantile of |error| (pinball loss): lengths
+#   σ = sqrt((1.0 · std)² + (0.11 · value)²), |error| ≤ σ for 69.5 % and ≤ 2σ for 86.7 % of the
+#   values (the members' std as is: 55.9 % and 74.0 %); free angles σ = sqrt((0.9 · std)² +
+#   (9.5°)²): 68.5 % and 92.0 % (the std as is: 36.9 % and 56.2 %). The std adds little to the
+#   floor (pinball loss 0.655 against 0.679 with the floor alone for the lengths; 3.020 against
+#   3.053 for the angles), but it does add: a member disagreement flags the larger errors.
+CONFIDENCE = {
+    "bravais_temperature": 1.2,
+    "lattice_uncertainty": {"lengths": {"std_scale": 1.0, "relative_floor": 0.11},
+                            "angles": {"std_scale": 0.9, "floor_deg": 9.5}},
+    "level": "sigma holds |error| for about 68 % of formulas (the 1-std share of a Gaussian); "
+             "the errors are heavy-tailed, so 2 sigma holds fewer than 95 %",
+}
 FORMULA_BLEND_RULE = ("predict: (1 - blend_weight) * network-ensemble mean + blend_weight * trees "
                       "for the space-group probabilities; the same with bravais_blend_weight "
                       "for the Bravais probabilities, length_blend_weight for the lattice "
@@ -276,6 +297,7 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
         classifier_inputs=n_classifier,  # the classifiers read the first columns only
         blend=FORMULA_BLEND_RULE, bravais_blend_weight=BRAVAIS_BLEND_WEIGHT,
         length_blend_weight=LENGTH_BLEND_WEIGHT, angle_blend_weight=ANGLE_BLEND_WEIGHT,
+        confidence=CONFIDENCE,
         settings={"bravais": BRAVAIS_TREES, "spacegroup": SPACEGROUP_TREES,
                   "lattice": LATTICE_TREES, "lattice_angles": ANGLE_TREES,
                   "lattice_lengths": "ln(Å)" if LOG_LENGTHS else "Å",
@@ -330,8 +352,8 @@ def train_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE,
 def repack(path: Path) -> None:
     """Re-script a saved ``formula_trees.pt`` with the current ``BoostedTrees`` code (same
     tensors) and write the current mixing weights (``BLEND_WEIGHT``, ``BRAVAIS_BLEND_WEIGHT``,
-    ``LENGTH_BLEND_WEIGHT``, ``ANGLE_BLEND_WEIGHT``) and blend rule onto its card: for
-    changes that leave the trees as they are."""
+    ``LENGTH_BLEND_WEIGHT``, ``ANGLE_BLEND_WEIGHT``), blend rule and ``CONFIDENCE`` onto its
+    card: for changes that leave the trees as they are."""
     from ..formula.trees import BoostedTrees
     from ..models import load_torchscript, save_torchscript
 
@@ -344,7 +366,7 @@ def repack(path: Path) -> None:
     card = json.loads(path.with_suffix(".json").read_text())
     card.update(blend=FORMULA_BLEND_RULE, blend_weight=BLEND_WEIGHT,
                 bravais_blend_weight=BRAVAIS_BLEND_WEIGHT, length_blend_weight=LENGTH_BLEND_WEIGHT,
-                angle_blend_weight=ANGLE_BLEND_WEIGHT)
+                angle_blend_weight=ANGLE_BLEND_WEIGHT, confidence=CONFIDENCE)
     save_torchscript(new, path, card)
 
 
@@ -364,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit the cell-geometry trees (cell_trees.pt) instead of the formula trees")
     ap.add_argument("--repack", type=Path, default=None, metavar="PT",
                     help="only re-script an existing formula_trees.pt with the current code and "
-                         "write the current mixing weights onto its card")
+                         "write the current mixing weights and confidence constants onto its card")
     a = ap.parse_args(argv)
     if a.repack:
         repack(a.repack)

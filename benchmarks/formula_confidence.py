@@ -1,0 +1,222 @@
+"""How far to trust the formula model's confidence: its probabilities and its spreads.
+
+On the test formulas of each split (the models of ``benchmarks/formula.py``: the shipped ones
+for ``random``, ``cache/formula/future`` for ``future``) it measures, without fitting anything
+of cryspext's:
+
+* **Bravais probabilities** (cryspext's mix, its networks and trees alone, and the benchmark's
+  random forest, 100 trees, the same inputs): top-1 accuracy next to the mean top-1
+  probability, expected calibration error (ECE: 15 equal-width bins of the top-1 probability,
+  |accuracy − mean probability| weighted by the bins' shares), negative log-likelihood of the
+  true lattice (nats, probabilities floored at 1e-6) and the multi-class Brier score; a
+  reliability table of cryspext's top-1 probability (cryspext: tempered with the card's
+  ``bravais_temperature``; the untempered mix on its own row); and how well a wrong top-1 lattice is
+  told from a right one (AUROC) by the top-1 probability and by the ``spread`` that
+  ``predict_formula`` reports (std of that lattice's probability over the network members).
+* **Lattice-parameter spreads** (``predict_formula``'s ``std``, over the network members, and
+  its ``uncertainty`` σ, calibrated on the validation slices by ``formula.confidence``) against
+  the error of the predicted value (the mix of networks and trees), given the true lattice:
+  the share of test values with |error| ≤ 1 and ≤ 2 spreads (0.68 and 0.95 for a calibrated
+  Gaussian), the median |error| / spread, and the Spearman correlation of spread and |error|
+  (is a larger spread a larger error?), for the lengths and the free angles apart.
+
+    python benchmarks/formula_confidence.py [--splits random future] [--out benchmarks/RESULTS_formula_confidence.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python"))
+
+from cryspext.formula.confidence import temper  # noqa: E402
+from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES  # noqa: E402
+from cryspext.formula.predict import FormulaModels  # noqa: E402
+from cryspext.training.formula import split_indices  # noqa: E402
+from cryspext.training.formula_trees import tree_inputs  # noqa: E402
+
+NETS, TREES, FOREST = "cryspext networks only", "cryspext trees only", "random forest"
+RELIABILITY_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
+
+
+def calibration(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict:
+    """Top-1 accuracy and mean probability, ECE over ``bins`` equal-width bins of the top-1
+    probability, NLL (nats) and Brier score of (n, classes) probabilities ``p`` for labels y."""
+    p = np.asarray(p, float)
+    top = p.max(axis=1)
+    hit = p.argmax(axis=1) == y
+    which = np.minimum((top * bins).astype(int), bins - 1)
+    ece = sum(abs(hit[which == k].mean() - top[which == k].mean()) * np.mean(which == k)
+              for k in range(bins) if np.any(which == k))
+    onehot = np.zeros_like(p)
+    onehot[np.arange(len(y)), y] = 1.0
+    return {"top1": float(hit.mean()), "mean_top1_probability": float(top.mean()),
+            "ece": float(ece), "nll": float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-6)).mean()),
+            "brier": float(((p - onehot) ** 2).sum(axis=1).mean())}
+
+
+def reliability(p: np.ndarray, y: np.ndarray) -> list[dict]:
+    """Per bin of the top-1 probability (``RELIABILITY_EDGES``): share of rows, accuracy and
+    mean top-1 probability."""
+    top, hit = p.max(axis=1), p.argmax(axis=1) == y
+    out = []
+    for lo, hi in zip(RELIABILITY_EDGES[:-1], RELIABILITY_EDGES[1:]):
+        sel = (top >= lo) & ((top < hi) if hi < 1 else (top <= hi))
+        out.append({"bin": f"{lo:.1f}–{hi:.1f}", "share": float(sel.mean()),
+                    "top1": float(hit[sel].mean()) if sel.any() else float("nan"),
+                    "mean_probability": float(top[sel].mean()) if sel.any() else float("nan")})
+    return out
+
+
+def error_detection(score_right: np.ndarray, hit: np.ndarray) -> float:
+    """AUROC of ``score_right`` (higher = more likely right) for telling right from wrong."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(hit, score_right)) if 0 < hit.mean() < 1 else float("nan")
+
+
+def std_check(err: np.ndarray, std: np.ndarray) -> dict:
+    """|error| against the reported std: shares within 1 and 2 std, median |error| / std
+    (std floored at 1e-9) and the Spearman correlation of std and |error|."""
+    from scipy.stats import spearmanr
+
+    err, std = np.abs(err), np.asarray(std, float)
+    return {"n": int(len(err)), "within_1_std": float(np.mean(err <= std)),
+            "within_2_std": float(np.mean(err <= 2 * std)),
+            "median_error_over_std": float(np.median(err / np.maximum(std, 1e-9))),
+            "median_abs_error": float(np.median(err)), "median_std": float(np.median(std)),
+            "spearman_std_error": float(spearmanr(std, err)[0]) if len(err) > 2 else float("nan")}
+
+
+def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int) -> dict:
+    from sklearn.ensemble import RandomForestClassifier
+
+    train, test = split_indices([{"mp_id": int(i)} for i in arr["mp_id"]], split)
+    models = FormulaModels(model_dir)
+    X, B, P = arr["X_with_formula_unit"], arr["bravais"], arr["params"]
+    n_classifier = max(models.n_network_inputs, (models.trees_card or {}).get("classifier_inputs", 0))
+    XC = X if n_classifier > arr["X"].shape[1] else arr["X"]  # the forest reads what cryspext reads
+    members = models.bravais_proba(X[test])
+    nets = members.mean(axis=0)
+    tree_p = models.tree_output("bravais", X[test])
+    mixed = models.bravais_mix(nets, tree_p)
+    probs = {"cryspext": temper(mixed, models.bravais_temperature),
+             "cryspext before tempering": mixed, NETS: nets}
+    if tree_p is not None:
+        probs[TREES] = tree_p
+    rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0).fit(XC[train], B[train])
+    p_rf = np.zeros((len(test), len(BRAVAIS)))
+    p_rf[:, rf.classes_] = rf.predict_proba(XC[test])
+    probs[FOREST] = p_rf
+    y = B[test]
+    res = {"split": split, "n_test": int(len(test)), "members": int(members.shape[0]),
+           "confidence_constants": models.confidence,
+           "bravais": {m: calibration(p, y) for m, p in probs.items()},
+           "reliability": {m: reliability(probs[m], y) for m in ("cryspext", FOREST)}}
+    mix = probs["cryspext"]
+    top = mix.argmax(axis=1)
+    hit = top == y
+    spread = members.std(axis=0)[np.arange(len(test)), top]
+    res["error_detection_auroc"] = {
+        "cryspext top-1 probability": error_detection(mix.max(axis=1), hit),
+        "cryspext spread of the top-1 lattice (smaller = right)": error_detection(-spread, hit),
+        "random forest top-1 probability": error_detection(p_rf.max(axis=1), p_rf.argmax(axis=1) == y)}
+
+    errors = {"lengths": [], "angles": []}  # (error, members' std, calibrated σ) per parameter
+    for k, b in enumerate(BRAVAIS):
+        rows = test[y == k]
+        if len(rows) < 2:
+            continue
+        names, lp = models.lattice_parameters(X[rows], b)
+        pred = models.lattice_mix(lp.mean(axis=0), models.tree_output("lattice", X[rows], k), b)
+        sigma = models.lattice_uncertainty(names, pred, lp)
+        truth = P[rows][:, [PARAMETER_NAMES.index(n) for n in names]]
+        for j, n in enumerate(names):
+            errors["angles" if n in ANGLES else "lengths"].append(
+                (pred[:, j] - truth[:, j], lp.std(axis=0)[:, j], sigma[:, j]))
+    res["lattice_std"] = {}
+    for kind, v in errors.items():
+        err, std, sigma = (np.concatenate(x) for x in zip(*v))
+        res["lattice_std"][f"{kind}, members' std"] = std_check(err, std)
+        if not np.isnan(sigma).all():
+            res["lattice_std"][f"{kind}, uncertainty σ"] = std_check(err, sigma)
+    return res
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def markdown(results: list[dict], command: str, elapsed: float, env: str) -> str:
+    out = ["# How far to trust the formula model's confidence (issue 7)", "",
+           f"Produced by `{command}` ({env}; total {elapsed / 60:.1f} min). Test formulas of each "
+           "split, the models of `benchmarks/RESULTS_formula.md`; nothing of cryspext is fitted "
+           "here. The forest is that benchmark's Bravais forest (100 trees, the same inputs).", ""]
+    for r in results:
+        out += [f"## Split `{r['split']}` ({r['n_test']} test formulas, {r['members']} network members)", "",
+                "Bravais probabilities:", "",
+                "| method | top-1 | mean top-1 probability | ECE | NLL (nats) | Brier |",
+                "|---|---|---|---|---|---|"]
+        for m, c in r["bravais"].items():
+            out.append(f"| {m} | {pct(c['top1'])} | {pct(c['mean_top1_probability'])} | "
+                       f"{c['ece']:.3f} | {c['nll']:.3f} | {c['brier']:.3f} |")
+        out += ["", "Reliability of the top-1 probability (share of test formulas / top-1 accuracy / "
+                "mean top-1 probability in each bin):", "",
+                "| top-1 probability | " + " | ".join(r["reliability"]) + " |", "|---|" + "---|" * len(r["reliability"])]
+        for i, row in enumerate(r["reliability"]["cryspext"]):
+            cells = [r["reliability"][m][i] for m in r["reliability"]]
+            out.append(f"| {row['bin']} | " + " | ".join(
+                f"{pct(c['share'])} / {pct(c['top1'])} / {pct(c['mean_probability'])}" for c in cells) + " |")
+        out += ["", "Telling a wrong top-1 lattice from a right one (AUROC; 0.5 = no better than chance): "
+                + "; ".join(f"{k} {v:.3f}" for k, v in r["error_detection_auroc"].items()) + ".", "",
+                "Lattice-parameter spreads against the error of the value (networks and trees "
+                "mixed), given the true lattice: `std` over the network members, and the "
+                "uncertainty σ (`formula.confidence`, constants from the validation slices) where "
+                "the card has it. A calibrated Gaussian spread holds 68 % / 95 % of the errors "
+                "within 1 / 2 ×:", "",
+                "| parameters, spread | n | within 1 × | within 2 × | median abs error | median spread "
+                "| median error / spread | Spearman(spread, abs error) |", "|---|---|---|---|---|---|---|---|"]
+        for kind, s in r["lattice_std"].items():
+            unit = "Å" if kind.startswith("lengths") else "°"
+            out.append(f"| {kind} | {s['n']} | {pct(s['within_1_std'])} | {pct(s['within_2_std'])} | "
+                       f"{s['median_abs_error']:.2f} {unit} | {s['median_std']:.2f} {unit} | "
+                       f"{s['median_error_over_std']:.1f} | {s['spearman_std_error']:.2f} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=REPO / "cache" / "formula")
+    ap.add_argument("--splits", nargs="+", default=["random", "future"], choices=["random", "future"])
+    ap.add_argument("--trees", type=int, default=100, help="random-forest trees (default 100)")
+    ap.add_argument("--threads", type=int, default=2, help="threads for the forest and torch")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS_formula_confidence.md")
+    a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    arr = dict(np.load(a.cache / "arrays.npz", allow_pickle=False))
+    arr["X_with_formula_unit"] = tree_inputs(arr, formula_unit=True)
+    results = []
+    for split in a.splits:
+        results.append(evaluate_split(split, arr, None if split == "random" else a.cache / split,
+                                      a.trees, a.threads))
+        print(json.dumps(results[-1]), flush=True)
+    command = "python benchmarks/formula_confidence.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    env = f"{os.cpu_count()} CPU cores visible, {a.threads} threads, torch {torch.__version__}"
+    a.out.write_text(markdown(results, command.strip(), time.perf_counter() - t0, env))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

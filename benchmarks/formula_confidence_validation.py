@@ -1,0 +1,110 @@
+"""The choice of the formula model's confidence constants (``training.formula_trees.CONFIDENCE``,
+``formula.confidence``) on a validation slice of the *training* rows
+(``training.formula.validation_split``; the test rows are never read).
+
+Needs validation networks and trees fitted without the slice (as ``formula_blend_validation.py``):
+
+    python -m cryspext.training.formula train --validate --no-cell --arch element --members 3 \\
+        --epochs 22 --split S --out cache/formula/validation_fu_S
+    python -m cryspext.training.formula_trees --validate --split S --out cache/formula/valtrees_S
+    python benchmarks/formula_confidence_validation.py --split S
+
+Prints, on the slice, for the Bravais probabilities of the mix (the shipped weight): the
+temperature with the lowest NLL and the calibration figures of ``formula_confidence.py`` before
+and after it; for the lattice σ (lengths and free angles apart): the fitted constants of
+``formula.confidence.lattice_uncertainty``, next to the two one-term forms (std only, floor
+only), each with its quantile loss (``training.formula_confidence.quantile_loss``) and the
+shares of errors within 1 and 2 σ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python"))
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from cryspext.formula.confidence import member_std, temper
+    from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES
+    from cryspext.formula.predict import mix_parts
+    from cryspext.models import load_torchscript
+    from cryspext.training import formula as T
+    from cryspext.training.formula_confidence import (ANGLE_FLOORS_DEG, RELATIVE_FLOORS, coverage,
+                                                      fit_lattice_uncertainty, fit_temperature)
+    from cryspext.training.formula_trees import (ANGLE_BLEND_WEIGHT, BRAVAIS_BLEND_WEIGHT,
+                                                 LENGTH_BLEND_WEIGHT, tree_inputs)
+    from formula_confidence import calibration
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=["random", "future"], default="random")
+    ap.add_argument("--nets", type=Path, default=None, help="default cache/formula/validation_fu_SPLIT")
+    ap.add_argument("--trees", type=Path, default=None, help="default cache/formula/valtrees_SPLIT")
+    a = ap.parse_args(argv)
+    nets_dir = a.nets or T.DEFAULT_CACHE / f"validation_fu_{a.split}"
+    trees_dir = a.trees or T.DEFAULT_CACHE / f"valtrees_{a.split}"
+    cards = {}
+    for d, name in ((nets_dir, "formula"), (trees_dir, "formula_trees")):
+        cards[name] = json.loads((d / f"{name}.json").read_text())
+        if cards[name].get("split") != a.split or "validation_run" not in cards[name]:
+            sys.exit(f"{d} is not a validation run of split {a.split}")
+    nets = load_torchscript(nets_dir / "formula.pt")
+    trees = load_torchscript(trees_dir / "formula_trees.pt")
+    arr = T.dataset_arrays(T.DEFAULT_CACHE)
+    _fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
+    X = torch.from_numpy(np.ascontiguousarray(tree_inputs(arr, True)[val], dtype=np.float32))
+    B, P = arr["bravais"][val], arr["params"][val]
+    n_net = len(cards["formula"]["inputs"])
+    with torch.no_grad():
+        p = mix_parts(nets.bravais(X[:, :n_net]).mean(0).numpy(), trees.bravais(X).numpy(),
+                      BRAVAIS_BLEND_WEIGHT)
+    t_best, by_t = fit_temperature(p, B)
+    out = {"split": a.split, "n_validation": int(len(val)), "network_members": cards["formula"]["members"],
+           "bravais": {"temperature": t_best,
+                       "nll_by_temperature": {str(t): round(v, 4) for t, v in by_t.items()},
+                       "before": calibration(p, B), "after": calibration(temper(p, t_best), B)}}
+
+    parts = {"lengths": [], "angles": []}  # (error, member std, value) per free parameter
+    for k, b in enumerate(BRAVAIS):
+        rows = np.nonzero(B == k)[0]
+        if len(rows) < 2:
+            continue
+        xk = X[rows]
+        names = cards["formula"]["parameters"][b]["free"]
+        with torch.no_grad():
+            members = nets.lattice(xk[:, :n_net], k).numpy()
+            tree_v = trees.lattice(xk, k).numpy()
+        w = np.array([ANGLE_BLEND_WEIGHT if n in ANGLES else LENGTH_BLEND_WEIGHT for n in names])
+        value = mix_parts(members.mean(0), tree_v, w)
+        std = member_std(members)
+        for j, n in enumerate(names):
+            truth = P[rows, PARAMETER_NAMES.index(n)]
+            parts["angles" if n in ANGLES else "lengths"].append((value[:, j] - truth, std[:, j], value[:, j]))
+    out["lattice"] = {}
+    for kind, rows in parts.items():
+        err, std, value = (np.concatenate(v) for v in zip(*rows))
+        unit = np.abs(value) if kind == "lengths" else np.ones_like(value)
+        floors = RELATIVE_FLOORS if kind == "lengths" else ANGLE_FLOORS_DEG
+        res = {}
+        for form, scales, fl in (("std and floor", None, floors), ("std only", None, [0.0]),
+                                 ("floor only", [0.0], floors)):
+            kw = {"scales": scales} if scales is not None else {}
+            c, score = fit_lattice_uncertainty(err, std, unit, fl, **kw)
+            sigma = np.hypot(c["std_scale"] * std, c["floor"] * unit)
+            res[form] = {**c, "quantile_loss": round(score, 5), **coverage(err, sigma)}
+        res["members' std as is"] = coverage(err, std)
+        out["lattice"][kind] = {"n": int(len(err)), **res}
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
