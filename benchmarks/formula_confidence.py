@@ -20,7 +20,7 @@ of cryspext's:
   Gaussian), the median |error| / spread, and the Spearman correlation of spread and |error|
   (is a larger spread a larger error?), for the lengths and the free angles apart.
 
-    python benchmarks/formula_confidence.py [--splits random future] [--out benchmarks/RESULTS_formula_confidence.md]
+    python benchmarks/formula_confidence.py [--splits random future] [--png reliability.png]
 """
 
 from __future__ import annotations
@@ -76,6 +76,38 @@ def reliability(p: np.ndarray, y: np.ndarray) -> list[dict]:
     return out
 
 
+def reliability_curve(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict:
+    """Mean top-1 probability and top-1 accuracy in ``bins`` equal-width bins (those with at
+    least 20 rows: an accuracy of fewer is mostly noise), for a reliability diagram."""
+    top, hit = p.max(axis=1), p.argmax(axis=1) == y
+    which = np.minimum((top * bins).astype(int), bins - 1)
+    keep = [k for k in range(bins) if np.sum(which == k) >= 20]
+    return {"mean_probability": [float(top[which == k].mean()) for k in keep],
+            "top1": [float(hit[which == k].mean()) for k in keep],
+            "share": [float(np.mean(which == k)) for k in keep]}
+
+
+def plot_reliability(results: list[dict], path: Path) -> None:
+    """Reliability diagrams of the Bravais top-1 probability, one panel per split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4), squeeze=False)
+    for ax, r in zip(axes[0], results):
+        ax.plot([0, 1], [0, 1], color="0.7", lw=1, label="calibrated")
+        for m, style in (("cryspext", "o-"), ("cryspext before tempering", "s--"), (FOREST, "^:")):
+            c = r["reliability_curve"][m]
+            ax.plot(c["mean_probability"], c["top1"], style, ms=4, label=m)
+        ax.set(xlabel="top-1 probability", ylabel="top-1 accuracy", xlim=(0, 1), ylim=(0, 1),
+               title=f"Bravais lattice, {r['split']} split")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def error_detection(score_right: np.ndarray, hit: np.ndarray) -> float:
     """AUROC of ``score_right`` (higher = more likely right) for telling right from wrong."""
     from sklearn.metrics import roc_auc_score
@@ -120,7 +152,9 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int) -
     res = {"split": split, "n_test": int(len(test)), "members": int(members.shape[0]),
            "confidence_constants": models.confidence,
            "bravais": {m: calibration(p, y) for m, p in probs.items()},
-           "reliability": {m: reliability(probs[m], y) for m in ("cryspext", FOREST)}}
+           "reliability": {m: reliability(probs[m], y) for m in ("cryspext", FOREST)},
+           "reliability_curve": {m: reliability_curve(probs[m], y)
+                                 for m in ("cryspext", "cryspext before tempering", FOREST)}}
     mix = probs["cryspext"]
     top = mix.argmax(axis=1)
     hit = top == y
@@ -200,6 +234,7 @@ def main(argv=None) -> int:
     ap.add_argument("--trees", type=int, default=100, help="random-forest trees (default 100)")
     ap.add_argument("--threads", type=int, default=2, help="threads for the forest and torch")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS_formula_confidence.md")
+    ap.add_argument("--png", type=Path, default=None, help="also draw the reliability diagrams here")
     a = ap.parse_args(argv)
     import torch
 
@@ -215,6 +250,8 @@ def main(argv=None) -> int:
     command = "python benchmarks/formula_confidence.py " + " ".join(argv if argv is not None else sys.argv[1:])
     env = f"{os.cpu_count()} CPU cores visible, {a.threads} threads, torch {torch.__version__}"
     a.out.write_text(markdown(results, command.strip(), time.perf_counter() - t0, env))
+    if a.png:
+        plot_reliability(results, a.png)
     return 0
 
 

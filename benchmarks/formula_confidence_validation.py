@@ -11,7 +11,7 @@ Needs validation networks and trees fitted without the slice (as ``formula_blend
 
 Prints, on the slice, for the Bravais probabilities of the mix (the shipped weight): the
 temperature with the lowest NLL and the calibration figures of ``formula_confidence.py`` before
-and after it; for the lattice σ (lengths and free angles apart): the fitted constants of
+and after it (the same for the space groups given the true lattice); for the lattice σ (lengths and free angles apart): the fitted constants of
 ``formula.confidence.lattice_uncertainty``, next to the two one-term forms (std only, floor
 only), each with its quantile loss (``training.formula_confidence.quantile_loss``) and the
 shares of errors within 1 and 2 σ.
@@ -71,6 +71,28 @@ def main(argv=None) -> int:
            "bravais": {"temperature": t_best,
                        "nll_by_temperature": {str(t): round(v, 4) for t, v in by_t.items()},
                        "before": calibration(p, B), "after": calibration(temper(p, t_best), B)}}
+
+    # The space groups given the true lattice (padded to the largest lattice's count), for
+    # comparison: their own best temperature.
+    from cryspext.formula.lattice import spacegroups_of_bravais
+    from cryspext.training.formula_trees import BLEND_WEIGHT
+
+    width = max(len(spacegroups_of_bravais(b)) for b in BRAVAIS)
+    p_sg, y_sg = [], []
+    for k, b in enumerate(BRAVAIS):
+        rows = np.nonzero(B == k)[0]
+        groups = np.array(spacegroups_of_bravais(b))
+        with torch.no_grad():
+            pk = mix_parts(nets.spacegroup(X[rows][:, :n_net], k).mean(0).numpy(),
+                           trees.spacegroup(X[rows], k).numpy(), BLEND_WEIGHT)
+        y = np.searchsorted(groups, arr["sg"][val][rows])
+        ok = groups[np.minimum(y, len(groups) - 1)] == arr["sg"][val][rows]
+        p_sg.append(np.pad(pk[ok], ((0, 0), (0, width - len(groups)))))
+        y_sg.append(y[ok])
+    p_sg, y_sg = np.concatenate(p_sg), np.concatenate(y_sg)
+    t_sg, _ = fit_temperature(p_sg, y_sg)
+    out["spacegroup_given_true_bravais"] = {"temperature": t_sg, "before": calibration(p_sg, y_sg),
+                                            "after": calibration(temper(p_sg, t_sg), y_sg)}
 
     parts = {"lengths": [], "angles": []}  # (error, member std, value) per free parameter
     for k, b in enumerate(BRAVAIS):

@@ -15,7 +15,7 @@ do) also reads ``features.FORMULA_UNIT_FEATURE_NAMES`` (``FormulaModels.features
 rows). The spread across the network members is one confidence measure: ``spread`` is the
 standard deviation of one class's probability over the members, a parameter's ``std`` the
 standard deviation of the members' predictions (Å or degrees). Calibrated on a validation
-slice (``confidence``): the Bravais probabilities are tempered, and each lattice parameter
+slice (``formula.confidence``): the Bravais probabilities are tempered, and each lattice parameter
 gets an ``uncertainty``, a σ of its error built from the members' std and a floor.
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
