@@ -36,9 +36,6 @@ def main(argv=None) -> int:
 
     from cryspext.formula.lattice import BRAVAIS
     from cryspext.formula.predict import mix_parts
-    from cryspext.models import load_torchscript
-    from cryspext.training import formula as T
-    from cryspext.training.formula_trees import tree_inputs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=["random", "future"], default="random")
@@ -47,19 +44,10 @@ def main(argv=None) -> int:
     ap.add_argument("--bravais-rounds", type=int, default=None, metavar="N",
                     help="refit the Bravais trees with N rounds and score them every 100 rounds")
     a = ap.parse_args(argv)
-    nets_dir = a.nets or T.DEFAULT_CACHE / f"validation_fu_{a.split}"
-    trees_dir = a.trees or T.DEFAULT_CACHE / f"valtrees_{a.split}"
-    for d, name in ((nets_dir, "formula"), (trees_dir, "formula_trees")):
-        card = json.loads((d / f"{name}.json").read_text())
-        if card.get("split") != a.split or "validation_run" not in card:
-            sys.exit(f"{d} is not a validation run of split {a.split}")
-    nets = load_torchscript(nets_dir / "formula.pt")
-    trees = load_torchscript(trees_dir / "formula_trees.pt")
-    arr = T.dataset_arrays(T.DEFAULT_CACHE)
-    _fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
-    X = torch.from_numpy(np.ascontiguousarray(tree_inputs(arr, True)[val], dtype=np.float32))
+    v = load_validation_models(a.split, a.nets, a.trees)
+    nets, trees, arr, _fit, val, X = v["nets"], v["trees"], v["arr"], v["fit"], v["val"], v["X"]
     B, SG = arr["bravais"][val], arr["sg"][val]
-    n_net = len(json.loads((nets_dir / "formula.json").read_text())["inputs"])
+    n_net = len(v["nets_card"]["inputs"])
     with torch.no_grad():
         pb_net = nets.bravais(X[:, :n_net]).mean(0).numpy()
     if a.bravais_rounds:
@@ -91,6 +79,32 @@ def main(argv=None) -> int:
                        "sg_true_top3": round(100 * hits3 / len(val), 2)}
     print(json.dumps({"split": a.split, "n_validation": int(len(val)), "by_tree_weight": out}, indent=1))
     return 0
+
+
+def load_validation_models(split: str, nets_dir: Path | None = None, trees_dir: Path | None = None) -> dict:
+    """The validation networks and trees of ``split`` (default folders
+    cache/formula/validation_fu_SPLIT and valtrees_SPLIT; exits unless both are validation
+    runs of that split) with the data: {"nets", "trees", "nets_card", "arr", "fit", "val", "X"}
+    (X: the tree inputs of the validation rows, float32 tensor)."""
+    import torch
+
+    from cryspext.models import load_torchscript
+    from cryspext.training import formula as T
+    from cryspext.training.formula_trees import tree_inputs
+
+    nets_dir = nets_dir or T.DEFAULT_CACHE / f"validation_fu_{split}"
+    trees_dir = trees_dir or T.DEFAULT_CACHE / f"valtrees_{split}"
+    cards = {}
+    for d, name in ((nets_dir, "formula"), (trees_dir, "formula_trees")):
+        cards[name] = json.loads((d / f"{name}.json").read_text())
+        if cards[name].get("split") != split or "validation_run" not in cards[name]:
+            sys.exit(f"{d} is not a validation run of split {split}")
+    arr = T.dataset_arrays(T.DEFAULT_CACHE)
+    fit, val = T.validation_split(arr, T._split(arr, split)[0], split)
+    X = torch.from_numpy(np.ascontiguousarray(tree_inputs(arr, True)[val], dtype=np.float32))
+    return {"nets": load_torchscript(nets_dir / "formula.pt"), "nets_card": cards["formula"],
+            "trees": load_torchscript(trees_dir / "formula_trees.pt"), "arr": arr, "fit": fit,
+            "val": val, "X": X}
 
 
 def bravais_top12(p: np.ndarray, y: np.ndarray) -> list[float]:

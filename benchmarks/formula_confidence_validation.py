@@ -36,12 +36,11 @@ def main(argv=None) -> int:
     from cryspext.formula.confidence import member_std, temper
     from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES
     from cryspext.formula.predict import mix_parts
-    from cryspext.models import load_torchscript
-    from cryspext.training import formula as T
     from cryspext.training.formula_confidence import (ANGLE_FLOORS_DEG, RELATIVE_FLOORS, coverage,
                                                       fit_lattice_uncertainty, fit_temperature)
     from cryspext.training.formula_trees import (ANGLE_BLEND_WEIGHT, BRAVAIS_BLEND_WEIGHT,
-                                                 LENGTH_BLEND_WEIGHT, tree_inputs)
+                                                 LENGTH_BLEND_WEIGHT)
+    from formula_blend_validation import load_validation_models
     from formula_confidence import calibration
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,18 +48,9 @@ def main(argv=None) -> int:
     ap.add_argument("--nets", type=Path, default=None, help="default cache/formula/validation_fu_SPLIT")
     ap.add_argument("--trees", type=Path, default=None, help="default cache/formula/valtrees_SPLIT")
     a = ap.parse_args(argv)
-    nets_dir = a.nets or T.DEFAULT_CACHE / f"validation_fu_{a.split}"
-    trees_dir = a.trees or T.DEFAULT_CACHE / f"valtrees_{a.split}"
-    cards = {}
-    for d, name in ((nets_dir, "formula"), (trees_dir, "formula_trees")):
-        cards[name] = json.loads((d / f"{name}.json").read_text())
-        if cards[name].get("split") != a.split or "validation_run" not in cards[name]:
-            sys.exit(f"{d} is not a validation run of split {a.split}")
-    nets = load_torchscript(nets_dir / "formula.pt")
-    trees = load_torchscript(trees_dir / "formula_trees.pt")
-    arr = T.dataset_arrays(T.DEFAULT_CACHE)
-    _fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
-    X = torch.from_numpy(np.ascontiguousarray(tree_inputs(arr, True)[val], dtype=np.float32))
+    v = load_validation_models(a.split, a.nets, a.trees)
+    nets, trees, arr, val, X = v["nets"], v["trees"], v["arr"], v["val"], v["X"]
+    cards = {"formula": v["nets_card"]}
     B, P = arr["bravais"][val], arr["params"][val]
     n_net = len(cards["formula"]["inputs"])
     with torch.no_grad():
