@@ -192,8 +192,9 @@ def pct(x: float) -> str:
 def markdown(results: list[dict], command: str, elapsed: float, env: str) -> str:
     out = ["# How far to trust the formula model's confidence (issue 7)", "",
            f"Produced by `{command}` ({env}; total {elapsed / 60:.1f} min). Test formulas of each "
-           "split, the models of `benchmarks/RESULTS_formula.md`; nothing of cryspext is fitted "
-           "here. The forest is that benchmark's Bravais forest (100 trees, the same inputs).", ""]
+           "split, the models `benchmarks/formula.py` reads (the shipped ones for `random`, "
+           "`cache/formula/future` for `future`); nothing of cryspext is fitted here. The forest "
+           "is that benchmark's Bravais forest (100 trees, the same inputs).", ""]
     for r in results:
         out += [f"## Split `{r['split']}` ({r['n_test']} test formulas, {r['members']} network members)", "",
                 "Bravais probabilities:", "",
@@ -213,7 +214,7 @@ def markdown(results: list[dict], command: str, elapsed: float, env: str) -> str
                 + "; ".join(f"{k} {v:.3f}" for k, v in r["error_detection_auroc"].items()) + ".", "",
                 "Lattice-parameter spreads against the error of the value (networks and trees "
                 "mixed), given the true lattice: `std` over the network members, and the "
-                "uncertainty σ (`formula.confidence`, constants from the validation slices) where "
+                "uncertainty σ (`formula.confidence`, constants from the random split's validation slice) where "
                 "the card has it. A calibrated Gaussian spread holds 68 % / 95 % of the errors "
                 "within 1 / 2 ×:", "",
                 "| parameters, spread | n | within 1 × | within 2 × | median abs error | median spread "
