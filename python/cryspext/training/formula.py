@@ -877,7 +877,8 @@ def run_lanes(lanes: list[list[list[str]]], jobs: int, log_dir: Path) -> None:
                         return
                     print(f"[{time.strftime('%H:%M')}] start  {' '.join(cmd[2:])}  (log {log})",
                           flush=True)
-                    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+                    with open(log, "w") as fh:  # the child keeps its own handle
+                        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
                     running.add(proc)
                 rc = proc.wait()
                 with lock:
@@ -894,8 +895,16 @@ def run_lanes(lanes: list[list[list[str]]], jobs: int, log_dir: Path) -> None:
     workers = [threading.Thread(target=worker) for _ in range(max(1, min(jobs, len(lanes))))]
     for w in workers:
         w.start()
-    for w in workers:
-        w.join()
+    try:
+        for w in workers:
+            while w.is_alive():
+                w.join(timeout=1.0)
+    except KeyboardInterrupt:  # Ctrl-C stops the children too, not only this process
+        with lock:
+            failed.append("interrupted")
+            for p in running:
+                p.terminate()
+        raise
     if failed:
         raise RuntimeError(failed[0])
 
