@@ -297,6 +297,10 @@ def test_shipped_trees_load_and_are_used():
     assert models.angle_blend == card["angle_blend_weight"]
     assert models.length_blend == card["length_blend_weight"]
     assert models.bravais_blend == card["bravais_blend_weight"]
+    from cryspext.training.formula_trees import CONFIDENCE
+
+    assert card["confidence"] == CONFIDENCE  # the shipped card carries the current calibration
+    assert models.bravais_temperature == CONFIDENCE["bravais_temperature"]
     assert int(models.trees.tree_offsets.numel()) == N_HEADS + 1
     assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES == (
         models.trees_card["inputs"])
