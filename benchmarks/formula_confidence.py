@@ -41,25 +41,30 @@ from cryspext.formula.confidence import temper  # noqa: E402
 from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.predict import FormulaModels  # noqa: E402
 from cryspext.training.formula import split_indices  # noqa: E402
+from cryspext.training.formula_confidence import nll  # noqa: E402
 from cryspext.training.formula_trees import tree_inputs  # noqa: E402
 
 NETS, TREES, FOREST = "cryspext networks only", "cryspext trees only", "random forest"
 RELIABILITY_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
 
 
+def top1_bins(p: np.ndarray, y: np.ndarray, bins: int = 15):
+    """(top-1 probability, top-1 hit, bin index of ``bins`` equal-width bins) per row."""
+    top = p.max(axis=1)
+    return top, p.argmax(axis=1) == y, np.minimum((top * bins).astype(int), bins - 1)
+
+
 def calibration(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict:
     """Top-1 accuracy and mean probability, ECE over ``bins`` equal-width bins of the top-1
     probability, NLL (nats) and Brier score of (n, classes) probabilities ``p`` for labels y."""
     p = np.asarray(p, float)
-    top = p.max(axis=1)
-    hit = p.argmax(axis=1) == y
-    which = np.minimum((top * bins).astype(int), bins - 1)
+    top, hit, which = top1_bins(p, y, bins)
     ece = sum(abs(hit[which == k].mean() - top[which == k].mean()) * np.mean(which == k)
               for k in range(bins) if np.any(which == k))
     onehot = np.zeros_like(p)
     onehot[np.arange(len(y)), y] = 1.0
     return {"top1": float(hit.mean()), "mean_top1_probability": float(top.mean()),
-            "ece": float(ece), "nll": float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-6)).mean()),
+            "ece": float(ece), "nll": nll(p, y, floor=1e-6),
             "brier": float(((p - onehot) ** 2).sum(axis=1).mean())}
 
 
@@ -79,8 +84,7 @@ def reliability(p: np.ndarray, y: np.ndarray) -> list[dict]:
 def reliability_curve(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict:
     """Mean top-1 probability and top-1 accuracy in ``bins`` equal-width bins (those with at
     least 20 rows: an accuracy of fewer is mostly noise), for a reliability diagram."""
-    top, hit = p.max(axis=1), p.argmax(axis=1) == y
-    which = np.minimum((top * bins).astype(int), bins - 1)
+    top, hit, which = top1_bins(p, y, bins)
     keep = [k for k in range(bins) if np.sum(which == k) >= 20]
     return {"mean_probability": [float(top[which == k].mean()) for k in keep],
             "top1": [float(hit[which == k].mean()) for k in keep],

@@ -22,9 +22,10 @@ RELATIVE_FLOORS = np.round(np.arange(0.0, 0.5001, 0.005), 3)
 ANGLE_FLOORS_DEG = np.round(np.arange(0.0, 30.001, 0.25), 2)
 
 
-def nll(p: np.ndarray, y: np.ndarray) -> float:
-    """Mean negative log-likelihood (nats) of labels ``y`` under (n, classes) probabilities."""
-    return float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
+def nll(p: np.ndarray, y: np.ndarray, floor: float = 1e-12) -> float:
+    """Mean negative log-likelihood (nats) of labels ``y`` under (n, classes) probabilities,
+    each floored at ``floor`` (a class given probability 0 would make it infinite)."""
+    return float(-np.log(np.maximum(p[np.arange(len(y)), y], floor)).mean())
 
 
 def fit_temperature(p: np.ndarray, y: np.ndarray, grid=TEMPERATURES) -> tuple[float, dict]:
