@@ -458,8 +458,10 @@ def markdown(results, api, command, elapsed, env) -> str:
                 cell = f"cell model by `{tim['cell_trained_by']}` {tim['cell_s']:.0f} s"
             elif tim.get("cell_kept_from_earlier_run"):
                 cell = f"cell model kept from an earlier run ({tim['cell_s']:.0f} s)"
-            else:
+            elif "cell_s" in tim:
                 cell = f"cell {tim['cell_s']:.0f} s"
+            else:
+                cell = "no training time on record for the cell model"
             formula = (f"joint formula ensemble of {tr.get('members', '?')} networks "
                        f"{tim['formula_s']:.0f} s" if "formula_s" in tim else "")
             arch = tr.get("architecture", "mlp")

@@ -171,6 +171,13 @@ def test_merge_takes_the_first_members_of_each_source(tiny_models, tmp_path):
     np.testing.assert_allclose(merged, src[[0, 0, 1]], rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="members"):
         merge_formula_ensembles(out.parent, "future", [(out, 3)], tmp_path / "bad")
+    # A folder whose cell model was trained by its own command (as ``recipe`` does): the
+    # summary takes the cell model's time from its card.
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "cell.json").write_text(json.dumps({"training_time_s": 12.5}))
+    timings = merge_formula_ensembles(out.parent, "future", [(out, 1)], tmp_path / "c")["timings"]
+    assert timings["cell_s"] == 12.5 and "training.cell train --split future" in timings["cell_trained_by"]
+    assert timings["total_s"] == pytest.approx(12.5 + timings["formula_s"])
 
 
 def test_merge_picks_members_by_index_and_keeps_their_provenance(tiny_models, tmp_path):

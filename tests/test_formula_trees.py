@@ -128,8 +128,9 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     train_split(tmp_path, "future", out, members=2, epochs=1, cell_config={"members": 2, "epochs": 1})
     for name in ("BRAVAIS_TREES", "SPACEGROUP_TREES", "LATTICE_TREES"):
         monkeypatch.setitem(getattr(formula_trees, name), "max_iter", 5)
-    monkeypatch.setattr(formula_trees, "CONFIDENCE", {  # whatever the shipped constants are
+    monkeypatch.setitem(formula_trees.CONFIDENCE, "future", {  # whatever the real constants are
         "bravais_temperature": 1.3,
+        "lattice_correction": {"mP": {"a": [1.1, -0.2], "beta": [0.5, 45.0]}},
         "lattice_uncertainty": {"lengths": {"std_scale": 1.5, "relative_floor": 0.05},
                                 "angles": {"std_scale": 2.0, "floor_deg": 3.0}}})
     card = formula_trees.train("future", out, cache=tmp_path)
@@ -168,7 +169,8 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     wb = card["bravais_blend_weight"]
     assert wb == formula_trees.BRAVAIS_BLEND_WEIGHT != card["blend_weight"]
     # ... then tempered with the card's calibration (formula.confidence)
-    assert card["confidence"] == formula_trees.CONFIDENCE and models.bravais_temperature == 1.3
+    assert card["confidence"] == formula_trees.CONFIDENCE["future"]  # the constants of its split
+    assert models.bravais_temperature == 1.3
     np.testing.assert_allclose(models.bravais(x), temper((1 - wb) * nets + wb * tr, 1.3), rtol=1e-5)
     k = int(np.argmax(models.bravais(x)[0]))
     nets_sg = models.spacegroup_proba(x, BRAVAIS[k])[1].mean(axis=0)
@@ -200,7 +202,9 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert models.trees.exp_columns[c0:c1].tolist() == [True, True, True, False]
     assert tr[0, :3].min() > 0  # lengths, in Å
     w = np.array([card["length_blend_weight"]] * 3 + [card["angle_blend_weight"]])
-    np.testing.assert_allclose(lat, (1 - w) * nets + w * tr, rtol=1e-6)
+    mixed = (1 - w) * nets + w * tr
+    # ... then each through its correction line, where the card has one (a and beta here)
+    np.testing.assert_allclose(lat, mixed * [1.1, 1, 1, 0.5] + [-0.2, 0, 0, 45.0], rtol=1e-6)
     res = predict_formula("NaCl", top_k=14, model_dir=out)
     got = next(c for c in res["candidates"] if c["bravais"] == "mP")["lattice"]
     assert got["beta"]["value"] == pytest.approx(float(lat[0, 3]), rel=1e-5)
@@ -248,7 +252,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
         shutil.copy(out / name, old / name)
     monkeypatch.setattr(formula_trees, "FORMULA_UNIT_INPUTS", False)
     monkeypatch.setattr(training_formula, "NETWORK_FORMULA_UNIT_INPUTS", False)
-    monkeypatch.setattr(formula_trees, "CONFIDENCE", None)  # and without calibration constants
+    monkeypatch.setitem(formula_trees.CONFIDENCE, "future", None)  # and without calibration constants
     train_split(tmp_path, "future", old, members=1, epochs=1, cell="keep")
     assert formula_trees.train("future", old, cache=tmp_path)["inputs"] == FEATURE_NAMES
     _models.cache_clear()
@@ -274,7 +278,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert repacked["length_blend_weight"] == formula_trees.LENGTH_BLEND_WEIGHT
     assert repacked["bravais_blend_weight"] == formula_trees.BRAVAIS_BLEND_WEIGHT
     assert repacked["blend"] == formula_trees.FORMULA_BLEND_RULE
-    assert repacked["confidence"] == formula_trees.CONFIDENCE
+    assert repacked["confidence"] == formula_trees.CONFIDENCE["future"]  # the set of the card's split
     assert torch.equal(before, after)
 
 
@@ -299,8 +303,8 @@ def test_shipped_trees_load_and_are_used():
     assert models.bravais_blend == card["bravais_blend_weight"]
     from cryspext.training.formula_trees import CONFIDENCE
 
-    assert card["confidence"] == CONFIDENCE  # the shipped card carries the current calibration
-    assert models.bravais_temperature == CONFIDENCE["bravais_temperature"]
+    assert card["confidence"] == CONFIDENCE["random"]  # the shipped card carries the current calibration
+    assert models.bravais_temperature == CONFIDENCE["random"]["bravais_temperature"]
     assert int(models.trees.tree_offsets.numel()) == N_HEADS + 1
     assert card["inputs"] == FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES == (
         models.trees_card["inputs"])
@@ -349,3 +353,24 @@ def test_element_order_does_not_change_the_answer(a, b):
     for lattice in ("mP", "cF"):  # the lattice trees also read the formula-unit features
         np.testing.assert_allclose(models.lattice(xa, lattice)[1], models.lattice(xb, lattice)[1],
                                    rtol=1e-6)
+
+
+def test_calibration_table_has_a_full_set_per_split():
+    """formula_calibration.json (written by benchmarks/formula_confidence_validation.py --write):
+    each split's set has a temperature, a correction line for every free parameter of every
+    lattice and the σ constants, all in a plausible range."""
+    from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS
+    from cryspext.training import formula_trees
+
+    assert set(formula_trees.CONFIDENCE) == {"random", "future"}
+    for split, c in formula_trees.CONFIDENCE.items():
+        assert 1.0 <= c["bravais_temperature"] <= 4.0
+        assert set(c["lattice_correction"]) == set(BRAVAIS)
+        for b in BRAVAIS:
+            lines = c["lattice_correction"][b]
+            assert set(lines) == set(FREE_PARAMETERS[b])
+            for slope, offset in lines.values():
+                assert 0.3 < slope < 1.5 and np.isfinite(offset)
+        u = c["lattice_uncertainty"]
+        assert 0 < u["lengths"]["relative_floor"] < 1 and 0 < u["angles"]["floor_deg"] < 30
+        assert "--split " + split in c["chosen_by"]

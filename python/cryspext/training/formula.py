@@ -672,11 +672,20 @@ def merge_formula_ensembles(cache: Path, split: str,
     save_torchscript(joint, out_dir / "formula.pt", card)
     summary_path = out_dir / "training_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    for key in ("device", "threads"):  # how the members were trained (the last source's summary)
+        summary.setdefault(key, summ.get(key))
     summary.update({"split": split, "bravais": metrics_b, "spacegroup": metrics_sg,
                     "lattice": metrics_lp, "members": len(members), "member_sources": origin,
                     "architecture": card["architecture"],
                     "epochs": "/".join(str(o["epochs"]) for o in origin)})
     timings = summary.setdefault("timings", {})
+    cell_card = out_dir / "cell.json"
+    if "cell_s" not in timings and cell_card.is_file():
+        # a cell model trained by its own command (as ``recipe`` does): its time from its card
+        cell_time = json.loads(cell_card.read_text()).get("training_time_s")
+        if cell_time is not None:
+            timings["cell_s"] = float(cell_time)
+            timings["cell_trained_by"] = f"python -m cryspext.training.cell train --split {split}"
     timings["formula_s"] = cost  # training time of the members used
     timings["total_s"] = cost + timings.get("cell_s", 0.0)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
