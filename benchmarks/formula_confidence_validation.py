@@ -14,14 +14,10 @@ Prints, on the slice:
 * for the Bravais probabilities of the mix (the shipped weight): the temperature with the
   lowest NLL and the calibration figures of ``formula_confidence.py`` before and after it (the
   same for the space groups given the true lattice, for comparison);
-* the lattice correction (``formula.confidence.correct_lattice``): one line per lattice and
-  free parameter (``training.formula_confidence.fit_lattice_correction``), and the mean R² of
-  the 37 parameters with lines fitted on half of the slice and scored on the other half, for
-  several pulls of the slope towards 1 (``None``: no correction);
-* for the lattice σ of the corrected values (lengths and free angles apart): the fitted
-  constants of ``formula.confidence.lattice_uncertainty``, next to the two one-term forms (std
-  only, floor only), each with its quantile loss
-  (``training.formula_confidence.quantile_loss``) and the shares of errors within 1 and 2 σ;
+* for the lattice σ (lengths and free angles apart): the fitted constants of
+  ``formula.confidence.lattice_uncertainty``, next to the two one-term forms (std only, floor
+  only), each with its quantile loss (``training.formula_confidence.quantile_loss``) and the
+  shares of errors within 1 and 2 σ;
 * ``constants``: the chosen set. ``--write`` stores it as the split's entry of
   ``cryspext/training/formula_calibration.json``, which ``training.formula_trees`` writes onto
   the cards of that split (``train``, ``--repack``).
@@ -44,12 +40,11 @@ CALIBRATION_FILE = REPO / "python" / "cryspext" / "training" / "formula_calibrat
 def main(argv=None) -> int:
     import torch
 
-    from cryspext.formula.confidence import correct_lattice, member_std, temper
+    from cryspext.formula.confidence import member_std, temper
     from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES
     from cryspext.formula.predict import mix_parts
     from cryspext.training.formula_confidence import (ANGLE_FLOORS_DEG, RELATIVE_FLOORS, coverage,
-                                                      fit_lattice_correction, fit_lattice_uncertainty,
-                                                      fit_temperature)
+                                                      fit_lattice_uncertainty, fit_temperature)
     from cryspext.training.formula_trees import (ANGLE_BLEND_WEIGHT, BRAVAIS_BLEND_WEIGHT,
                                                  LENGTH_BLEND_WEIGHT)
     from formula_blend_validation import load_validation_models
@@ -99,11 +94,7 @@ def main(argv=None) -> int:
     out["spacegroup_given_true_bravais"] = {"temperature": t_sg, "before": calibration(p_sg, y_sg),
                                             "after": calibration(temper(p_sg, t_sg), y_sg)}
 
-    # The lattice correction (``formula.confidence.correct_lattice``): one line per lattice and
-    # free parameter from the mixed value to the true one. How much the slope is drawn towards 1
-    # is scored by 2-fold cross-fitting inside the slice (5 random halvings): the mean R² of the
-    # 37 parameters, fitted on one half and scored on the other.
-    mixed = {}  # (lattice, parameter) -> (truth, mixed value, member std)
+    parts = {"lengths": [], "angles": []}  # (error, member std, value) per free parameter
     for k, b in enumerate(BRAVAIS):
         rows = np.nonzero(B == k)[0]
         if len(rows) < 2:
@@ -117,18 +108,8 @@ def main(argv=None) -> int:
         value = mix_parts(members.mean(0), tree_v, w)
         std = member_std(members)
         for j, n in enumerate(names):
-            mixed[(b, n)] = (P[rows, PARAMETER_NAMES.index(n)], value[:, j], std[:, j])
-    out["lattice_correction_cross_fitted_mean_r2"] = {
-        str(r): cross_fitted_r2(mixed, r) for r in (None, 0, 50, 200, 1000)}
-    correction = {}
-    for (b, n), (truth, value, _) in mixed.items():
-        correction.setdefault(b, {})[n] = [round(v, 5) for v in fit_lattice_correction(value, truth)]
-    out["lattice_correction"] = correction
-
-    parts = {"lengths": [], "angles": []}  # (error, member std, value) per free parameter
-    for (b, n), (truth, value, std) in mixed.items():
-        value = correct_lattice([n], value[:, None], correction[b])[:, 0]
-        parts["angles" if n in ANGLES else "lengths"].append((value - truth, std, value))
+            truth = P[rows, PARAMETER_NAMES.index(n)]
+            parts["angles" if n in ANGLES else "lengths"].append((value[:, j] - truth, std[:, j], value[:, j]))
     out["lattice"] = {}
     for kind, rows in parts.items():
         err, std, value = (np.concatenate(v) for v in zip(*rows))
@@ -146,7 +127,6 @@ def main(argv=None) -> int:
     lengths, angles = out["lattice"]["lengths"]["std and floor"], out["lattice"]["angles"]["std and floor"]
     out["constants"] = {
         "bravais_temperature": t_best,
-        "lattice_correction": correction,
         "lattice_uncertainty": {"lengths": {"std_scale": lengths["std_scale"], "relative_floor": lengths["floor"]},
                                 "angles": {"std_scale": angles["std_scale"], "floor_deg": angles["floor"]}},
         "chosen_by": f"python benchmarks/formula_confidence_validation.py --split {a.split}",
@@ -157,29 +137,6 @@ def main(argv=None) -> int:
         a.write.write_text(json.dumps(table, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     return 0
-
-
-def cross_fitted_r2(mixed: dict, ridge_rows, repeats: int = 5) -> float:
-    """Mean R² over the (lattice, parameter) entries of ``mixed`` ({key: (truth, value, std)})
-    of the corrected value, each half of the rows corrected with the line fitted on the other
-    half (``fit_lattice_correction`` with ``ridge_rows``; None: no correction), averaged over
-    ``repeats`` random halvings."""
-    from cryspext.training.formula import r2_score
-    from cryspext.training.formula_confidence import fit_lattice_correction
-
-    scores = []
-    for rep in range(repeats):
-        rng = np.random.default_rng(rep)
-        for truth, value, _ in mixed.values():
-            pred = np.array(value, float)
-            if ridge_rows is not None:
-                idx = rng.permutation(len(truth))
-                for h in (0, 1):
-                    fit, score = idx[h::2], idx[1 - h::2]
-                    slope, offset = fit_lattice_correction(value[fit], truth[fit], ridge_rows)
-                    pred[score] = offset + slope * value[score]
-            scores.append(r2_score(truth, pred))
-    return round(float(np.mean(scores)), 4)
 
 
 if __name__ == "__main__":

@@ -83,34 +83,3 @@ def test_fitted_uncertainty_recovers_known_constants():
 ])
 def test_full_uncertainties_follow_the_symmetry(bravais, free, expected):
     assert full_uncertainties(bravais, free) == expected
-
-
-def test_lattice_correction_applies_its_lines_and_keeps_lengths_positive():
-    from cryspext.formula.confidence import correct_lattice
-
-    value = np.array([[5.0, 6.0, 100.0], [1.0, 7.0, 80.0]])
-    names = ["a", "c", "beta"]
-    assert np.array_equal(correct_lattice(names, value, None), value)  # no correction: as is
-    got = correct_lattice(names, value, {"a": [1.2, -1.0], "beta": [0.5, 45.0]})
-    np.testing.assert_allclose(got[:, 1], value[:, 1])  # c has no line
-    np.testing.assert_allclose(got[:, 2], [95.0, 85.0])
-    assert got[0, 0] == pytest.approx(5.0)  # 1.2 · 5 − 1
-    assert got[1, 0] == pytest.approx(0.5)  # 1.2 · 1 − 1 = 0.2 is held at half the mixed 1 Å
-    assert np.array_equal(value[:, 0], [5.0, 1.0])  # the input is not changed
-
-
-def test_fitted_lattice_correction_recovers_a_line_and_is_drawn_to_the_identity():
-    from cryspext.training.formula_confidence import fit_lattice_correction
-
-    rng = np.random.default_rng(0)
-    value = rng.uniform(3, 12, 20000)
-    truth = 0.8 * value + 1.5 + rng.normal(0, 0.3, value.size)
-    slope, offset = fit_lattice_correction(value, truth)
-    assert slope == pytest.approx(0.8, abs=0.01) and offset == pytest.approx(1.5, abs=0.05)
-    # Few rows: the slope stays near 1 (50 rows' worth of prior against 5 of data).
-    slope5, offset5 = fit_lattice_correction(value[:5], truth[:5])
-    assert abs(slope5 - 1) < abs(slope - 1) / 5
-    # The line goes through the means, so the mean error on the slice is removed either way.
-    assert np.mean(offset5 + slope5 * value[:5]) == pytest.approx(np.mean(truth[:5]))
-    assert fit_lattice_correction(np.full(10, 4.0), np.full(10, 5.0)) == (1.0, 1.0)  # shift only
-    assert fit_lattice_correction(np.array([4.0]), np.array([5.0])) == (1.0, 0.0)  # too few rows

@@ -130,7 +130,6 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
         monkeypatch.setitem(getattr(formula_trees, name), "max_iter", 5)
     monkeypatch.setitem(formula_trees.CONFIDENCE, "future", {  # whatever the real constants are
         "bravais_temperature": 1.3,
-        "lattice_correction": {"mP": {"a": [1.1, -0.2], "beta": [0.5, 45.0]}},
         "lattice_uncertainty": {"lengths": {"std_scale": 1.5, "relative_floor": 0.05},
                                 "angles": {"std_scale": 2.0, "floor_deg": 3.0}}})
     card = formula_trees.train("future", out, cache=tmp_path)
@@ -202,9 +201,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert models.trees.exp_columns[c0:c1].tolist() == [True, True, True, False]
     assert tr[0, :3].min() > 0  # lengths, in Å
     w = np.array([card["length_blend_weight"]] * 3 + [card["angle_blend_weight"]])
-    mixed = (1 - w) * nets + w * tr
-    # ... then each through its correction line, where the card has one (a and beta here)
-    np.testing.assert_allclose(lat, mixed * [1.1, 1, 1, 0.5] + [-0.2, 0, 0, 45.0], rtol=1e-6)
+    np.testing.assert_allclose(lat, (1 - w) * nets + w * tr, rtol=1e-6)
     res = predict_formula("NaCl", top_k=14, model_dir=out)
     got = next(c for c in res["candidates"] if c["bravais"] == "mP")["lattice"]
     assert got["beta"]["value"] == pytest.approx(float(lat[0, 3]), rel=1e-5)
@@ -357,20 +354,12 @@ def test_element_order_does_not_change_the_answer(a, b):
 
 def test_calibration_table_has_a_full_set_per_split():
     """formula_calibration.json (written by benchmarks/formula_confidence_validation.py --write):
-    each split's set has a temperature, a correction line for every free parameter of every
-    lattice and the σ constants, all in a plausible range."""
-    from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS
+    each split's set has a temperature and the σ constants, in a plausible range."""
     from cryspext.training import formula_trees
 
     assert set(formula_trees.CONFIDENCE) == {"random", "future"}
     for split, c in formula_trees.CONFIDENCE.items():
         assert 1.0 <= c["bravais_temperature"] <= 4.0
-        assert set(c["lattice_correction"]) == set(BRAVAIS)
-        for b in BRAVAIS:
-            lines = c["lattice_correction"][b]
-            assert set(lines) == set(FREE_PARAMETERS[b])
-            for slope, offset in lines.values():
-                assert 0.3 < slope < 1.5 and np.isfinite(offset)
         u = c["lattice_uncertainty"]
         assert 0 < u["lengths"]["relative_floor"] < 1 and 0 < u["angles"]["floor_deg"] < 30
         assert "--split " + split in c["chosen_by"]

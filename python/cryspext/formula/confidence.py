@@ -1,19 +1,14 @@
-"""Calibration of the formula model: tempered Bravais probabilities, corrected lattice values
-and lattice uncertainties.
+"""Calibrated confidence of the formula model: tempered Bravais probabilities and lattice
+uncertainties.
 
-The mixed Bravais probabilities of networks and trees are over-confident, the mixed lattice
-values of formulas unlike the training ones are biased, and the spread of the network members
-alone says little about how far a predicted lattice angle is off. All three are corrected with
-constants chosen on a validation slice of the training rows, one set per split
-(``benchmarks/formula_confidence_validation.py``; stored on the ``formula_trees`` card as
-``confidence``, written by ``training.formula_trees`` from ``training.formula_trees.CONFIDENCE``):
+The mixed Bravais probabilities of networks and trees are over-confident, and the spread of
+the network members alone says little about how far a predicted lattice angle is off. Both are
+corrected with a few constants chosen on a validation slice of the training rows, one set per
+split (``benchmarks/formula_confidence_validation.py``; stored on the ``formula_trees`` card
+as ``confidence``, written by ``training.formula_trees`` from its ``CONFIDENCE`` table):
 
 * ``bravais_temperature`` T: probabilities p → p^(1/T), renormalised (T > 1 softens them; the
   ranking never changes);
-* ``lattice_correction``: for each lattice and free parameter, value → offset + slope · value
-  (Å or degrees), the least-squares line from the mixed value to the true one on the slice,
-  its slope drawn towards 1 (``training.formula_confidence.fit_lattice_correction``); it
-  takes out a drift of the mean, as on formulas newer than the training ones;
 * ``lattice_uncertainty``: for the lengths, σ = sqrt((s · std)² + (r · value)²) in Å (std over
   the network members, unbiased, in Å; r a relative floor); for the free angles,
   σ = sqrt((s · std)² + f²) in degrees (f a floor in degrees). The constants s, r and f are
@@ -27,7 +22,7 @@ import numpy as np
 
 from .lattice import ANGLES, FREE_PARAMETERS, full_parameters
 
-__all__ = ["temper", "correct_lattice", "member_std", "lattice_uncertainty", "full_uncertainties"]
+__all__ = ["temper", "member_std", "lattice_uncertainty", "full_uncertainties"]
 
 
 def temper(p: np.ndarray, temperature: float) -> np.ndarray:
@@ -41,21 +36,6 @@ def temper(p: np.ndarray, temperature: float) -> np.ndarray:
     logp -= logp.max(axis=-1, keepdims=True)
     q = np.exp(logp) * (p > 0)  # impossible classes stay impossible
     return q / q.sum(axis=-1, keepdims=True)
-
-
-def correct_lattice(names, value: np.ndarray, correction: dict | None) -> np.ndarray:
-    """Free parameters ``names`` (last axis of ``value``, Å or degrees) after the lattice
-    correction ``correction`` = {parameter: [slope, offset]} of their lattice; a parameter
-    without one (or ``correction`` None) is left as it is. A corrected length is kept at
-    half the mixed one or more."""
-    value = np.array(value, float)
-    for j, n in enumerate(names):
-        if correction and n in correction:
-            slope, offset = correction[n]
-            line = offset + slope * value[..., j]
-            # A line fitted on typical cells must not take an unusual length to zero or below.
-            value[..., j] = line if n in ANGLES else np.maximum(line, 0.5 * value[..., j])
-    return value
 
 
 def member_std(values: np.ndarray) -> np.ndarray:

@@ -15,9 +15,8 @@ do) also reads ``features.FORMULA_UNIT_FEATURE_NAMES`` (``FormulaModels.features
 rows). The spread across the network members is one confidence measure: ``spread`` is the
 standard deviation of one class's probability over the members, a parameter's ``std`` the
 standard deviation of the members' predictions (Å or degrees). Calibrated on a validation
-slice (``formula.confidence``): the Bravais probabilities are tempered, each mixed lattice
-parameter goes through a correction line, and each gets an ``uncertainty``, a σ of its error
-built from the members' std and a floor.
+slice (``formula.confidence``): the Bravais probabilities are tempered, and each lattice parameter
+gets an ``uncertainty``, a σ of its error built from the members' std and a floor.
 
 ``predict_cell`` ranks space groups from the six cell parameters alone (seed 001), after making
 the cell canonical (metric lattice type + Niggli reduction), so any basis of a lattice gives the
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .cellgeom import canonical_cell, cell_features
-from .confidence import correct_lattice, full_uncertainties, lattice_uncertainty, member_std, temper
+from .confidence import full_uncertainties, lattice_uncertainty, member_std, temper
 from .features import FEATURE_NAMES, formula_features, formula_unit_rows
 from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
 from .parse import as_composition
@@ -84,12 +83,10 @@ class FormulaModels:
             self.bravais_blend = float(self.trees_card.get("bravais_blend_weight", self.blend))
             self.length_blend = float(self.trees_card.get("length_blend_weight", self.blend))
             self.angle_blend = float(self.trees_card.get("angle_blend_weight", self.blend))
-        # Calibration of the mix (``confidence``): a Bravais temperature, a correction line per
-        # lattice parameter and the constants of the lattice uncertainties; none on cards from
-        # before it (then T = 1, no correction, no σ).
+        # Calibration of the mix (``confidence``): a Bravais temperature and the constants of
+        # the lattice uncertainties; none on cards from before it (then T = 1, no σ).
         self.confidence = (self.trees_card or {}).get("confidence")
         self.bravais_temperature = float((self.confidence or {}).get("bravais_temperature", 1.0))
-        self.lattice_correction = (self.confidence or {}).get("lattice_correction") or {}
         # Optional boosted trees of the cell model, mixed with weight ``cell_blend``.
         self.cell_trees, self.cell_trees_card, self.cell_blend = None, None, 0.0
         if (self.directory / "cell_trees.pt").is_file():
@@ -189,12 +186,10 @@ class FormulaModels:
                     bravais: str) -> np.ndarray:
         """The formula model's (..., n_free) lattice parameters of ``bravais`` from its two
         parts, mixed as ``mix_parts`` with the card's ``length_blend_weight`` for the lengths
-        and ``angle_blend_weight`` for the free angles, then corrected with the card's
-        ``lattice_correction`` (``confidence.correct_lattice``) where it has one."""
+        and ``angle_blend_weight`` for the free angles."""
         names = self.formula_card["parameters"][bravais]["free"]
         w = np.array([self.angle_blend if n in ANGLES else self.length_blend for n in names])
-        return correct_lattice(names, mix_parts(network_mean, trees, w),
-                               self.lattice_correction.get(bravais))
+        return mix_parts(network_mean, trees, w)
 
     def bravais(self, X) -> np.ndarray:
         """(n, 14) Bravais probabilities of the whole model (networks and trees mixed, then

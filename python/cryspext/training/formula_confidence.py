@@ -16,7 +16,7 @@ import numpy as np
 
 from ..formula.confidence import temper
 
-TEMPERATURES = np.round(np.arange(0.7, 4.001, 0.05), 2)
+TEMPERATURES = np.round(np.arange(0.7, 4.001, 0.05), 2)  # the future slice needs 2.65
 STD_SCALES = np.round(np.arange(0.0, 6.001, 0.1), 2)
 RELATIVE_FLOORS = np.round(np.arange(0.0, 0.5001, 0.005), 3)
 ANGLE_FLOORS_DEG = np.round(np.arange(0.0, 30.001, 0.25), 2)
@@ -66,31 +66,6 @@ def fit_lattice_uncertainty(err: np.ndarray, std: np.ndarray, floor_unit: np.nda
     if best is None:
         raise ValueError("no constants give a positive σ for every row")
     return best, best_loss
-
-
-RIDGE_ROWS = 50  # the lattice correction's pull of the slope towards 1, in formulas
-
-
-def fit_lattice_correction(value: np.ndarray, truth: np.ndarray,
-                           ridge_rows: float = RIDGE_ROWS) -> tuple[float, float]:
-    """(slope, offset) of the line ``truth`` ≈ offset + slope · ``value`` (one parameter, Å or
-    degrees) by least squares, the slope drawn towards 1 as if ``ridge_rows`` more formulas
-    with the same spread of values had slope 1: a lattice with few validation formulas keeps
-    nearly the identity, a large one gets the fitted line. ``RIDGE_ROWS`` was chosen on the
-    validation slices by 2-fold cross-fitting inside them (``benchmarks/
-    formula_confidence_validation.py``), mean R² of the 37 parameters for 0 / 50 / 200 / 1000
-    formulas: random slice 0.566 / 0.568 / 0.569 / 0.569 (no correction 0.568), future slice
-    0.273 / 0.274 / 0.271 / 0.261 (no correction 0.185)."""
-    value, truth = np.asarray(value, float), np.asarray(truth, float)
-    if len(value) < 2:
-        return 1.0, 0.0
-    vm, tm = value.mean(), truth.mean()
-    svv = float(np.sum((value - vm) ** 2))
-    prior = ridge_rows * svv / len(value)  # ridge_rows rows' worth of the spread of value
-    if svv + prior <= 0:  # constant value: only the mean can be corrected
-        return 1.0, float(tm - vm)
-    slope = (float(np.sum((value - vm) * (truth - tm))) + prior) / (svv + prior)
-    return slope, float(tm - slope * vm)
 
 
 def coverage(err: np.ndarray, sigma: np.ndarray) -> dict:
