@@ -11,9 +11,9 @@ of cryspext's:
   true lattice (nats, probabilities floored at 1e-6) and the multi-class Brier score; a
   reliability table of cryspext's top-1 probability (cryspext: tempered with the card's
   ``bravais_temperature``, fitted on that split's validation slice; the untempered mix on its
-  own row); and how well a wrong top-1 lattice is
-  told from a right one (AUROC) by the top-1 probability and by the ``spread`` that
-  ``predict_formula`` reports (std of that lattice's probability over the network members).
+  own row); and how well a wrong top-1 lattice is told from a right one (AUROC) by the top-1
+  probability and by the ``spread`` that ``predict_formula`` reports (std of that lattice's
+  probability over the network members).
 * **Lattice-parameter spreads** (``predict_formula``'s ``std``, over the network members, and
   its ``uncertainty`` σ, calibrated on the validation slices by ``formula.confidence``) against
   the error of the predicted value (the mix of networks and trees), given the true lattice:
@@ -219,9 +219,9 @@ def markdown(results: list[dict], command: str, elapsed: float, env: str) -> str
                 + "; ".join(f"{k} {v:.3f}" for k, v in r["error_detection_auroc"].items()) + ".", "",
                 "Lattice-parameter spreads against the error of the value (networks and trees "
                 "mixed), given the true lattice: `std` over the network members, and the "
-                "uncertainty σ (`formula.confidence`, constants from the split's own validation slice, "
-                "`training.formula_trees.CONFIDENCE`) where the card has it. A calibrated Gaussian spread holds 68 % / 95 % of the errors "
-                "within 1 / 2 ×:", "",
+                "uncertainty σ (`formula.confidence`, constants from the split's own validation "
+                "slice, `training.formula_trees.CONFIDENCE`) where the card has it. A calibrated "
+                "Gaussian spread holds 68 % / 95 % of the errors within 1 / 2 ×:", "",
                 "| parameters, spread | n | within 1 × | within 2 × | median abs error | median spread "
                 "| median error / spread | Spearman(spread, abs error) |", "|---|---|---|---|---|---|---|---|"]
         for kind, s in r["lattice_std"].items():
