@@ -276,6 +276,11 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     has 0). The probabilities are tempered with the card's ``bravais_temperature``. hR lattices
     are given as the rhombohedral cell.
 
+    The calibration holds for compounds like the training ones (the random split). For
+    chemistries newer than Materials Project's bulk, read the probabilities as optimistic: on the
+    future split, models calibrated like the shipped ones said 50 % where they were right 37 %
+    of the time (``benchmarks/RESULTS_formula_confidence.md``).
+
     Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20, a large
     formula unit, and the training data (one Materials Project structure per integer formula)
     make such formulas look low-symmetric. For a doped or non-stoichiometric compound, the
