@@ -38,7 +38,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
-from cryspext.formula.confidence import temper  # noqa: E402
 from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.predict import FormulaModels  # noqa: E402
 from cryspext.training.formula import split_indices  # noqa: E402
@@ -144,9 +143,8 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int) -
     members = models.bravais_proba(X[test])
     nets = members.mean(axis=0)
     tree_p = models.tree_output("bravais", X[test])
-    mixed = models.bravais_mix(nets, tree_p)
-    probs = {"cryspext": temper(mixed, models.bravais_temperature),
-             "cryspext before tempering": mixed, NETS: nets}
+    probs = {"cryspext": models.calibrated_bravais(nets, tree_p),
+             "cryspext before tempering": models.bravais_mix(nets, tree_p), NETS: nets}
     if tree_p is not None:
         probs[TREES] = tree_p
     rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0).fit(XC[train], B[train])
@@ -230,7 +228,7 @@ def markdown(results: list[dict], command: str, elapsed: float, env: str) -> str
                        f"{s['median_abs_error']:.2f} {unit} | {s['median_std']:.2f} {unit} | "
                        f"{s['median_error_over_std']:.1f} | {s['spearman_std_error']:.2f} |")
         out.append("")
-    return "\n".join(out)
+    return "\n".join(out) + "\n"  # ends in a blank line: a hand-written verdict may follow
 
 
 def main(argv=None) -> int:

@@ -191,11 +191,14 @@ class FormulaModels:
         w = np.array([self.angle_blend if n in ANGLES else self.length_blend for n in names])
         return mix_parts(network_mean, trees, w)
 
+    def calibrated_bravais(self, network_mean: np.ndarray, trees: np.ndarray | None) -> np.ndarray:
+        """The (..., 14) Bravais probabilities of the whole model from its two parts:
+        ``bravais_mix``, then tempered with the card's ``bravais_temperature``."""
+        return temper(self.bravais_mix(network_mean, trees), self.bravais_temperature)
+
     def bravais(self, X) -> np.ndarray:
-        """(n, 14) Bravais probabilities of the whole model (networks and trees mixed, then
-        tempered with the card's ``bravais_temperature``)."""
-        mixed = self.bravais_mix(self.bravais_proba(X).mean(axis=0), self.tree_output("bravais", X))
-        return temper(mixed, self.bravais_temperature)
+        """(n, 14) Bravais probabilities of the whole model (``calibrated_bravais``)."""
+        return self.calibrated_bravais(self.bravais_proba(X).mean(axis=0), self.tree_output("bravais", X))
 
     def lattice_uncertainty(self, names, value: np.ndarray, members: np.ndarray) -> np.ndarray:
         """σ (Å, degrees) of free parameters ``names`` from the mixed ``value`` (..., n_free)
@@ -293,8 +296,7 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     x = m.features([comp])
     raw = m.raw_outputs(x)  # the members run once for all outputs
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
-    prob = temper(m.bravais_mix(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x)),
-                  m.bravais_temperature)[0]
+    prob = m.calibrated_bravais(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]
     spread = members.std(axis=0)
     candidates = []
     for k in np.argsort(-prob)[:top_k]:

@@ -6,8 +6,8 @@ it the 68.27 % quantile of |error| (the share of a Gaussian within ±1 std), by 
 loss: the errors are heavy-tailed, so a Gaussian likelihood would inflate σ until far more
 than 68 % of the errors lie within it. Both search a grid (a handful of constants,
 thousands of rows: a grid is exact enough and has no convergence to check). Used by
-``benchmarks/formula_confidence_validation.py``; the chosen constants are set in
-``training.formula_trees.CONFIDENCE``.
+``benchmarks/formula_confidence_validation.py``, which stores the chosen constants in
+``training/formula_calibration.json`` (read as ``training.formula_trees.CONFIDENCE``).
 """
 
 from __future__ import annotations
