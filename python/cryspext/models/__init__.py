@@ -68,3 +68,4 @@ def save_torchscript(module, path: str | Path, card: dict) -> None:
         scripted = torch.jit.script(module)
         torch.jit.save(scripted, str(path))
     path.with_suffix(".json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    load_torchscript.cache_clear()  # a file written here must not be read back from the cache
