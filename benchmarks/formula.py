@@ -100,8 +100,8 @@ def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
     trees = models.tree_output(head, X, *k)
     if trees is None:
         return {"cryspext": nets}
-    if head == "lattice":
-        mixed = models.lattice_mix(nets, trees, bravais)
+    if head == "lattice":  # the trees given the whole model's space groups, as predict_formula
+        mixed = models.lattice_mix(nets, models.tree_lattice(X, *k), bravais)
     else:
         mixed = models.bravais_mix(nets, trees) if head == "bravais" else models.mix(nets, trees)
     return {"cryspext": mixed, NETS: nets, TREES: trees}
@@ -293,7 +293,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
             res[key] = {k: card.get(k) for k in ("n_trees", "n_nodes", "fit_s", "blend_weight",
                                                  "bravais_blend_weight", "length_blend_weight",
                                                  "angle_blend_weight", "threads", "inputs",
-                                                 "classifier_inputs")}
+                                                 "classifier_inputs", "lattice_refit_s")}
+            res[key]["lattice_by_spacegroup"] = (card.get("settings") or {}).get("lattice_by_spacegroup", False)
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
@@ -355,6 +356,9 @@ def _lattice_weights(card: dict) -> str:
         parts.append(f"the lattice trees also read {', '.join(extra)}")
     elif n_classifier_inputs > len(FEATURE_NAMES):
         parts.append(f"all trees also read {', '.join(card['inputs'][len(FEATURE_NAMES):])}")
+    if card.get("lattice_by_spacegroup"):
+        parts.append("the lattice trees also read the space group: their values for the 5 likeliest "
+                     "groups are averaged with the mixed space-group probabilities")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -481,7 +485,10 @@ def markdown(results, api, command, elapsed, env) -> str:
                 t = r[key]
                 out += [f"{what} (`python -m cryspext.training.formula_trees --split {s}{flag}`): "
                         f"{t['n_trees']} trees, {t['n_nodes']} nodes, fitted in "
-                        f"{t['fit_s'] / 60:.1f} min on {t['threads'] or 1} thread(s); mixed with "
+                        f"{t['fit_s'] / 60:.1f} min on {t['threads'] or 1} thread(s)"
+                        + (f" (the lattice regressors refitted with `--refit-lattice` in "
+                           f"{t['lattice_refit_s'] / 60:.1f} min)" if t.get("lattice_refit_s") else "")
+                        + "; mixed with "
                         f"weight {t['blend_weight']}"
                         + (" for the space-group probabilities" if t.get("bravais_blend_weight") else "")
                         + _lattice_weights(t) + ".", ""]
@@ -497,12 +504,15 @@ def markdown(results, api, command, elapsed, env) -> str:
             "`formula_trees.json` (0.5 for the space-group probabilities, fixed a priori; for "
             "the Bravais probabilities, the lattice lengths and the free lattice angles the "
             "weights given above, chosen on the validation slices, "
-            "`benchmarks/formula_blend_validation.py` and "
-            "`benchmarks/lattice_trees_validation.py`). The "
-            "rows 'networks only' and 'trees only' are its two parts alone; the trees are "
-            "scikit-learn HistGradientBoosting models (one Bravais classifier, one space-group "
-            "classifier per lattice, one regressor per free parameter, lengths fitted as "
-            "ln(length)) converted to TorchScript. The cell model is mixed the same way "
+            "`benchmarks/formula_blend_validation.py`, "
+            "`benchmarks/lattice_trees_validation.py` and "
+            "`benchmarks/lattice_spacegroup_validation.py`). The "
+            "rows 'networks only' and 'trees only' are its two parts alone (the lattice trees "
+            "alone average over the 5 space groups their own classifier finds likeliest); the "
+            "trees are scikit-learn HistGradientBoosting models (one Bravais classifier, one "
+            "space-group classifier per lattice, one regressor per free parameter, lengths "
+            "fitted as ln(length); where the card says so, the regressors also read the space "
+            "group) converted to TorchScript. The cell model is mixed the same way "
             "with its own trees (one 230-way classifier on the cell features) "
             "where `cell_trees.pt` is shipped.",
             "* Same inputs for every method: the 221 formula features of "

@@ -173,7 +173,7 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int) -
         if len(rows) < 2:
             continue
         names, lp = models.lattice_parameters(X[rows], b)
-        pred = models.lattice_mix(lp.mean(axis=0), models.tree_output("lattice", X[rows], k), b)
+        pred = models.lattice_mix(lp.mean(axis=0), models.tree_lattice(X[rows], k), b)
         sigma = models.lattice_uncertainty(names, pred, lp)
         truth = P[rows][:, [PARAMETER_NAMES.index(n) for n in names]]
         for j, n in enumerate(names):

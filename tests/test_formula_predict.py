@@ -119,3 +119,23 @@ def test_cli_json_and_errors(capsys):
     assert "space groups" in capsys.readouterr().out
     assert main(["formula", "Xq2"]) == 2
     assert "unknown element" in capsys.readouterr().err
+
+
+def test_cli_spacegroup_given(capsys):
+    """--spacegroup: one candidate, the lattice of that group, its parameters given it."""
+    from cryspext.cli import main
+
+    assert main(["formula", "LiFePO4", "--spacegroup", "62", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["spacegroup"] == 62 and len(out["candidates"]) == 1
+    cand = out["candidates"][0]
+    assert cand["bravais"] == "oP" and [s["number"] for s in cand["spacegroups"]] == [62]
+    free = predict_formula("LiFePO4", top_k=14)["candidates"]
+    marginal = next(c for c in free if c["bravais"] == "oP")["lattice"]
+    assert cand["lattice"]["a"]["value"] != marginal["a"]["value"]  # the group changes the answer
+    assert cand["probability"] == pytest.approx(next(c for c in free if c["bravais"] == "oP")["probability"])
+    assert main(["formula", "LiFePO4", "--spacegroup", "62"]) == 0
+    assert "space group 62" in capsys.readouterr().out
+    assert main(["formula", "LiFePO4", "--spacegroup", "231"]) == 2
+    assert main(["formula", "cell", "4", "4", "4", "90", "90", "90", "--spacegroup", "225"]) == 2
+    assert "--spacegroup" in capsys.readouterr().err

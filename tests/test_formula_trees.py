@@ -81,12 +81,70 @@ def test_trees_reproduce_scikit_learn(toy, tmp_path):
         assert loaded.lattice(x[:0], 3).shape == (0, 2)
 
 
+def test_lattice_given_spacegroup_reproduces_scikit_learn(toy, tmp_path):
+    """Lattice heads that read the space group: a regressor fitted with the space-group columns
+    after the features, packed next to heads copied from another module."""
+    from cryspext.formula.trees import common_groups, spacegroup_columns, spacegroup_edges
+
+    edges, multi, binary, regs, trees = toy
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(3000, 12)).astype(np.float32)
+    groups = rng.choice([0, 1, 2], p=[0.2, 0.5, 0.3], size=3000)  # positions among lattice 0's groups
+    onehot = np.full((14, 8), -1)
+    onehot[0] = common_groups(groups)
+    assert onehot[0].tolist() == [1, 2, 0, -1, -1, -1, -1, -1]  # most common first
+    cols = spacegroup_columns(groups, onehot[0])
+    assert cols.shape == (3000, 9) and (cols[:, 0] == groups).all()
+    assert (cols[:, 1] == (groups == 1)).all() and (cols[:, 4:] == 0).all()  # one-hot of position 1; padding
+    reg = HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=15, random_state=0).fit(
+        np.concatenate([bin_features(X, edges), cols], axis=1), X[:, 0] + 5.0 * groups)
+    heads = [(trees, None, h) for h in range(15)]  # copied, not refitted
+    heads += [([reg], 1, [False]) if k == 0 else (None, 1, [5.0]) for k in range(14)]
+    ext = np.concatenate([edges, spacegroup_edges()])
+    save_torchscript(from_sklearn(heads, ext, onehot_groups=onehot), tmp_path / "t.pt", {"kind": "test"})
+    new = load_torchscript(tmp_path / "t.pt")
+    assert new.lattice_by_spacegroup and not trees.lattice_by_spacegroup
+    Xt = _test_rows()
+    x, Xb = torch.from_numpy(Xt), bin_features(Xt, edges)
+    n = len(Xt)
+    with torch.no_grad():
+        for h, k in (("bravais", ()), ("spacegroup", (0,)), ("spacegroup", (5,))):  # copied exactly
+            assert torch.equal(getattr(new, h)(x, *k), getattr(trees, h)(x, *k))
+        by_group = []
+        for g in range(3):
+            got = new.lattice_given(x, 0, torch.full((n, 1), g), torch.ones(n, 1)).numpy()[:, 0]
+            ref = reg.predict(np.concatenate([Xb, spacegroup_columns(np.full(n, g), onehot[0])], axis=1))
+            np.testing.assert_allclose(got, ref, atol=5e-3)
+            by_group.append(got)
+        # weights are normalised; the average is over the groups
+        w = torch.tensor([[1.0, 3.0]]).repeat(n, 1)
+        mixed = new.lattice_given(x, 0, torch.tensor([[0, 2]]).repeat(n, 1), w).numpy()[:, 0]
+        np.testing.assert_allclose(mixed, 0.25 * by_group[0] + 0.75 * by_group[2], atol=1e-4)
+        # lattice(): over the trees' own space-group probabilities (3 groups, all of them)
+        p = new.spacegroup(x, 0).numpy()
+        np.testing.assert_allclose(new.lattice(x, 0).numpy()[:, 0],
+                                   (p * np.stack(by_group, 1)).sum(1), atol=1e-3)
+        np.testing.assert_allclose(new.lattice(x[:2], 7).numpy(), [[5.0], [5.0]])  # constant head
+        with pytest.raises(RuntimeError, match="space group"):
+            trees.lattice_given(x, 0, torch.zeros(n, 1, dtype=torch.long), torch.ones(n, 1))
+        with pytest.raises(torch.jit.Error, match="same number of rows"):
+            new.lattice_given(x, 0, torch.zeros(n - 1, 1, dtype=torch.long), torch.ones(n - 1, 1))
+
+
 def test_nan_features_are_refused(toy):
     *_, trees = toy
     x = torch.from_numpy(_test_rows(3))
     x[1, 4] = float("nan")
     with pytest.raises(Exception, match="NaN"):
         trees.bravais(x)
+
+
+def test_wrong_number_of_feature_columns_is_refused(toy):
+    *_, trees = toy
+    x = torch.from_numpy(_test_rows(3))
+    for bad in (x[:, :11], torch.cat([x, x[:, :1]], dim=1)):
+        with pytest.raises(ValueError, match="12 feature columns"):
+            trees.bravais(bad)
 
 
 def test_wrong_number_of_heads_is_refused(toy):
@@ -194,9 +252,18 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     names, lat = models.lattice(x, "mP")
     assert names == ["a", "b", "c", "beta"]
     nets = models.lattice_parameters(x, "mP")[1].mean(axis=0)
-    with torch.no_grad():
-        tr = models.trees.lattice(torch.from_numpy(x.astype(np.float32)), BRAVAIS.index("mP")).numpy()
     k = BRAVAIS.index("mP")
+    # The lattice trees read the space group: their values for the 5 groups the whole model
+    # finds likeliest, averaged with its probabilities.
+    assert card["settings"]["lattice_by_spacegroup"] and models.trees.lattice_by_spacegroup
+    p_sg = models.spacegroup(x, "mP")[1]
+    top = np.argsort(-p_sg[0])[:5]
+    xt = torch.from_numpy(x.astype(np.float32))
+    with torch.no_grad():
+        per_group = np.stack([models.trees.lattice_given(xt, k, torch.tensor([[int(g)]]),
+                                                         torch.ones(1, 1)).numpy()[0] for g in top])
+    tr = (p_sg[0, top, None] * per_group).sum(0, keepdims=True) / p_sg[0, top].sum()
+    np.testing.assert_allclose(models.tree_lattice(x, k), tr, rtol=1e-5)
     c0, c1 = models.trees.column_offsets[15 + k: 17 + k].tolist()
     assert models.trees.exp_columns[c0:c1].tolist() == [True, True, True, False]
     assert tr[0, :3].min() > 0  # lengths, in Å
@@ -206,6 +273,24 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     got = next(c for c in res["candidates"] if c["bravais"] == "mP")["lattice"]
     assert got["beta"]["value"] == pytest.approx(float(lat[0, 3]), rel=1e-5)
     assert got["alpha"]["value"] == got["gamma"]["value"] == 90.0
+    # A space group the user gives: one candidate, its lattice, the parameters given that group.
+    given = predict_formula("NaCl", spacegroup=62, model_dir=out)
+    assert given["spacegroup"] == 62 and [c["bravais"] for c in given["candidates"]] == ["oP"]
+    cand = given["candidates"][0]
+    assert cand["probability"] == pytest.approx(float(models.bravais(x)[0, BRAVAIS.index("oP")]), abs=1e-6)
+    groups_oP, p_oP = models.spacegroup(x, "oP")
+    assert [s["number"] for s in cand["spacegroups"]] == [62]
+    assert cand["spacegroups"][0]["probability"] == pytest.approx(float(p_oP[0, groups_oP.index(62)]), rel=1e-5)
+    k_oP = BRAVAIS.index("oP")
+    with torch.no_grad():
+        tr_62 = models.trees.lattice_given(xt, k_oP, torch.tensor([[groups_oP.index(62)]]),
+                                           torch.ones(1, 1)).numpy()
+    names_oP, members_oP = models.lattice_parameters(x, "oP")
+    want = models.lattice_mix(members_oP.mean(axis=0), tr_62, "oP")[0]
+    assert [cand["lattice"][n]["value"] for n in names_oP] == pytest.approx(want.tolist(), rel=1e-5)
+    for bad, err in ((0, ValueError), (231, ValueError), ("62", TypeError), (True, TypeError)):
+        with pytest.raises(err):
+            predict_formula("NaCl", spacegroup=bad, model_dir=out)
     # Each parameter's σ from the members' std and the card's constants; NaN without them.
     members = models.lattice_parameters(x, "mP")[1]
     sigma = lattice_uncertainty(names, lat, member_std(members), card["confidence"]["lattice_uncertainty"])[0]
@@ -261,6 +346,34 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     np.testing.assert_array_equal(models.features(["NaCl"]), formula_features("NaCl")[None, :])
     names, lat = models.lattice(formula_features("NaCl")[None, :], "mP")
     assert predict_formula("NaCl", top_k=14, model_dir=old)["candidates"] and lat.shape == (1, 4)
+
+    # --refit-lattice refits the lattice regressors only (here: to ones that do not read the
+    # space group), on the card's rows; the classifiers are copied.
+    import shutil as _shutil
+
+    refit = tmp_path / "refit"
+    _shutil.copytree(out, refit)
+    monkeypatch.setattr(formula_trees, "FORMULA_UNIT_INPUTS", True)
+    monkeypatch.setattr(formula_trees, "LATTICE_BY_SPACEGROUP", False)
+    before = load_torchscript(refit / "formula_trees.pt")
+    formula_trees.main(["--refit-lattice", str(refit / "formula_trees.pt"), "--cache", str(tmp_path)])
+    after = load_torchscript(refit / "formula_trees.pt")
+    refit_card = json.loads((refit / "formula_trees.json").read_text())
+    assert not after.lattice_by_spacegroup and not refit_card["settings"]["lattice_by_spacegroup"]
+    assert refit_card["lattice_refit_s"] > 0 and refit_card["n_trees"] == int(after.roots.numel())
+    with torch.no_grad():
+        assert torch.equal(after.bravais(xt), before.bravais(xt))
+        assert torch.equal(after.spacegroup(xt, 3), before.spacegroup(xt, 3))
+        assert not torch.equal(after.lattice(xt, k), before.lattice(xt, k))
+    _models.cache_clear()
+    with pytest.raises(ValueError, match="cannot take a space group"):
+        predict_formula("NaCl", spacegroup=62, model_dir=refit)
+    assert len(predict_formula("NaCl", top_k=2, model_dir=refit)["candidates"]) == 2
+    monkeypatch.setattr(formula_trees, "LATTICE_BY_SPACEGROUP", True)
+    formula_trees.main(["--refit-lattice", str(refit / "formula_trees.pt"), "--cache", str(tmp_path)])
+    with torch.no_grad():  # back to the same fit
+        np.testing.assert_allclose(load_torchscript(refit / "formula_trees.pt").lattice(xt, k),
+                                   before.lattice(xt, k), rtol=1e-6)
 
     # --repack writes the current mixing weights onto the card and leaves the trees as they are.
     card_path = out / "formula_trees.json"

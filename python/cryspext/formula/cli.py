@@ -32,15 +32,22 @@ def _formula(args) -> int:
                 "usage: cryspext formula cell A B C ALPHA BETA GAMMA (Å and degrees); "
                 f"got {len(args.cell)} numbers"
             )
+        if args.spacegroup is not None:
+            raise ValueError("--spacegroup goes with a formula, not with 'cell'")
         return _cell(args)
     if args.cell:
         raise ValueError(f"unexpected extra arguments {args.cell} after the formula")
-    result = predict_formula(args.formula, top_k=args.top)
+    result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup)
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{result['formula']}: most likely Bravais lattices (probability ± network spread; "
-          "lattice parameters ± their uncertainty σ)")
+    if args.spacegroup is None:
+        print(f"{result['formula']}: most likely Bravais lattices (probability ± network spread; "
+              "lattice parameters ± their uncertainty σ)")
+    else:
+        print(f"{result['formula']} in space group {args.spacegroup} {_sg_symbol(args.spacegroup)}: "
+              "the lattice parameters given that group (probabilities: what the model would have "
+              "said without it)".replace("  ", " "))
     for i, cand in enumerate(result["candidates"], 1):
         print(f"{i}. {cand['name']:<15} ({cand['bravais']})  p = {cand['probability']:.2f} "
               f"± {cand['spread']:.2f}")
@@ -97,6 +104,7 @@ def register(subparsers) -> None:
             "  cryspext formula LiFePO4\n"
             "  cryspext formula 'CuSO4·5H2O' --top 2 --json\n"
             "  cryspext formula Al2.6652O4\n"
+            "  cryspext formula LiFePO4 --spacegroup 62   (lattice parameters in Pnma)\n"
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
             "Formulas: nested (), [] and {} groups, decimal amounts, hydrates joined by · or *. "
             "Charges (SO4^2-) and variables (La2-xSrxCuO4) are refused.\n"
@@ -111,5 +119,8 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=int, default=3,
                    help="how many Bravais lattices (or space groups with 'cell') to list "
                         "(default 3)")
+    p.add_argument("--spacegroup", type=int, default=None, metavar="N",
+                   help="a space group you know (1-230): give the lattice parameters of the "
+                        "formula in that group")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_formula)

@@ -76,7 +76,11 @@ class FormulaModels:
         self.blend = self.bravais_blend = self.length_blend = self.angle_blend = 0.0
         if (self.directory / "formula_trees.pt").is_file():
             self.trees, self.trees_card = load("formula_trees")
-            self.n_tree_inputs = int(self.trees.edges.shape[0])
+            from .trees import SPACEGROUP_COLUMNS
+
+            # The edges also bin the space-group columns of lattice heads that read them.
+            self.n_tree_inputs = int(self.trees.edges.shape[0]) - (
+                SPACEGROUP_COLUMNS if getattr(self.trees, "lattice_by_spacegroup", False) else 0)
             self.blend = float(self.trees_card["blend_weight"])
             # Bravais probabilities, lattice lengths and free angles have their own weights
             # (older cards: the same one)
@@ -172,6 +176,19 @@ class FormulaModels:
             x = self._columns(X, self.n_tree_inputs, "trees")
             return getattr(self.trees, method)(x, *k).numpy()
 
+    def tree_lattice(self, X, k: int, spacegroup_proba: np.ndarray | None = None) -> np.ndarray | None:
+        """(n, n_free) the trees' free lattice parameters of lattice ``k`` (Å, degrees); None
+        when no trees are shipped. Trees that read the space group (``lattice_by_spacegroup``)
+        give the average over the 5 groups likeliest by ``spacegroup_proba`` ((n, len)
+        probabilities of the lattice's groups; default: the whole model's, ``spacegroup``),
+        weighted by those probabilities."""
+        if self.trees is None or not getattr(self.trees, "lattice_by_spacegroup", False):
+            return self.tree_output("lattice", X, k)
+        if spacegroup_proba is None:
+            spacegroup_proba = self.spacegroup(X, BRAVAIS[k])[1]
+        return trees_lattice(self.trees, self._columns(X, self.n_tree_inputs, "trees"), k,
+                             spacegroup_proba)
+
     def mix(self, network_mean: np.ndarray, trees: np.ndarray | None) -> np.ndarray:
         """The formula model's space-group probabilities from its two parts (see
         ``mix_parts``), with the card's ``blend_weight``."""
@@ -219,7 +236,7 @@ class FormulaModels:
         """(free parameter names, (n, len) values in Å / degrees) of the whole model."""
         names, p = self.lattice_parameters(X, bravais)
         k = BRAVAIS.index(bravais)
-        return names, self.lattice_mix(p.mean(axis=0), self.tree_output("lattice", X, k), bravais)
+        return names, self.lattice_mix(p.mean(axis=0), self.tree_lattice(X, k), bravais)
 
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features, one row
@@ -243,6 +260,21 @@ class FormulaModels:
         return mix_parts(self.cell_proba(C).mean(axis=0), self.cell_tree_proba(C), self.cell_blend)
 
 
+def trees_lattice(trees, x, k: int, spacegroup_proba: np.ndarray) -> np.ndarray:
+    """(n, n_free) lattice parameters (Å, degrees) of lattice ``k`` from trees that read the
+    space group (``BoostedTrees.lattice_given``): their values for the 5 groups likeliest by
+    ``spacegroup_proba`` (n, len), averaged with those probabilities. ``x``: (n, features)
+    float32 tensor."""
+    import torch
+
+    from .trees import SPACEGROUP_CANDIDATES
+
+    p = torch.from_numpy(np.ascontiguousarray(spacegroup_proba, dtype=np.float32))
+    weight, groups = torch.topk(p, min(SPACEGROUP_CANDIDATES, p.shape[1]), dim=1)
+    with torch.no_grad():
+        return trees.lattice_given(x, k, groups, weight).numpy()
+
+
 def mix_parts(network_mean: np.ndarray, trees: np.ndarray | None,
               weight: float | np.ndarray) -> np.ndarray:
     """``(1 − weight) · network_mean + weight · trees`` (``weight`` may be one per last-axis
@@ -264,7 +296,7 @@ def _check_top_k(top_k, limit: int) -> int:
 
 
 def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
-                    model_dir: str | Path | None = None) -> dict:
+                    model_dir: str | Path | None = None, spacegroup: int | None = None) -> dict:
     """Likely Bravais lattices of a compound, each with space groups and lattice parameters.
 
     ``formula``: a str (``"LiFePO4"``, ``"Al2.6652O4"``, ``"CuSO4·5H2O"``), a pymatgen
@@ -284,6 +316,13 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     future split, models calibrated like the shipped ones said 50 % where they were right 37 %
     of the time (``benchmarks/RESULTS_formula_confidence.md``).
 
+    ``spacegroup`` (1–230): a space group the user knows (e.g. from indexing a powder
+    pattern). The answer then has one candidate, its Bravais lattice, with that group alone in
+    ``spacegroups`` (its probability given the lattice) and the lattice parameters given that
+    group: the trees' values for it, mixed with the networks' as usual. The uncertainties stay
+    those calibrated without the group, so they are on the wide side. Needs trees that read
+    the space group (``formula.trees``, ``lattice_by_spacegroup``).
+
     Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20, a large
     formula unit, and the training data (one Materials Project structure per integer formula)
     make such formulas look low-symmetric. For a doped or non-stoichiometric compound, the
@@ -291,23 +330,35 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     """
     top_k = _check_top_k(top_k, len(BRAVAIS))
     n_spacegroups = _check_top_k(n_spacegroups, 230)
+    if spacegroup is not None:
+        from .lattice import bravais_of_spacegroup
+
+        given = BRAVAIS.index(bravais_of_spacegroup(spacegroup))  # checks 1..230
     comp = as_composition(formula)
     m = _models(str(model_dir) if model_dir else None)
+    if spacegroup is not None and not getattr(m.trees, "lattice_by_spacegroup", False):
+        raise ValueError("these formula models cannot take a space group: their lattice trees "
+                         "do not read it (retrain with training.formula_trees)")
     x = m.features([comp])
     raw = m.raw_outputs(x)  # the members run once for all outputs
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
     prob = m.calibrated_bravais(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]
     spread = members.std(axis=0)
     candidates = []
-    for k in np.argsort(-prob)[:top_k]:
+    for k in np.argsort(-prob)[:top_k] if spacegroup is None else [given]:
         b = BRAVAIS[int(k)]
         _, p_sg, lp = m.heads(raw, b)
         groups = m.formula_card["spacegroup_classes"][b]
         names = m.formula_card["parameters"][b]["free"]
         p_sg = m.mix(p_sg[:, 0, :].mean(axis=0, keepdims=True), m.tree_output("spacegroup", x, int(k)))[0]
         order = np.argsort(-p_sg)[: min(n_spacegroups, len(groups))]
+        trees_given = p_sg  # the lattice trees average over these groups' probabilities ...
+        if spacegroup is not None:  # ... or take the one the user gave
+            order = [groups.index(int(spacegroup))]
+            trees_given = np.zeros(len(groups))
+            trees_given[order[0]] = 1.0
         lp = lp[:, 0, :]
-        mixed = m.lattice_mix(lp.mean(axis=0, keepdims=True), m.tree_output("lattice", x, int(k)), b)[0]
+        mixed = m.lattice_mix(lp.mean(axis=0, keepdims=True), m.tree_lattice(x, int(k), trees_given[None, :]), b)[0]
         values = full_parameters(b, dict(zip(names, mixed.tolist())))
         stds = full_uncertainties(b, dict(zip(names, lp.std(axis=0).tolist())))
         sigma = full_uncertainties(b, dict(zip(names, m.lattice_uncertainty(names, mixed, lp).tolist())))
@@ -325,7 +376,10 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
         text = formula
     else:  # a Composition or mapping: write it back as a formula
         text = "".join(f"{el}{'' if n == 1 else f'{n:g}'}" for el, n in comp.items())
-    return {"formula": text, "composition": comp, "candidates": candidates}
+    out = {"formula": text, "composition": comp, "candidates": candidates}
+    if spacegroup is not None:
+        out["spacegroup"] = int(spacegroup)
+    return out
 
 
 def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma: float,

@@ -22,6 +22,16 @@ of space groups 1..230 (``probabilities(x, 0)``). Each head owns a contiguous ra
 and of output columns; a head's output is its baseline plus the leaf values of its trees.
 Regressor columns marked in ``exp_columns`` were fitted on the natural log of their target
 (the lattice lengths, ``training.formula_trees``); ``lattice`` returns exp of their sum.
+
+Lattice parameters given the space group. In a module with ``lattice_by_spacegroup`` the
+lattice heads also read ``SPACEGROUP_COLUMNS`` columns after the formula features: the space
+group's position among its lattice's groups (ascending numbers), then one 0/1 column for each
+of that lattice's 8 most common training groups (``onehot_groups``). ``lattice_given`` gives
+the parameters for chosen groups, averaged with weights; ``lattice`` averages over the 5 groups
+the trees' own space-group head finds most likely (``formula.predict`` uses the whole model's
+space-group probabilities instead). Why: the axes of a conventional cell follow its space
+group's setting (oP b of Pnma is not oP b of Pmmm), so a regressor told the group has an easier
+target than one that must average over the groups.
 """
 
 from __future__ import annotations
@@ -32,10 +42,14 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BoostedTrees", "N_HEADS", "feature_edges", "bin_features", "from_sklearn"]
+__all__ = ["BoostedTrees", "N_HEADS", "SPACEGROUP_COLUMNS", "feature_edges", "bin_features",
+           "common_groups", "from_sklearn", "spacegroup_columns", "spacegroup_edges"]
 
 N_HEADS = 1 + 14 + 14  # Bravais, space group per lattice, lattice parameters per lattice
 ABSENT = -1.0e4  # logit of a class no training row had (probability ~0)
+N_ONEHOT = 8  # one-hot columns: a lattice's most common space groups
+SPACEGROUP_COLUMNS = 1 + N_ONEHOT  # position among the lattice's groups, then the one-hot columns
+SPACEGROUP_CANDIDATES = 5  # groups ``lattice`` averages over
 
 
 class BoostedTrees(nn.Module):
@@ -45,7 +59,8 @@ class BoostedTrees(nn.Module):
                  left_offset: torch.Tensor, value: torch.Tensor, roots: torch.Tensor,
                  tree_column: torch.Tensor, tree_offsets: torch.Tensor,
                  column_offsets: torch.Tensor, baseline: torch.Tensor, max_depth: int,
-                 exp_columns: Optional[torch.Tensor] = None):
+                 exp_columns: Optional[torch.Tensor] = None,
+                 onehot_groups: Optional[torch.Tensor] = None):
         super().__init__()
         self.register_buffer("edges", edges.float().contiguous())  # (n_features, 254), +inf padded
         self.register_buffer("feature", feature.to(torch.uint8))
@@ -60,13 +75,25 @@ class BoostedTrees(nn.Module):
         if exp_columns is None:
             exp_columns = torch.zeros(baseline.numel(), dtype=torch.bool)
         self.register_buffer("exp_columns", exp_columns.to(torch.bool))  # fitted on ln(target)
+        # (14, N_ONEHOT) positions of each lattice's one-hot groups (-1: none); empty when the
+        # lattice heads do not read the space group.
+        if onehot_groups is None:
+            onehot_groups = torch.zeros(0, N_ONEHOT, dtype=torch.long)
+        self.register_buffer("onehot_groups", onehot_groups.long())
+        self.lattice_by_spacegroup = onehot_groups.shape[0] > 0
+        self.spacegroup_candidates = SPACEGROUP_CANDIDATES
+        # feature columns callers pass (the space-group columns are added by lattice_given)
+        self.n_inputs = int(edges.shape[0]) - (SPACEGROUP_COLUMNS if self.lattice_by_spacegroup else 0)
         self.max_depth = max_depth
 
     def bins(self, x: torch.Tensor) -> torch.Tensor:
         """(n, n_features) bin index of every feature value (the rule of ``bin_features``)."""
         if bool(torch.isnan(x).any()):
             raise ValueError("features contain NaN")
-        return torch.searchsorted(self.edges, x.t().contiguous()).t().contiguous()
+        if x.dim() != 2 or (x.shape[1] != self.n_inputs and x.shape[1] != self.edges.shape[0]):
+            raise ValueError("the trees read " + str(self.n_inputs) + " feature columns")
+        # The space-group columns, where lattice_given added them, have their own edges at the end.
+        return torch.searchsorted(self.edges[: x.shape[1]], x.t().contiguous()).t().contiguous()
 
     def head(self, xb: torch.Tensor, h: int) -> torch.Tensor:
         """(n, n_columns) raw output of head ``h`` for binned rows ``xb``."""
@@ -124,12 +151,39 @@ class BoostedTrees(nn.Module):
         """(n, len) probabilities of the space groups of lattice k, given lattice k."""
         return torch.softmax(self._heads(x, 1 + k), dim=-1)
 
-    @torch.jit.export
-    def lattice(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """(n, n_free) free lattice parameters of lattice k (Å, degrees)."""
+    def _lattice_values(self, x: torch.Tensor, k: int) -> torch.Tensor:
         out = self._heads(x, 15 + k)
         c0, c1 = int(self.column_offsets[15 + k]), int(self.column_offsets[16 + k])
         return torch.where(self.exp_columns[c0:c1].unsqueeze(0), torch.exp(out), out)
+
+    @torch.jit.export
+    def lattice(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """(n, n_free) free lattice parameters of lattice k (Å, degrees); in a module with
+        ``lattice_by_spacegroup``, averaged over the trees' 5 likeliest space groups."""
+        if not self.lattice_by_spacegroup:
+            return self._lattice_values(x, k)
+        p = self.spacegroup(x, k)
+        weight, groups = torch.topk(p, min(self.spacegroup_candidates, p.shape[1]), dim=1)
+        return self.lattice_given(x, k, groups, weight)
+
+    @torch.jit.export
+    def lattice_given(self, x: torch.Tensor, k: int, groups: torch.Tensor,
+                      weight: torch.Tensor) -> torch.Tensor:
+        """(n, n_free) free lattice parameters of lattice k (Å, degrees) given space groups:
+        ``groups`` (n, m) positions among the lattice's groups (ascending numbers), ``weight``
+        (n, m) their weights (normalised here); the parameters are averaged over the m groups."""
+        if not self.lattice_by_spacegroup:
+            raise RuntimeError("these trees do not read the space group")
+        n, m = groups.shape[0], groups.shape[1]
+        if weight.shape[0] != n or weight.shape[1] != m or x.shape[0] != n:
+            raise ValueError("x, groups and weight need the same number of rows")
+        g = groups.reshape(-1).long()
+        onehot = (g.unsqueeze(1) == self.onehot_groups[k].unsqueeze(0)).to(x.dtype)
+        codes = torch.cat([g.unsqueeze(1).to(x.dtype), onehot], dim=1)
+        values = self._lattice_values(torch.cat([x.repeat_interleave(m, dim=0), codes], dim=1), k)
+        w = weight.to(values.dtype)
+        w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-30)
+        return (values.view(n, m, -1) * w.unsqueeze(2)).sum(dim=1)
 
 
 MAX_EDGES = 254  # bins 0..254 fit in uint8
@@ -160,6 +214,48 @@ def bin_features(X: np.ndarray, edges: np.ndarray) -> np.ndarray:
     for j in range(X.shape[1]):
         out[:, j] = np.searchsorted(edges[j], X[:, j], side="left")
     return out
+
+
+def spacegroup_edges() -> np.ndarray:
+    """(SPACEGROUP_COLUMNS, 254) bin edges of the space-group columns: the position column is
+    cut at every half-integer, the one-hot columns at 0.5, so each bin index equals the value."""
+    edges = np.full((SPACEGROUP_COLUMNS, MAX_EDGES), np.inf, np.float32)
+    edges[0] = np.arange(MAX_EDGES) + 0.5
+    edges[1:, 0] = 0.5
+    return edges
+
+
+def spacegroup_columns(groups: np.ndarray, onehot_groups: np.ndarray) -> np.ndarray:
+    """(n, SPACEGROUP_COLUMNS) space-group columns of the lattice heads (their values are also
+    their bin indices): ``groups`` (n,) positions among a lattice's groups, ``onehot_groups``
+    (N_ONEHOT,) that lattice's one-hot positions (-1: none)."""
+    g = np.asarray(groups, np.int64)
+    return np.concatenate([g[:, None], g[:, None] == np.asarray(onehot_groups)[None, :]],
+                          axis=1).astype(np.uint8)
+
+
+def common_groups(groups: np.ndarray) -> np.ndarray:
+    """(N_ONEHOT,) the most common positions in ``groups`` (ties: the lower position first),
+    -1 padded: the one-hot columns of a lattice."""
+    counts = np.bincount(np.asarray(groups, np.int64), minlength=1)
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] > 0][:N_ONEHOT]
+    return np.pad(order, (0, N_ONEHOT - len(order)), constant_values=-1)
+
+
+def _packed_trees(module: "BoostedTrees", h: int):
+    """The trees of head ``h`` of a packed module, as ``_tree_arrays`` gives them (the depth
+    is the module's), its baseline and its ``exp_columns``: to copy a head into a new module."""
+    t0, t1 = int(module.tree_offsets[h]), int(module.tree_offsets[h + 1])
+    c0, c1 = int(module.column_offsets[h]), int(module.column_offsets[h + 1])
+    roots = module.roots.long().tolist() + [int(module.left_offset.numel())]
+    trees = []
+    for t in range(t0, t1):
+        a, b = roots[t], roots[t + 1]
+        trees.append(((module.feature[a:b].numpy(), module.bin_threshold[a:b].numpy(),
+                       module.left_offset[a:b].numpy(), module.value[a:b].float().numpy(),
+                       int(module.max_depth) - 1), int(module.tree_column[t])))
+    return trees, module.baseline[c0:c1].numpy(), module.exp_columns[c0:c1].numpy()
 
 
 def _tree_arrays(predictor):
@@ -193,7 +289,8 @@ def _tree_arrays(predictor):
     return feature, threshold, left, value, int(nodes["depth"].max())
 
 
-def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> BoostedTrees:
+def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
+                 onehot_groups: np.ndarray | None = None) -> BoostedTrees:
     """Pack fitted models into one ``BoostedTrees``.
 
     ``heads``: ``n_heads`` entries in head order, each ``(model, n_columns, columns)``: a fitted
@@ -202,8 +299,12 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
     (one per column; ``columns``: None, or one bool per column, True where the regressor was
     fitted on the natural log of the target), or ``None`` with a (n_columns,) baseline array as
     the third item (a constant head, e.g. a lattice with a single training class; in the
-    target's own units).
-    Every model must have been fitted on ``bin_features(X, edges)``.
+    target's own units), or a packed ``BoostedTrees`` with the head's index as the third item
+    (its trees are copied; ``edges`` must extend the module's).
+    Every model must have been fitted on ``bin_features(X, edges)``. With ``onehot_groups``
+    ((14, N_ONEHOT) positions, ``common_groups`` of each lattice), the lattice heads were fitted
+    with the ``spacegroup_columns`` after the features, and ``edges`` ends with
+    ``spacegroup_edges()``.
     """
     feats, thrs, lefts, vals, roots, cols = [], [], [], [], [], []
     tree_off, col_off, baseline, exp_columns = [0], [0], [], []
@@ -211,7 +312,7 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
 
     def add_tree(pred, column):
         nonlocal n_nodes, depth
-        f, t, left, v, d = _tree_arrays(pred)
+        f, t, left, v, d = pred if isinstance(pred, tuple) else _tree_arrays(pred)
         feats.append(f)
         thrs.append(t)
         lefts.append(left)
@@ -224,11 +325,16 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     for model, n_columns, columns in heads:
-        base = np.zeros(n_columns)
-        log_target = np.zeros(n_columns, bool)
+        base = np.zeros(n_columns or 0)
+        log_target = np.zeros(n_columns or 0, bool)
         n_trees = 0
         if model is None:
             base = np.asarray(columns, float)
+        elif isinstance(model, (BoostedTrees, torch.jit.ScriptModule)):
+            packed, base, log_target = _packed_trees(model, int(columns))
+            for arrays, c in packed:
+                add_tree(arrays, c)
+            n_trees = len(packed)
         elif isinstance(model, HistGradientBoostingClassifier):
             base[:] = ABSENT
             cls_cols = list(columns)
@@ -253,7 +359,7 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
                     add_tree(iteration[0], c)
                     n_trees += 1
         tree_off.append(tree_off[-1] + n_trees)
-        col_off.append(col_off[-1] + n_columns)
+        col_off.append(col_off[-1] + len(base))
         baseline.append(base)
         exp_columns.append(log_target)
     if len(tree_off) != n_heads + 1:
@@ -265,4 +371,5 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS) -> Boos
         cat(vals, np.float16), torch.tensor(roots, dtype=torch.int32),
         torch.tensor(cols, dtype=torch.int32), torch.tensor(tree_off), torch.tensor(col_off),
         torch.from_numpy(np.concatenate(baseline)), depth + 1,
-        torch.from_numpy(np.concatenate(exp_columns)))
+        torch.from_numpy(np.concatenate(exp_columns)),
+        None if onehot_groups is None else torch.from_numpy(np.asarray(onehot_groups, np.int64)))
