@@ -404,6 +404,9 @@ def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, see
         train_rows, test_rows = validation_split(arr, train_rows, card["split"])
     B, SG, P = arr["bravais"], arr["sg"], arr["params"]
     X = tree_inputs(arr, FORMULA_UNIT_INPUTS)
+    if len(card.get("inputs", [])) != X.shape[1]:
+        raise ValueError(f"{path} reads {len(card.get('inputs', []))} feature columns, the current "
+                         f"settings give {X.shape[1]}: fit it anew")
     edges = old.edges.numpy()[: X.shape[1]]  # the classifiers' bins, unchanged
     Xb = bin_features(X, edges)
     onehot = lattice_onehot_groups(B, SG, train_rows) if LATTICE_BY_SPACEGROUP else None
