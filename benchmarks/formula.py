@@ -110,14 +110,12 @@ def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
 GIVEN_GROUP = "cryspext, told the true space group"
 
 
-def lattice_given_true_group(models, X, bravais: str, spacegroups) -> np.ndarray | None:
+def lattice_given_true_group(models, X, bravais: str, spacegroups, nets) -> np.ndarray:
     """(n, n_free) cryspext's lattice parameters told each row's true space group, as
-    ``predict_formula(..., spacegroup=N)`` gives them; None for trees that do not read it."""
-    if models.trees is None or not getattr(models.trees, "lattice_by_spacegroup", False):
-        return None
+    ``predict_formula(..., spacegroup=N)`` gives them (``nets``: the network mean of
+    ``cryspext_parts``; trees that read the space group)."""
     groups = np.array(models.formula_card["spacegroup_classes"][bravais])
     told = (np.asarray(spacegroups)[:, None] == groups[None, :]).astype(np.float32)
-    nets = models.lattice_parameters(X, bravais)[1].mean(axis=0)
     return models.lattice_mix(nets, models.tree_lattice(X, BRAVAIS.index(bravais), told), bravais)
 
 
@@ -216,9 +214,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
         if len(te_k) >= 2:
             truth = P[te_k][:, cols]
             preds = cryspext_parts(models, XL[te_k], "lattice", b)
-            given = lattice_given_true_group(models, XL[te_k], b, SG[te_k])
-            if given is not None:
-                preds[GIVEN_GROUP] = given
+            if models.trees_read_spacegroup:
+                preds[GIVEN_GROUP] = lattice_given_true_group(models, XL[te_k], b, SG[te_k], preds[NETS])
             preds["random forest"] = rf_lp.predict(XL[te_k]).reshape(len(te_k), -1)
             preds["mean"] = np.tile(P[tr_k][:, cols].mean(axis=0), (len(te_k), 1))
             lp[b] = {"n_test": int(len(te_k)),

@@ -107,6 +107,24 @@ def load_validation_models(split: str, nets_dir: Path | None = None, trees_dir: 
             "val": val, "X": X}
 
 
+def validation_tree_lattice(trees, nets, x, n_net: int, k: int) -> np.ndarray:
+    """(n, n_free) the lattice parameters of lattice ``k`` from validation ``trees``, as
+    ``formula.predict`` uses them: given the mix's space-group probabilities (validation
+    ``nets``, which read the first ``n_net`` columns of ``x``) when the trees read the space
+    group."""
+    import torch
+
+    from cryspext.formula.predict import mix_parts, trees_lattice
+    from cryspext.training.formula_trees import BLEND_WEIGHT
+
+    with torch.no_grad():
+        if not getattr(trees, "lattice_by_spacegroup", False):
+            return trees.lattice(x, k).numpy()
+        p_sg = mix_parts(nets.spacegroup(x[:, :n_net], k).mean(0).numpy(),
+                         trees.spacegroup(x, k).numpy(), BLEND_WEIGHT)
+    return trees_lattice(trees, x, k, p_sg)
+
+
 def bravais_top12(p: np.ndarray, y: np.ndarray) -> list[float]:
     """[top-1, top-2] in % of (n, 14) probabilities ``p`` against labels ``y``."""
     rank = np.argsort(-p, axis=1)

@@ -42,12 +42,12 @@ def main(argv=None) -> int:
 
     from cryspext.formula.confidence import member_std, temper
     from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES
-    from cryspext.formula.predict import mix_parts, trees_lattice
+    from cryspext.formula.predict import mix_parts
     from cryspext.training.formula_confidence import (ANGLE_FLOORS_DEG, RELATIVE_FLOORS, coverage,
                                                       fit_lattice_uncertainty, fit_temperature)
     from cryspext.training.formula_trees import (ANGLE_BLEND_WEIGHT, BRAVAIS_BLEND_WEIGHT,
                                                  LENGTH_BLEND_WEIGHT)
-    from formula_blend_validation import load_validation_models
+    from formula_blend_validation import load_validation_models, validation_tree_lattice
     from formula_confidence import calibration
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,12 +103,7 @@ def main(argv=None) -> int:
         names = cards["formula"]["parameters"][b]["free"]
         with torch.no_grad():
             members = nets.lattice(xk[:, :n_net], k).numpy()
-            if getattr(trees, "lattice_by_spacegroup", False):  # given the mix's space groups
-                p_sg = mix_parts(nets.spacegroup(xk[:, :n_net], k).mean(0).numpy(),
-                                 trees.spacegroup(xk, k).numpy(), BLEND_WEIGHT)
-                tree_v = trees_lattice(trees, xk, k, p_sg)
-            else:
-                tree_v = trees.lattice(xk, k).numpy()
+        tree_v = validation_tree_lattice(trees, nets, xk, n_net, k)
         w = np.array([ANGLE_BLEND_WEIGHT if n in ANGLES else LENGTH_BLEND_WEIGHT for n in names])
         value = mix_parts(members.mean(0), tree_v, w)
         std = member_std(members)

@@ -38,22 +38,6 @@ sys.path.insert(0, str(REPO / "python"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-def tree_lattice(trees, nets, x, n_net: int, k: int) -> np.ndarray:
-    """(n, n_free) the trees' lattice parameters of lattice ``k``, as ``formula.predict`` uses
-    them (given the mix's space-group probabilities when the trees read the space group)."""
-    import torch
-
-    from cryspext.formula.predict import mix_parts, trees_lattice
-    from cryspext.training.formula_trees import BLEND_WEIGHT
-
-    with torch.no_grad():
-        if not getattr(trees, "lattice_by_spacegroup", False):
-            return trees.lattice(x, k).numpy()
-        p_sg = mix_parts(nets.spacegroup(x[:, :n_net], k).mean(0).numpy(),
-                         trees.spacegroup(x, k).numpy(), BLEND_WEIGHT)
-    return trees_lattice(trees, x, k, p_sg)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=["random", "future"], default="random")
@@ -69,7 +53,7 @@ def main(argv=None) -> int:
     from cryspext.formula.predict import mix_parts
     from cryspext.training import formula as T
     from cryspext.training.formula_trees import ANGLE_BLEND_WEIGHT, LENGTH_BLEND_WEIGHT, tree_inputs
-    from formula_blend_validation import load_validation_models
+    from formula_blend_validation import load_validation_models, validation_tree_lattice
 
     v = load_validation_models(a.split, a.nets, a.before)
     nets, arr, fit, val, X = v["nets"], v["arr"], v["fit"], v["val"], v["X"]
@@ -88,7 +72,7 @@ def main(argv=None) -> int:
             with torch.no_grad():
                 net[b] = nets.lattice(X[rows][:, :n_net], k).numpy().mean(0)
             for name, t in files.items():
-                trees[name][b] = tree_lattice(t, nets, X[rows], n_net, k)
+                trees[name][b] = validation_tree_lattice(t, nets, X[rows], n_net, k)
                 if flags[name]:  # and told the true space group (its position in the lattice)
                     groups = np.searchsorted(spacegroups_of_bravais(b), arr["sg"][val[rows]])
                     with torch.no_grad():

@@ -73,14 +73,13 @@ class FormulaModels:
         self.cell, self.cell_card = load("cell")
         # Optional boosted trees, mixed into every output with the weights of their card.
         self.trees, self.trees_card = None, None
+        self.trees_read_spacegroup = False  # lattice trees that read the space group
         self.blend = self.bravais_blend = self.length_blend = self.angle_blend = 0.0
         if (self.directory / "formula_trees.pt").is_file():
             self.trees, self.trees_card = load("formula_trees")
-            from .trees import SPACEGROUP_COLUMNS
-
-            # The edges also bin the space-group columns of lattice heads that read them.
-            self.n_tree_inputs = int(self.trees.edges.shape[0]) - (
-                SPACEGROUP_COLUMNS if getattr(self.trees, "lattice_by_spacegroup", False) else 0)
+            self.trees_read_spacegroup = bool(getattr(self.trees, "lattice_by_spacegroup", False))
+            # Files packed before the trees recorded their input count: one edge row per input.
+            self.n_tree_inputs = int(getattr(self.trees, "n_inputs", self.trees.edges.shape[0]))
             self.blend = float(self.trees_card["blend_weight"])
             # Bravais probabilities, lattice lengths and free angles have their own weights
             # (older cards: the same one)
@@ -182,7 +181,7 @@ class FormulaModels:
         give the average over the 5 groups likeliest by ``spacegroup_proba`` ((n, len)
         probabilities of the lattice's groups; default: the whole model's, ``spacegroup``),
         weighted by those probabilities."""
-        if self.trees is None or not getattr(self.trees, "lattice_by_spacegroup", False):
+        if not self.trees_read_spacegroup:
             return self.tree_output("lattice", X, k)
         if spacegroup_proba is None:
             spacegroup_proba = self.spacegroup(X, BRAVAIS[k])[1]
@@ -270,7 +269,9 @@ def trees_lattice(trees, x, k: int, spacegroup_proba: np.ndarray) -> np.ndarray:
     from .trees import SPACEGROUP_CANDIDATES
 
     p = torch.from_numpy(np.ascontiguousarray(spacegroup_proba, dtype=np.float32))
-    weight, groups = torch.topk(p, min(SPACEGROUP_CANDIDATES, p.shape[1]), dim=1)
+    # groups of probability 0 (a space group the caller fixed) add nothing: not run
+    m = min(SPACEGROUP_CANDIDATES, max(1, int((p > 0).sum(dim=1).max())) if len(p) else 1)
+    weight, groups = torch.topk(p, m, dim=1)
     with torch.no_grad():
         return trees.lattice_given(x, k, groups, weight).numpy()
 
@@ -336,7 +337,7 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
         given = BRAVAIS.index(bravais_of_spacegroup(spacegroup))  # checks 1..230
     comp = as_composition(formula)
     m = _models(str(model_dir) if model_dir else None)
-    if spacegroup is not None and not getattr(m.trees, "lattice_by_spacegroup", False):
+    if spacegroup is not None and not m.trees_read_spacegroup:
         raise ValueError("these formula models cannot take a space group: their lattice trees "
                          "do not read it (retrain with training.formula_trees)")
     x = m.features([comp])

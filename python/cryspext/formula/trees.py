@@ -325,18 +325,16 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     for model, n_columns, columns in heads:
-        base = np.zeros(n_columns or 0)
-        log_target = np.zeros(n_columns or 0, bool)
         n_trees = 0
-        if model is None:
-            base = np.asarray(columns, float)
-        elif isinstance(model, (BoostedTrees, torch.jit.ScriptModule)):
+        if isinstance(model, (BoostedTrees, torch.jit.ScriptModule)):  # copied as it is
             packed, base, log_target = _packed_trees(model, int(columns))
             for arrays, c in packed:
                 add_tree(arrays, c)
-            n_trees = len(packed)
+                n_trees += 1
+        elif model is None:
+            base, log_target = np.asarray(columns, float), np.zeros(n_columns, bool)
         elif isinstance(model, HistGradientBoostingClassifier):
-            base[:] = ABSENT
+            base, log_target = np.full(n_columns, ABSENT), np.zeros(n_columns, bool)
             cls_cols = list(columns)
             b0 = np.ravel(model._baseline_prediction)
             if len(model.classes_) == 2:  # one tree per iteration: logit of the second class
@@ -351,8 +349,8 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
                     add_tree(pred, c)
                     n_trees += 1
         else:  # one regressor per column
-            if columns is not None:
-                log_target[:] = np.asarray(columns, bool)
+            base = np.zeros(n_columns)
+            log_target = np.zeros(n_columns, bool) if columns is None else np.asarray(columns, bool)
             for c, reg in enumerate(model):
                 base[c] = float(np.ravel(reg._baseline_prediction)[0])
                 for iteration in reg._predictors:
