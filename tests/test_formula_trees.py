@@ -131,6 +131,41 @@ def test_lattice_given_spacegroup_reproduces_scikit_learn(toy, tmp_path):
             new.lattice_given(x, 0, torch.zeros(n - 1, 1, dtype=torch.long), torch.ones(n - 1, 1))
 
 
+def test_forest_mix_reproduces_scikit_learn(toy, tmp_path):
+    """A lattice head of boosted regressors mixed with random forests (``ForestMix``): packed
+    from scikit-learn models, and with the boosted part copied from a packed module, it gives
+    (1 - w) · boosted + w · forest in the fitted target's units (exp of it for the log column)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    from cryspext.formula.trees import ForestMix
+
+    edges, multi, binary, regs, trees = toy
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2000, 12)).astype(np.float32)
+    Xb = bin_features(X, edges)
+    targets = [3 * X[:, 0] + X[:, 2], np.log(4 + np.abs(X[:, 5]))]  # those of the toy's regressors
+    forests = [RandomForestRegressor(n_estimators=20, max_leaf_nodes=64, max_features="sqrt",
+                                     random_state=0).fit(Xb, t) for t in targets]
+    assert max(e.tree_.node_count for f in forests for e in f.estimators_) == 127  # the format's limit
+    w = 0.3
+    Xt = _test_rows()
+    x, Xtb = torch.from_numpy(Xt), bin_features(Xt, edges)
+    for boosted in (regs, (trees, 15 + 3)):
+        heads = [(trees, None, h) for h in range(15)]
+        heads += [(ForestMix(boosted, forests, w), 2, [False, True]) if k == 3 else (trees, None, 15 + k)
+                  for k in range(14)]
+        save_torchscript(from_sklearn(heads, edges), tmp_path / "m.pt", {"kind": "test"})
+        new = load_torchscript(tmp_path / "m.pt")
+        with torch.no_grad():
+            lat = new.lattice(x, 3).numpy()
+            assert torch.equal(new.lattice(x, 7), trees.lattice(x, 7))  # other heads copied
+        mixed = [(1 - w) * r.predict(Xtb) + w * f.predict(Xtb) for r, f in zip(regs, forests)]
+        np.testing.assert_allclose(lat[:, 0], mixed[0], atol=1e-2)
+        np.testing.assert_allclose(lat[:, 1], np.exp(mixed[1]), rtol=5e-3)
+        # not the boosted trees alone: the forest's share is there
+        assert np.abs(lat[:, 0] - regs[0].predict(Xtb)).max() > 0.1
+
+
 def test_nan_features_are_refused(toy):
     *_, trees = toy
     x = torch.from_numpy(_test_rows(3))
@@ -249,6 +284,12 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert card["angle_blend_weight"] == formula_trees.ANGLE_BLEND_WEIGHT != card["blend_weight"]
     assert card["length_blend_weight"] == formula_trees.LENGTH_BLEND_WEIGHT != card["blend_weight"]
     assert card["settings"]["lattice_lengths"] == "ln(Å)"
+    # The future split's lattice heads mix in random forests (LATTICE_FOREST_WEIGHT): each
+    # column holds its boosted rounds and the forest's trees.
+    assert card["settings"]["lattice_forest_weight"] == formula_trees.LATTICE_FOREST_WEIGHT["future"] > 0
+    k_mP, n_forest = BRAVAIS.index("mP"), formula_trees.LATTICE_FOREST["n_estimators"]
+    t0, t1 = models.trees.tree_offsets[15 + k_mP: 17 + k_mP].tolist()
+    assert t1 - t0 == 3 * (5 + n_forest) + formula_trees.ANGLE_TREES["max_iter"] + n_forest
     names, lat = models.lattice(x, "mP")
     assert names == ["a", "b", "c", "beta"]
     nets = models.lattice_parameters(x, "mP")[1].mean(axis=0)

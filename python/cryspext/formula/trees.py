@@ -32,18 +32,23 @@ the trees' own space-group head finds most likely (``formula.predict`` uses the 
 space-group probabilities instead). Why: the axes of a conventional cell follow its space
 group's setting (oP b of Pnma is not oP b of Pmmm), so a regressor told the group has an easier
 target than one that must average over the groups.
+
+A lattice head may also hold the trees of random forests (``ForestMix``, at most 64 leaves
+each), packed like the boosted ones: the mixing weights are folded into the leaf values and
+the baseline, so the head's sum is (1 - w) * boosted + w * forest and nothing changes at run
+time. The card's ``settings.lattice_forest_weight`` says w.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BoostedTrees", "N_HEADS", "SPACEGROUP_COLUMNS", "feature_edges", "bin_features",
-           "common_groups", "from_sklearn", "spacegroup_columns", "spacegroup_edges"]
+__all__ = ["BoostedTrees", "ForestMix", "N_HEADS", "SPACEGROUP_COLUMNS", "feature_edges",
+           "bin_features", "common_groups", "from_sklearn", "spacegroup_columns", "spacegroup_edges"]
 
 N_HEADS = 1 + 14 + 14  # Bravais, space group per lattice, lattice parameters per lattice
 ABSENT = -1.0e4  # logit of a class no training row had (probability ~0)
@@ -258,35 +263,68 @@ def _packed_trees(module: "BoostedTrees", h: int):
     return trees, module.baseline[c0:c1].numpy(), module.exp_columns[c0:c1].numpy()
 
 
-def _tree_arrays(predictor):
-    """Nodes of one scikit-learn TreePredictor, renumbered breadth-first so that every right
-    child directly follows its left sibling: (feature, bin, left-child offset, value, depth).
-    The model was fitted on bin indices (integers), so its threshold t means "bin <= floor(t)"."""
-    nodes = predictor.nodes
-    if nodes["is_categorical"].any():
-        raise ValueError("categorical splits are not supported")
+def _breadth_first(left, right, is_leaf, feature, threshold, value):
+    """One tree's nodes renumbered breadth-first so that every right child directly follows its
+    left sibling: (feature, bin, left-child offset, value, depth). The model was fitted on bin
+    indices (integers), so its threshold t means "bin <= floor(t)"."""
     order: list[int] = []  # new index -> old index
-    new_left: dict[int, int] = {}
+    depth_of = {0: 0}
     queue = [0]
     while queue:  # breadth-first: siblings are adjacent
         old = queue.pop(0)
         order.append(old)
-        if not nodes["is_leaf"][old]:
-            queue += [int(nodes["left"][old]), int(nodes["right"][old])]
+        if not is_leaf[old]:
+            for child in (int(left[old]), int(right[old])):
+                depth_of[child] = depth_of[old] + 1
+                queue.append(child)
     new_index = {old: i for i, old in enumerate(order)}
+    new_left: dict[int, int] = {}
     for old in order:
-        if not nodes["is_leaf"][old]:
-            new_left[old] = new_index[int(nodes["left"][old])]
-            assert new_index[int(nodes["right"][old])] == new_left[old] + 1
+        if not is_leaf[old]:
+            new_left[old] = new_index[int(left[old])]
+            assert new_index[int(right[old])] == new_left[old] + 1
     o = np.array(order)
-    leaf = nodes["is_leaf"][o].astype(bool)
-    feature = np.where(leaf, 0, nodes["feature_idx"][o]).astype(np.uint8)
-    threshold = np.where(leaf, 0, np.clip(np.floor(nodes["num_threshold"][o]), 0, 255)).astype(np.uint8)
-    if len(order) > 127 or nodes["feature_idx"].max() > 255:
+    leaf = np.asarray(is_leaf)[o].astype(bool)
+    inner_features = np.asarray(feature)[o][~leaf]
+    if len(order) > 127 or (inner_features.size and inner_features.max() > 255):
         raise ValueError("trees of at most 127 nodes (max_leaf_nodes <= 64) and 256 features")
-    left = np.array([0 if leaf[i] else new_left[old] - i for i, old in enumerate(order)], np.int8)
-    value = np.where(leaf, nodes["value"][o], 0.0)
-    return feature, threshold, left, value, int(nodes["depth"].max())
+    feature = np.where(leaf, 0, np.asarray(feature)[o]).astype(np.uint8)
+    threshold = np.where(leaf, 0, np.clip(np.floor(np.asarray(threshold)[o]), 0, 255)).astype(np.uint8)
+    offset = np.array([0 if leaf[i] else new_left[old] - i for i, old in enumerate(order)], np.int8)
+    value = np.where(leaf, np.asarray(value, float)[o], 0.0)
+    return feature, threshold, offset, value, max(depth_of.values())
+
+
+def _tree_arrays(predictor):
+    """Nodes of one scikit-learn ``HistGradientBoosting`` TreePredictor (``_breadth_first``)."""
+    nodes = predictor.nodes
+    if nodes["is_categorical"].any():
+        raise ValueError("categorical splits are not supported")
+    return _breadth_first(nodes["left"], nodes["right"], nodes["is_leaf"], nodes["feature_idx"],
+                          nodes["num_threshold"], nodes["value"])
+
+
+def _forest_tree_arrays(estimator, scale: float):
+    """Nodes of one fitted ``DecisionTreeRegressor`` of a random forest (``_breadth_first``),
+    leaf values times ``scale`` (the forest's share over its number of trees)."""
+    t = estimator.tree_
+    return _breadth_first(t.children_left, t.children_right, t.children_left < 0, t.feature,
+                          t.threshold, t.value[:, 0, 0] * scale)
+
+
+class ForestMix(NamedTuple):
+    """A regression head of boosted trees mixed with random forests, for ``from_sklearn``:
+    output = (1 - weight) * boosted + weight * forest, column by column, in the fitted target's
+    units (ln Å for lengths fitted on the log). The weights are folded into the leaf values.
+
+    ``boosted``: one ``HistGradientBoostingRegressor`` per column, or ``(module, h)``: head h of
+    a packed ``BoostedTrees`` whose trees are all boosted ones; ``forests``: one single-output
+    ``RandomForestRegressor`` per column (trees of at most 64 leaves), fitted on the same inputs
+    and targets."""
+
+    boosted: object
+    forests: list
+    weight: float
 
 
 def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
@@ -297,7 +335,8 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
     ``HistGradientBoostingClassifier`` (``columns[i]`` = output column of ``model.classes_[i]``;
     columns no class maps to get the ``ABSENT`` logit), a list of ``HistGradientBoostingRegressor``
     (one per column; ``columns``: None, or one bool per column, True where the regressor was
-    fitted on the natural log of the target), or ``None`` with a (n_columns,) baseline array as
+    fitted on the natural log of the target) or a ``ForestMix`` of such regressors and random
+    forests, or ``None`` with a (n_columns,) baseline array as
     the third item (a constant head, e.g. a lattice with a single training class; in the
     target's own units), or a packed ``BoostedTrees`` with the head's index as the third item
     (its trees are copied; ``edges`` must extend the module's).
@@ -348,13 +387,27 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
                 for pred, c in zip(iteration, tree_cols):
                     add_tree(pred, c)
                     n_trees += 1
-        else:  # one regressor per column
-            base = np.zeros(n_columns)
+        else:  # one regressor per column, maybe mixed with forests (ForestMix)
             log_target = np.zeros(n_columns, bool) if columns is None else np.asarray(columns, bool)
-            for c, reg in enumerate(model):
-                base[c] = float(np.ravel(reg._baseline_prediction)[0])
-                for iteration in reg._predictors:
-                    add_tree(iteration[0], c)
+            mix = model if isinstance(model, ForestMix) else ForestMix(model, [], 0.0)
+            share = 1.0 - float(mix.weight)
+            if isinstance(mix.boosted, tuple):  # (packed module, head)
+                packed, base, _ = _packed_trees(*mix.boosted)
+                base = base * share
+                for (f, t, left, v, d), c in packed:
+                    add_tree((f, t, left, v * share, d), c)
+                    n_trees += 1
+            else:
+                base = np.zeros(n_columns)
+                for c, reg in enumerate(mix.boosted):
+                    base[c] = share * float(np.ravel(reg._baseline_prediction)[0])
+                    for iteration in reg._predictors:
+                        f, t, left, v, d = _tree_arrays(iteration[0])
+                        add_tree((f, t, left, v * share, d), c)
+                        n_trees += 1
+            for c, forest in enumerate(mix.forests):
+                for estimator in forest.estimators_:
+                    add_tree(_forest_tree_arrays(estimator, mix.weight / len(forest.estimators_)), c)
                     n_trees += 1
         tree_off.append(tree_off[-1] + n_trees)
         col_off.append(col_off[-1] + len(base))
