@@ -91,6 +91,24 @@ LOG_LENGTHS = True
 # the forest on 5 (4) and 3 (2) of 6. 31 leaves: 0.287 and 0.022; early stopping on an inner
 # 10 % split: 0.286 and 0.027.
 ANGLE_TREES = {**LATTICE_TREES, "learning_rate": 0.025}
+# Random forests mixed into the lattice regressors: value = (1 - w) · boosted + w · forest, in
+# the fitted target's units (``formula.trees.ForestMix``). A forest averages whole leaves of
+# bootstrap samples, which shrinks values the formula hardly determines towards their mean;
+# the boosted trees follow the features further. Trees of at most 64 leaves: the packed format
+# holds no more. The weight w is chosen per split on its own validation slice (``python
+# benchmarks/lattice_forest_validation.py --split S --weights ...``: validation networks and
+# trees, forests fitted without the slice), like the calibration. Mean R² of the 37 mixed
+# values (values above the benchmark's forest) by w = 0 / 0.1 / 0.2 / 0.3 / 0.4 / 0.5 / 0.6:
+# * random: 0.5775 (35) / 0.5734 (33) / 0.5673 (32) / 0.5595 (31) / 0.5501 (23): w = 0. On
+#   formulas like the training ones the boosted trees' detail pays; the forest only blurs it.
+# * future: 0.1933 (28) / 0.2013 (29) / 0.2071 (29) / 0.2108 (30) / 0.2126 (27) / 0.2126 (27)
+#   / 0.2110 (27): flat from 0.3 to 0.5; 0.3 keeps the most values above the forest. On newer
+#   chemistries the shrinkage pays most where the boosted trees were far off (oP a, tP a).
+# The price is a larger typical error: the median |error| of the future slice's lengths goes
+# from 1.671 Å at w = 0 to 1.706 Å at 0.3 (angles 9.32 → 9.54°); R², a mean of squares, is
+# what the forest is mixed in for. The test rows: RESULTS_formula.md.
+LATTICE_FOREST = {"n_estimators": 100, "max_leaf_nodes": 64, "max_features": "sqrt"}
+LATTICE_FOREST_WEIGHT = {"random": 0.0, "future": 0.3}
 # The cell-geometry trees: one 230-way classifier on the cell features (``formula.cellgeom``).
 CELL_TREES = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "l2_regularization": 1.0}
 # Chosen on the future split's validation slice (benchmarks/cell_blend_validation.py: 3
@@ -142,8 +160,8 @@ LENGTH_BLEND_WEIGHT = 0.8
 #   floor_deg (angles), fitted as the 68.27 % quantile of |error| (pinball loss); the
 #   constants are in the JSON file. On the slices (session 14, lattice trees that
 #   read the space group), |error| ≤ σ for 69.5 % / 68.5 % of the random lengths / angles
-#   (≤ 2σ: 85.8 % / 92.2 %; the members' std as is: 58.3 % / 37.5 %) and 70.0 % / 68.4 % of
-#   the future ones. The std adds little to the floor (random pinball loss 0.654 against 0.676
+#   (≤ 2σ: 85.8 % / 92.2 %; the members' std as is: 58.3 % / 37.5 %) and 69.3 % / 68.2 % of
+#   the future ones (session 15, their lattice regressors mixed with forests). The std adds little to the floor (random pinball loss 0.654 against 0.676
 #   with the floor alone for the lengths, 3.011 against 3.044 for the angles), but it does add:
 #   a member disagreement flags the larger errors.
 # The space groups given the lattice are left as mixed (random slice: ECE 0.020 already; their
@@ -237,12 +255,26 @@ def lattice_rows(Xb, SG, b: str, r, onehot_groups: np.ndarray | None) -> np.ndar
     return np.concatenate([Xb[r], spacegroup_columns(groups, onehot_groups[BRAVAIS.index(b)])], axis=1)
 
 
+def fit_lattice_forests(x: np.ndarray, targets: np.ndarray, names: list[str], seed: int = 0) -> list:
+    """One ``LATTICE_FOREST`` random forest per column of ``targets`` (the values of the
+    parameters ``names``), fitted on ``x`` and on the targets the boosted regressors read
+    (``lattice_target``: ln Å for the lengths)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    return [RandomForestRegressor(**LATTICE_FOREST, n_jobs=1, random_state=seed)
+            .fit(x, lattice_target(targets[:, j], n)) for j, n in enumerate(names)]
+
+
 def fit_heads(Xb, B, SG, P, rows, seed: int = 0, classifier_columns: int | None = None,
-              onehot_groups: np.ndarray | None = None, only_lattice: bool = False) -> list:
+              onehot_groups: np.ndarray | None = None, only_lattice: bool = False,
+              forest_weight: float = 0.0) -> list:
     """The ``formula.trees.from_sklearn`` head list, fitted on binned features ``Xb[rows]``;
     the classifiers read only the first ``classifier_columns`` columns (default: all), the
     lattice regressors also the space-group columns with ``onehot_groups``
-    (``lattice_rows``). ``only_lattice``: the 14 lattice heads only."""
+    (``lattice_rows``). ``only_lattice``: the 14 lattice heads only. ``forest_weight`` > 0
+    mixes random forests into the lattice heads (``LATTICE_FOREST_WEIGHT``)."""
+    from ..formula.trees import ForestMix
+
     heads = []
     Xc = Xb if classifier_columns is None else Xb[:, :classifier_columns]
     todo = [("lattice", b) for b in BRAVAIS]
@@ -273,9 +305,12 @@ def fit_heads(Xb, B, SG, P, rows, seed: int = 0, classifier_columns: int | None 
         if len(r) >= 20:
             names = FREE_PARAMETERS[b]
             x = lattice_rows(Xb, SG, b, r, onehot_groups)
-            heads.append(([_regressor(ANGLE_TREES if n in ANGLES else LATTICE_TREES, seed)
-                           .fit(x, lattice_target(P[r, c], n)) for c, n in zip(cols, names)],
-                          len(cols), [fitted_on_log(n) for n in names]))
+            boosted = [_regressor(ANGLE_TREES if n in ANGLES else LATTICE_TREES, seed)
+                       .fit(x, lattice_target(P[r, c], n)) for c, n in zip(cols, names)]
+            if forest_weight > 0:
+                boosted = ForestMix(boosted, fit_lattice_forests(x, P[r][:, cols], names, seed),
+                                    forest_weight)
+            heads.append((boosted, len(cols), [fitted_on_log(n) for n in names]))
         else:  # too few rows to fit: the training mean (or a nominal cell)
             mean = P[r][:, cols].mean(axis=0) if len(r) else np.array(
                 [90.0 if n in ANGLES else 5.0 for n in FREE_PARAMETERS[b]])
@@ -358,7 +393,7 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
     n_classifier = X.shape[1] if CLASSIFIER_FORMULA_UNIT_INPUTS else len(FEATURE_NAMES)
     with threadpool_limits(threads):  # scikit-learn's OpenMP threads
         heads = fit_heads(Xb, B, SG, P, train_rows, seed, classifier_columns=n_classifier,
-                          onehot_groups=onehot)
+                          onehot_groups=onehot, forest_weight=LATTICE_FOREST_WEIGHT[split])
     trees = from_sklearn(heads, edges, onehot_groups=onehot)
     fit_s = time.time() - t0
     card = _card(
@@ -369,7 +404,7 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
         blend=FORMULA_BLEND_RULE, bravais_blend_weight=BRAVAIS_BLEND_WEIGHT,
         length_blend_weight=LENGTH_BLEND_WEIGHT, angle_blend_weight=ANGLE_BLEND_WEIGHT,
         confidence=CONFIDENCE[split],
-        settings=_settings(seed), output=OUTPUT, test_metrics=metrics(trees, X, B, SG, P, test_rows))
+        settings=_settings(seed, split), output=OUTPUT, test_metrics=metrics(trees, X, B, SG, P, test_rows))
     save_torchscript(trees, Path(out_dir) / "formula_trees.pt", card)
     return card
 
@@ -380,10 +415,13 @@ OUTPUT = ("bravais(x): (n, 14); spacegroup(x, k): (n, len(spacegroup_classes[k])
           "positions groups (n, m) with weights (n, m)")
 
 
-def _settings(seed: int) -> dict:
+def _settings(seed: int, split: str) -> dict:
     return {"bravais": BRAVAIS_TREES, "spacegroup": SPACEGROUP_TREES, "lattice": LATTICE_TREES,
             "lattice_angles": ANGLE_TREES, "lattice_lengths": "ln(Å)" if LOG_LENGTHS else "Å",
-            "lattice_by_spacegroup": LATTICE_BY_SPACEGROUP, "seed": seed, "library": LIBRARY}
+            "lattice_by_spacegroup": LATTICE_BY_SPACEGROUP, "lattice_forest": LATTICE_FOREST,
+            "lattice_forest_weight": LATTICE_FOREST_WEIGHT[split], "seed": seed,
+            "library": LIBRARY + ("; lattice forests: scikit-learn RandomForestRegressor"
+                                  if LATTICE_FOREST_WEIGHT[split] > 0 else "")}
 
 
 def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, seed: int = 0) -> dict:
@@ -415,7 +453,8 @@ def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, see
     if onehot is not None:
         edges = np.concatenate([edges, spacegroup_edges()])
     with threadpool_limits(threads):
-        lattice = fit_heads(Xb, B, SG, P, train_rows, seed, onehot_groups=onehot, only_lattice=True)
+        lattice = fit_heads(Xb, B, SG, P, train_rows, seed, onehot_groups=onehot, only_lattice=True,
+                            forest_weight=LATTICE_FOREST_WEIGHT[card["split"]])
     trees = from_sklearn([(old, None, h) for h in range(15)] + lattice, edges, onehot_groups=onehot)
     scores = metrics(trees, X, B, SG, P, test_rows)
     if str(arr["digest"]) != card["training_data_sha256_16"] and scores["bravais"] != card["test_metrics"]["bravais"]:
@@ -425,8 +464,9 @@ def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, see
     card.update(n_trees=int(trees.roots.numel()), n_nodes=int(trees.left_offset.numel()),
                 lattice_refit_s=time.time() - t0, lattice_refit_data_sha256_16=str(arr["digest"]),
                 output=OUTPUT, test_metrics=scores,
-                settings={**card["settings"], **{k: v for k, v in _settings(seed).items()
+                settings={**card["settings"], **{k: v for k, v in _settings(seed, card["split"]).items()
                                                  if k.startswith("lattice")}})
+    card["settings"]["library"] = _settings(seed, card["split"])["library"]
     save_torchscript(trees, path, card)
     return card
 
