@@ -308,7 +308,9 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
                                                  "bravais_blend_weight", "length_blend_weight",
                                                  "angle_blend_weight", "threads", "inputs",
                                                  "classifier_inputs", "lattice_refit_s")}
-            res[key]["lattice_by_spacegroup"] = (card.get("settings") or {}).get("lattice_by_spacegroup", False)
+            settings = card.get("settings") or {}
+            res[key]["lattice_by_spacegroup"] = settings.get("lattice_by_spacegroup", False)
+            res[key]["lattice_forest_weight"] = settings.get("lattice_forest_weight", 0.0)
     summary = Path(model_dir or models.directory) / "training_summary.json"
     if summary.is_file():
         res["training"] = {k: v for k, v in json.loads(summary.read_text()).items()
@@ -373,6 +375,10 @@ def _lattice_weights(card: dict) -> str:
     if card.get("lattice_by_spacegroup"):
         parts.append("the lattice trees also read the space group: their values for the 5 likeliest "
                      "groups are averaged with the mixed space-group probabilities")
+    if card.get("lattice_forest_weight"):
+        w = card["lattice_forest_weight"]
+        parts.append(f"each lattice regressor is {1 - w:g} · boosted trees + {w:g} · a random "
+                     "forest of 64-leaf trees, the share chosen on the split's validation slice")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -525,8 +531,9 @@ def markdown(results, api, command, elapsed, env) -> str:
             "the Bravais probabilities, the lattice lengths and the free lattice angles the "
             "weights given above, chosen on the validation slices, "
             "`benchmarks/formula_blend_validation.py`, "
-            "`benchmarks/lattice_trees_validation.py` and "
-            "`benchmarks/lattice_spacegroup_validation.py`). The "
+            "`benchmarks/lattice_trees_validation.py`, "
+            "`benchmarks/lattice_spacegroup_validation.py` and "
+            "`benchmarks/lattice_forest_validation.py`). The "
             "rows 'networks only' and 'trees only' are its two parts alone (the lattice trees "
             "alone average over the 5 space groups their own classifier finds likeliest); the "
             "trees are scikit-learn HistGradientBoosting models (one Bravais classifier, one "
