@@ -107,6 +107,36 @@ def load_validation_models(split: str, nets_dir: Path | None = None, trees_dir: 
             "val": val, "X": X}
 
 
+def validation_lattice_references(v: dict) -> tuple[dict, dict, dict]:
+    """On the validation rows of ``v`` (``load_validation_models``), per Bravais lattice name:
+    the true free parameters, the validation networks' mean, and the benchmark's lattice forest
+    (``benchmarks/formula.py``: 100 trees, √features, one forest per lattice for all its free
+    parameters, seed 0) fitted on the fit rows."""
+    import torch
+    from sklearn.ensemble import RandomForestRegressor
+    from threadpoolctl import threadpool_limits
+
+    from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES
+    from cryspext.training.formula_trees import tree_inputs
+
+    nets, arr, fit, val, X = v["nets"], v["arr"], v["fit"], v["val"], v["X"]
+    n_net = len(v["nets_card"]["inputs"])
+    XF, B, P = tree_inputs(arr, True), arr["bravais"], arr["params"]
+    truth, net, forest = {}, {}, {}
+    with threadpool_limits(1):
+        for k, b in enumerate(BRAVAIS):
+            f, rows = fit[B[fit] == k], np.nonzero(B[val] == k)[0]
+            cols = [PARAMETER_NAMES.index(p) for p in FREE_PARAMETERS[b]]
+            truth[b] = P[val[rows]][:, cols]
+            with torch.no_grad():
+                net[b] = nets.lattice(X[rows][:, :n_net], k).numpy().mean(0)
+            rf = RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=0, max_features="sqrt")
+            y = P[f][:, cols] if len(cols) > 1 else P[f, cols[0]]  # 1-d for a single parameter
+            forest[b] = rf.fit(XF[f], y).predict(XF[val[rows]]).reshape(len(rows), -1)
+            print(f"{b}: {len(rows)} validation formulas", file=sys.stderr, flush=True)
+    return truth, net, forest
+
+
 def validation_tree_lattice(trees, nets, x, n_net: int, k: int) -> np.ndarray:
     """(n, n_free) the lattice parameters of lattice ``k`` from validation ``trees``, as
     ``formula.predict`` uses them: given the mix's space-group probabilities (validation

@@ -37,10 +37,9 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=["random", "future"], default="random")
     ap.add_argument("--nets", type=Path, default=None, help="default cache/formula/validation_fu_SPLIT")
     ap.add_argument("--trees", type=Path, default=None, help="default cache/formula/valtrees_SPLIT")
-    ap.add_argument("--weights", default="0,0.1,0.2,0.3,0.4", help="forest shares to scan")
+    ap.add_argument("--weights", default="0,0.1,0.2,0.3,0.4,0.5", help="forest shares to scan")
     a = ap.parse_args(argv)
     import torch
-    from sklearn.ensemble import RandomForestRegressor
     from threadpoolctl import threadpool_limits
 
     from cryspext.formula.lattice import ANGLES, BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES
@@ -49,7 +48,8 @@ def main(argv=None) -> int:
     from cryspext.training import formula as T
     from cryspext.training.formula_trees import (ANGLE_BLEND_WEIGHT, LENGTH_BLEND_WEIGHT,
                                                  fit_lattice_forests, lattice_rows, tree_inputs)
-    from formula_blend_validation import load_validation_models, validation_tree_lattice
+    from formula_blend_validation import (load_validation_models, validation_lattice_references,
+                                          validation_tree_lattice)
 
     v = load_validation_models(a.split, a.nets, a.trees)
     nets, trees, arr, fit, val, X = v["nets"], v["trees"], v["arr"], v["fit"], v["val"], v["X"]
@@ -65,22 +65,16 @@ def main(argv=None) -> int:
     onehot = trees.onehot_groups.numpy()
     weights = [float(w) for w in a.weights.split(",")]
 
-    forests, baseline_forest, truth, net = {}, {}, {}, {}
+    truth, net, baseline_forest = validation_lattice_references(v)
+    forests = {}  # the forests to mix in, fitted on the validation trees' inputs and targets
     with threadpool_limits(1):
         for k, b in enumerate(BRAVAIS):
-            r, rows = fit[B[fit] == k], np.nonzero(B[val] == k)[0]
-            cols = [PARAMETER_NAMES.index(p) for p in FREE_PARAMETERS[b]]
-            truth[b] = P[val[rows]][:, cols]
-            with torch.no_grad():
-                net[b] = nets.lattice(X[rows][:, :n_net], k).numpy().mean(0)
             t0, t1 = int(trees.tree_offsets[15 + k]), int(trees.tree_offsets[16 + k])
             if t1 > t0:  # a fitted head (constant heads stay as they are)
+                r = fit[B[fit] == k]
+                cols = [PARAMETER_NAMES.index(p) for p in FREE_PARAMETERS[b]]
                 forests[k] = fit_lattice_forests(lattice_rows(Xb, SG, b, r, onehot), P[r][:, cols],
                                                  FREE_PARAMETERS[b])
-            rf = RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=0, max_features="sqrt")
-            y = P[r][:, cols] if len(cols) > 1 else P[r, cols[0]]  # 1-d for a single parameter
-            baseline_forest[b] = rf.fit(XF[r], y).predict(XF[val[rows]]).reshape(len(rows), -1)
-            print(f"{b}: forests fitted", file=sys.stderr, flush=True)
 
     def weight(p):
         return ANGLE_BLEND_WEIGHT if p in ANGLES else LENGTH_BLEND_WEIGHT

@@ -46,41 +46,31 @@ def main(argv=None) -> int:
     ap.add_argument("--after", type=Path, required=True, help="validation trees, the other setting")
     a = ap.parse_args(argv)
     import torch
-    from sklearn.ensemble import RandomForestRegressor
-    from threadpoolctl import threadpool_limits
 
-    from cryspext.formula.lattice import ANGLES, BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES, spacegroups_of_bravais
+    from cryspext.formula.lattice import ANGLES, BRAVAIS, FREE_PARAMETERS, spacegroups_of_bravais
     from cryspext.formula.predict import mix_parts
     from cryspext.training import formula as T
-    from cryspext.training.formula_trees import ANGLE_BLEND_WEIGHT, LENGTH_BLEND_WEIGHT, tree_inputs
-    from formula_blend_validation import load_validation_models, validation_tree_lattice
+    from cryspext.training.formula_trees import ANGLE_BLEND_WEIGHT, LENGTH_BLEND_WEIGHT
+    from formula_blend_validation import (load_validation_models, validation_lattice_references,
+                                          validation_tree_lattice)
 
     v = load_validation_models(a.split, a.nets, a.before)
-    nets, arr, fit, val, X = v["nets"], v["arr"], v["fit"], v["val"], v["X"]
+    nets, arr, val, X = v["nets"], v["arr"], v["val"], v["X"]
     n_net = len(v["nets_card"]["inputs"])
     files = {"before": v["trees"], "after": load_validation_models(a.split, a.nets, a.after)["trees"]}
     flags = {name: bool(getattr(t, "lattice_by_spacegroup", False)) for name, t in files.items()}
-    XF = tree_inputs(arr, True)
-    B, P = arr["bravais"], arr["params"]
-    truth, net, forest = {}, {}, {}
+    truth, net, forest = validation_lattice_references(v)
+    B = arr["bravais"]
     trees = {name: {} for name in files}
-    with threadpool_limits(1):
-        for k, b in enumerate(BRAVAIS):
-            f, rows = fit[B[fit] == k], np.nonzero(B[val] == k)[0]
-            cols = [PARAMETER_NAMES.index(p) for p in FREE_PARAMETERS[b]]
-            truth[b] = P[val[rows]][:, cols]
-            with torch.no_grad():
-                net[b] = nets.lattice(X[rows][:, :n_net], k).numpy().mean(0)
-            for name, t in files.items():
-                trees[name][b] = validation_tree_lattice(t, nets, X[rows], n_net, k)
-                if flags[name]:  # and told the true space group (its position in the lattice)
-                    groups = np.searchsorted(spacegroups_of_bravais(b), arr["sg"][val[rows]])
-                    with torch.no_grad():
-                        trees.setdefault(f"{name}, true group", {})[b] = t.lattice_given(
-                            X[rows], k, torch.from_numpy(groups[:, None]), torch.ones(len(rows), 1)).numpy()
-            rf = RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=0, max_features="sqrt")
-            forest[b] = rf.fit(XF[f], P[f][:, cols]).predict(XF[val[rows]]).reshape(len(rows), -1)
-            print(f"{b}: {len(rows)} validation formulas", file=sys.stderr, flush=True)
+    for k, b in enumerate(BRAVAIS):
+        rows = np.nonzero(B[val] == k)[0]
+        for name, t in files.items():
+            trees[name][b] = validation_tree_lattice(t, nets, X[rows], n_net, k)
+            if flags[name]:  # and told the true space group (its position in the lattice)
+                groups = np.searchsorted(spacegroups_of_bravais(b), arr["sg"][val[rows]])
+                with torch.no_grad():
+                    trees.setdefault(f"{name}, true group", {})[b] = t.lattice_given(
+                        X[rows], k, torch.from_numpy(groups[:, None]), torch.ones(len(rows), 1)).numpy()
 
     def weight(p):
         return ANGLE_BLEND_WEIGHT if p in ANGLES else LENGTH_BLEND_WEIGHT
