@@ -415,6 +415,16 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     with torch.no_grad():  # back to the same fit
         np.testing.assert_allclose(load_torchscript(refit / "formula_trees.pt").lattice(xt, k),
                                    before.lattice(xt, k), rtol=1e-6)
+    # ... and without the forests of the future split's lattice heads: fewer trees, other values
+    monkeypatch.setitem(formula_trees.LATTICE_FOREST_WEIGHT, "future", 0.0)
+    formula_trees.main(["--refit-lattice", str(refit / "formula_trees.pt"), "--cache", str(tmp_path)])
+    boosted_only = load_torchscript(refit / "formula_trees.pt")
+    assert json.loads((refit / "formula_trees.json").read_text())["settings"]["lattice_forest_weight"] == 0
+    n_forest = formula_trees.LATTICE_FOREST["n_estimators"]
+    n_lattice_columns = int(before.baseline.numel() - before.column_offsets[15])  # 37, all fitted here
+    assert int(before.roots.numel()) - int(boosted_only.roots.numel()) == n_forest * n_lattice_columns
+    with torch.no_grad():
+        assert not np.allclose(boosted_only.lattice(xt, k), before.lattice(xt, k), rtol=1e-3)
 
     # --repack writes the current mixing weights onto the card and leaves the trees as they are.
     card_path = out / "formula_trees.json"
