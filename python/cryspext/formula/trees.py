@@ -304,12 +304,11 @@ def _tree_arrays(predictor):
                           nodes["num_threshold"], nodes["value"])
 
 
-def _forest_tree_arrays(estimator, scale: float):
-    """Nodes of one fitted ``DecisionTreeRegressor`` of a random forest (``_breadth_first``),
-    leaf values times ``scale`` (the forest's share over its number of trees)."""
+def _forest_tree_arrays(estimator):
+    """Nodes of one fitted ``DecisionTreeRegressor`` of a random forest (``_breadth_first``)."""
     t = estimator.tree_
     return _breadth_first(t.children_left, t.children_right, t.children_left < 0, t.feature,
-                          t.threshold, t.value[:, 0, 0] * scale)
+                          t.threshold, t.value[:, 0, 0])
 
 
 class ForestMix(NamedTuple):
@@ -349,13 +348,15 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
     tree_off, col_off, baseline, exp_columns = [0], [0], [], []
     n_nodes, depth = 0, 0
 
-    def add_tree(pred, column):
+    def add_tree(pred, column, scale=1.0):
+        """Append one tree (a scikit-learn TreePredictor or ``_tree_arrays``' tuple), its leaf
+        values times ``scale``, as an output of ``column``."""
         nonlocal n_nodes, depth
         f, t, left, v, d = pred if isinstance(pred, tuple) else _tree_arrays(pred)
         feats.append(f)
         thrs.append(t)
         lefts.append(left)
-        vals.append(v)
+        vals.append(v * scale)
         roots.append(n_nodes)
         cols.append(column)
         n_nodes += len(f)
@@ -364,12 +365,11 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     for model, n_columns, columns in heads:
-        n_trees = 0
+        first_tree = len(roots)
         if isinstance(model, (BoostedTrees, torch.jit.ScriptModule)):  # copied as it is
             packed, base, log_target = _packed_trees(model, int(columns))
             for arrays, c in packed:
                 add_tree(arrays, c)
-                n_trees += 1
         elif model is None:
             base, log_target = np.asarray(columns, float), np.zeros(n_columns, bool)
         elif isinstance(model, HistGradientBoostingClassifier):
@@ -386,29 +386,24 @@ def from_sklearn(heads: list, edges: np.ndarray, n_heads: int = N_HEADS,
             for iteration in model._predictors:
                 for pred, c in zip(iteration, tree_cols):
                     add_tree(pred, c)
-                    n_trees += 1
         else:  # one regressor per column, maybe mixed with forests (ForestMix)
             log_target = np.zeros(n_columns, bool) if columns is None else np.asarray(columns, bool)
             mix = model if isinstance(model, ForestMix) else ForestMix(model, [], 0.0)
             share = 1.0 - float(mix.weight)
             if isinstance(mix.boosted, tuple):  # (packed module, head)
                 packed, base, _ = _packed_trees(*mix.boosted)
-                base = base * share
-                for (f, t, left, v, d), c in packed:
-                    add_tree((f, t, left, v * share, d), c)
-                    n_trees += 1
+                for arrays, c in packed:
+                    add_tree(arrays, c, share)
             else:
-                base = np.zeros(n_columns)
+                base = np.array([float(np.ravel(reg._baseline_prediction)[0]) for reg in mix.boosted])
                 for c, reg in enumerate(mix.boosted):
-                    base[c] = share * float(np.ravel(reg._baseline_prediction)[0])
                     for iteration in reg._predictors:
-                        f, t, left, v, d = _tree_arrays(iteration[0])
-                        add_tree((f, t, left, v * share, d), c)
-                        n_trees += 1
-            for c, forest in enumerate(mix.forests):
+                        add_tree(iteration[0], c, share)
+            base = share * base
+            for c, forest in enumerate(mix.forests):  # a forest's value is the mean of its trees
                 for estimator in forest.estimators_:
-                    add_tree(_forest_tree_arrays(estimator, mix.weight / len(forest.estimators_)), c)
-                    n_trees += 1
+                    add_tree(_forest_tree_arrays(estimator), c, mix.weight / len(forest.estimators_))
+        n_trees = len(roots) - first_tree
         tree_off.append(tree_off[-1] + n_trees)
         col_off.append(col_off[-1] + len(base))
         baseline.append(base)

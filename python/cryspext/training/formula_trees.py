@@ -244,6 +244,17 @@ def lattice_onehot_groups(B, SG, rows) -> np.ndarray:
     return np.stack(out)
 
 
+def lattice_spacegroup_inputs(edges: np.ndarray, B, SG, rows) -> tuple[np.ndarray, np.ndarray | None]:
+    """(edges, onehot_groups) of the lattice regressors fitted on ``rows``: with
+    ``LATTICE_BY_SPACEGROUP``, the feature ``edges`` followed by those of the space-group
+    columns, and each lattice's one-hot groups; else ``edges`` as they are and None."""
+    if not LATTICE_BY_SPACEGROUP:
+        return edges, None
+    from ..formula.trees import spacegroup_edges
+
+    return np.concatenate([edges, spacegroup_edges()]), lattice_onehot_groups(B, SG, rows)
+
+
 def lattice_rows(Xb, SG, b: str, r, onehot_groups: np.ndarray | None) -> np.ndarray:
     """The lattice regressors' inputs of rows ``r`` of lattice ``b``: the binned features, then
     with ``onehot_groups`` the space-group columns of the rows' true groups."""
@@ -373,7 +384,7 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
     ``validate``) and write ``out_dir/formula_trees.pt`` + card; returns the card."""
     from threadpoolctl import threadpool_limits
 
-    from ..formula.trees import bin_features, feature_edges, from_sklearn, spacegroup_edges
+    from ..formula.trees import bin_features, feature_edges, from_sklearn
     from ..models import save_torchscript
 
     t0 = time.time()
@@ -387,9 +398,7 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
     X = tree_inputs(arr, FORMULA_UNIT_INPUTS)
     edges = feature_edges(X[train_rows])
     Xb = bin_features(X, edges)
-    onehot = lattice_onehot_groups(B, SG, train_rows) if LATTICE_BY_SPACEGROUP else None
-    if onehot is not None:
-        edges = np.concatenate([edges, spacegroup_edges()])
+    edges, onehot = lattice_spacegroup_inputs(edges, B, SG, train_rows)
     n_classifier = X.shape[1] if CLASSIFIER_FORMULA_UNIT_INPUTS else len(FEATURE_NAMES)
     with threadpool_limits(threads):  # scikit-learn's OpenMP threads
         heads = fit_heads(Xb, B, SG, P, train_rows, seed, classifier_columns=n_classifier,
@@ -426,12 +435,13 @@ def _settings(seed: int, split: str) -> dict:
 
 def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, seed: int = 0) -> dict:
     """Refit only the lattice regressors of a saved ``formula_trees.pt`` with the current
-    settings (``LATTICE_TREES``, ``ANGLE_TREES``, ``LATTICE_BY_SPACEGROUP``), on the rows its
+    settings (``LATTICE_TREES``, ``ANGLE_TREES``, ``LATTICE_BY_SPACEGROUP``, the split's
+    ``LATTICE_FOREST_WEIGHT``), on the rows its
     card names (split, validation run or not); its classifiers are copied unchanged. Writes
     the file and card in place; returns the card."""
     from threadpoolctl import threadpool_limits
 
-    from ..formula.trees import bin_features, from_sklearn, spacegroup_edges
+    from ..formula.trees import bin_features, from_sklearn
     from ..models import load_torchscript, save_torchscript
 
     t0 = time.time()
@@ -449,9 +459,7 @@ def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, see
                          f"settings give {X.shape[1]}: fit it anew")
     edges = old.edges.numpy()[: X.shape[1]]  # the classifiers' bins, unchanged
     Xb = bin_features(X, edges)
-    onehot = lattice_onehot_groups(B, SG, train_rows) if LATTICE_BY_SPACEGROUP else None
-    if onehot is not None:
-        edges = np.concatenate([edges, spacegroup_edges()])
+    edges, onehot = lattice_spacegroup_inputs(edges, B, SG, train_rows)
     with threadpool_limits(threads):
         lattice = fit_heads(Xb, B, SG, P, train_rows, seed, onehot_groups=onehot, only_lattice=True,
                             forest_weight=LATTICE_FOREST_WEIGHT[card["split"]])
