@@ -46,10 +46,27 @@ def test_canonical_lattice_types_match_ase_oracle():
 @pytest.mark.parametrize("bad, exc", [
     ([5, 5, -5, 90, 90, 90], ValueError), ([5, 5, 5, 90, 90, 190], ValueError),
     ([5, 5, 5, 120, 120, 120], ValueError), ([5, 5, float("nan"), 90, 90, 90], ValueError),
-    (["a", 5, 5, 90, 90, 90], TypeError)])
+    (["a", 5, 5, 90, 90, 90], TypeError),
+    # cells no crystal has: a lattice translation of 1e-6 Å, a nearly flat cell (its lattice has
+    # a 0.006 Å translation), a 0.4 Å cube, a 100 µm axis
+    ([1, 1e-6, 1, 90, 90, 90], ValueError), ([1, 1, 1, 119.999, 120, 120], ValueError),
+    ([0.4, 0.4, 0.4, 90, 90, 90], ValueError), ([1e6, 5, 5, 90, 90, 90], ValueError)])
 def test_bad_cells(bad, exc):
     with pytest.raises(exc):
         cell_features(bad)
+
+
+def test_flat_cells_are_refused_in_any_basis():
+    """A cell of long vectors but nearly no volume hides a short translation that only the
+    reduction finds: 10 × 10 Å base, third vector (3, 4, 1e-4) Å (volume 0.01 Å³)."""
+    from cryspext.formula.cellgeom import MIN_TRANSLATION
+
+    flat = Cell([[10, 0, 0], [0, 10, 0], [3, 4, 1e-4]]).cellpar()
+    assert min(flat[:3]) > 4  # no short length as given
+    with pytest.raises(ValueError, match="translation"):
+        canonical_cell(flat)
+    # the shortest training-like cell still passes
+    assert canonical_cell([MIN_TRANSLATION * 4] * 3 + [90] * 3)[0] == "CUB"
 
 
 shipped = pytest.mark.skipif(not (MODELS_DIR / "formula" / "cell.pt").is_file(),
@@ -86,6 +103,20 @@ def test_predict_cell_result_and_errors():
         predict_cell(5, 5, 5, 90, 90, 90, tolerance=-1)
 
 
+@shipped
+def test_predict_cell_flags_cells_outside_the_training_range():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an ordinary cell warns nothing
+        assert predict_cell(*CELLS[2], top_k=1)["in_training_range"] is True
+    with pytest.warns(UserWarning, match="extrapolation"):
+        res = predict_cell(4, 4, 1000, 90, 90, 90, top_k=1)  # a 1000 Å axis: MP cells reach 437 Å
+    assert res["in_training_range"] is False
+    with pytest.warns(UserWarning, match="extrapolation"):
+        assert predict_cell(1.2, 1.2, 1.2, 90, 90, 90, top_k=1)["in_training_range"] is False
+
+
 @pytest.fixture(scope="module")
 def mp_cells(shared_data):
     """(conventional, primitive, space group) of every 500th MP structure, spglib as oracle."""
@@ -120,8 +151,12 @@ def test_cli_cell(capsys):
 
     assert main(["formula", "cell", "3.21", "3.21", "5.21", "90", "90", "120", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["lattice_type"] == "HEX"
+    assert out["lattice_type"] == "HEX" and out["in_training_range"] is True
     assert main(["formula", "cell", "1", "2"]) == 2
+    assert main(["formula", "cell", "4", "4", "1000", "90", "90", "90"]) == 0
+    assert "extrapolation" in capsys.readouterr().out
+    assert main(["formula", "cell", "1", "1", "1", "119.999", "120", "120"]) == 2
+    assert "translation" in capsys.readouterr().err
 
 
 @shipped

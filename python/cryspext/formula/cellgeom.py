@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-__all__ = ["ASE_LATTICES", "CELL_FEATURE_NAMES", "canonical_cell", "cell_features", "cell_volume"]
+__all__ = ["ASE_LATTICES", "CELL_FEATURE_NAMES", "MAX_LENGTH", "MIN_TRANSLATION", "TRAINING_LENGTHS",
+           "canonical_cell", "cell_features", "cell_volume"]
 
 ASE_LATTICES = ["CUB", "FCC", "BCC", "TET", "BCT", "ORC", "ORCF", "ORCI", "ORCC", "HEX", "RHL",
                 "MCL", "MCLC", "TRI"]
@@ -28,6 +29,16 @@ CELL_FEATURE_NAMES = (
     + ["a", "b", "c", "cos_alpha", "cos_beta", "cos_gamma", "log_volume",
        "b_over_a", "c_over_a", "anisotropy", "abc_over_v"]
 )
+
+# Cells no crystal has are refused. No two atoms sit closer than ~0.5 Å, so neither can a lattice
+# point and its neighbour (the shortest translation is the first length of the Niggli-reduced
+# cell; a near-zero volume always makes it short too). 10⁴ Å (1 µm) is beyond any known cell.
+MIN_TRANSLATION = 0.5  # Å
+MAX_LENGTH = 1.0e4  # Å
+# Niggli-reduced lengths of the Materials Project cells the cell model was trained on
+# (1.649–436.6 Å over all formulas of `python -m cryspext.training.formula data`), rounded
+# outwards. Cells outside this range are extrapolation: predict_cell warns and says so.
+TRAINING_LENGTHS = (1.6, 440.0)  # Å
 
 
 def _check(params) -> np.ndarray:
@@ -41,6 +52,9 @@ def _check(params) -> np.ndarray:
         raise ValueError(f"cell parameters must be finite, got {p.tolist()}")
     if np.any(p[:3] <= 0):
         raise ValueError(f"cell lengths must be positive (Å), got {p[:3].tolist()}")
+    if np.any(p[:3] > MAX_LENGTH):
+        raise ValueError(f"cell lengths above {MAX_LENGTH:g} Å are not a crystal's, got {p[:3].tolist()}"
+                         " (lengths are in Å)")
     if np.any(p[3:] <= 0) or np.any(p[3:] >= 180):
         raise ValueError(f"cell angles must be in (0, 180) degrees, got {p[3:].tolist()}")
     ca, cb, cg = np.cos(np.radians(p[3:]))
@@ -64,7 +78,13 @@ def canonical_cell(params, tolerance: float = 2e-3) -> tuple[str, np.ndarray]:
     except (RuntimeError, ValueError):  # ASE could not decide: treat as triclinic
         name = "TRI"
     reduced, _op = niggli_reduce_cell(np.array(cell))
-    return name, Cell(reduced).cellpar()
+    params = Cell(reduced).cellpar()
+    if params[0] < MIN_TRANSLATION:
+        raise ValueError(
+            f"the lattice of cell {p.tolist()} has a translation of {params[0]:.3g} Å, shorter than "
+            f"{MIN_TRANSLATION} Å: no crystal has lattice points that close (lengths are in Å; a "
+            "nearly flat cell also gives this)")
+    return name, params
 
 
 def cell_features(params, tolerance: float = 2e-3) -> np.ndarray:

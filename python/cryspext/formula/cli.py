@@ -74,13 +74,19 @@ def _cell(args) -> int:
         values = [float(v) for v in args.cell]
     except ValueError:
         raise ValueError(f"cell parameters must be numbers, got {args.cell}") from None
-    result = predict_cell(*values, top_k=args.top)
+    import warnings
+
+    with warnings.catch_warnings():  # said below, in the output itself
+        warnings.simplefilter("ignore", UserWarning)
+        result = predict_cell(*values, top_k=args.top)
     if args.json:
         print(json.dumps(result))
         return 0
     r = result["reduced_cell"]
     print(f"metric lattice of this cell: {result['lattice_type']}; Niggli cell "
           f"{r[0]:.3f} {r[1]:.3f} {r[2]:.3f} Å, {r[3]:.2f} {r[4]:.2f} {r[5]:.2f}°")
+    if not result["in_training_range"]:
+        print("(its lengths leave the range of the training cells: an extrapolation)")
     for i, s in enumerate(result["spacegroups"], 1):
         print(f"{i}. space group {s['number']:>3} {_sg_symbol(s['number']):<12} "
               f"({s['bravais']})  p = {s['probability']:.2f} ± {s['spread']:.2f}")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cellgeom import canonical_cell, cell_features
+from .cellgeom import TRAINING_LENGTHS, canonical_cell, cell_features
 from .confidence import full_uncertainties, lattice_uncertainty, member_std, temper
 from .features import FEATURE_NAMES, formula_features, formula_unit_rows
 from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
@@ -391,15 +391,26 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     The cell is read as a lattice in any setting (conventional, reduced, ...): it is made
     canonical first, so only the lattice matters. ``tolerance`` is ASE's ``eps`` for equal
     lengths and special angles. Returns ``{"lattice_type"`` (ASE's metric lattice of the cell),
-    ``"reduced_cell"`` (Niggli, a b c α β γ), ``"spacegroups": [{number, probability, spread,
-    bravais}]}``. Cells of a centred lattice given in their conventional setting look primitive
-    here, which limits what the model can know (see RESULTS_formula.md).
+    ``"reduced_cell"`` (Niggli, a b c α β γ), ``"in_training_range"`` (whether the reduced
+    lengths lie within those of the training cells, ``cellgeom.TRAINING_LENGTHS``; outside, the
+    ranking is an extrapolation and a ``UserWarning`` says so), ``"spacegroups": [{number,
+    probability, spread, bravais}]}``. Cells of a centred lattice given in their conventional
+    setting look primitive here, which limits what the model can know (see RESULTS_formula.md).
+    Raises ``ValueError`` for cells no crystal has (``cellgeom.MIN_TRANSLATION``, ``MAX_LENGTH``).
     """
     top_k = _check_top_k(top_k, 230)
     if not isinstance(tolerance, (int, float)) or not tolerance > 0:
         raise ValueError(f"tolerance must be a positive number, got {tolerance!r}")
     params = [a, b, c, alpha, beta, gamma]
     lattice_type, reduced = canonical_cell(params, tolerance)
+    lo, hi = TRAINING_LENGTHS
+    in_range = bool(lo <= reduced[0] and reduced[2] <= hi)
+    if not in_range:
+        import warnings
+
+        warnings.warn(f"the reduced cell's lengths {reduced[0]:.3g}–{reduced[2]:.3g} Å leave the "
+                      f"range of the training cells ({lo:g}–{hi:g} Å): the ranking is an "
+                      "extrapolation", UserWarning, stacklevel=2)
     feats = cell_features(params, tolerance)[None, :]
     m = _models(str(model_dir) if model_dir else None)
     members = m.cell_proba(feats)[:, 0, :]
@@ -410,6 +421,7 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     return {
         "lattice_type": lattice_type,
         "reduced_cell": [float(v) for v in reduced],
+        "in_training_range": in_range,
         "spacegroups": [{"number": int(i) + 1, "probability": float(prob[i]),
                          "spread": float(spread[i]), "bravais": bravais_of_spacegroup(int(i) + 1)}
                         for i in order],
