@@ -79,6 +79,7 @@ def test_bad_top_k():
         predict_formula("NaCl", top_k="2")
 
 
+@pytest.mark.filterwarnings("ignore:.*extrapolation:UserWarning")  # a few hold rare elements
 def test_unseen_cod_formulas_beat_the_frequency_baseline(shared_data):
     """COD compounds whose formula is not in the MP table (never trained on): the Bravais
     lattice from COD's space group must be in the top 2 more often than the two most
@@ -109,6 +110,37 @@ def test_unseen_cod_formulas_beat_the_frequency_baseline(shared_data):
     assert hits > base, (hits, base)
 
 
+def test_formulas_outside_the_training_data_are_flagged():
+    """Yb is in no training formula (the Materials Project data used hold none), He in one;
+    Fe1000000O is a million-atom formula unit: extrapolations, flagged and warned about.
+    LiFePO4 is well inside."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cover = predict_formula("LiFePO4", top_k=1)["training_coverage"]
+    assert cover["in_training_range"] and cover["reasons"] == []
+    assert min(cover["formulas_per_element"].values()) > 1000 and cover["atoms_per_formula_unit"] == 7
+    for formula, why in (("YbB6", "Yb is in 0 training formulas"), ("HeO2", "He is in 1 training formula"),
+                         ("Fe1000000O", "1e+06 atoms")):
+        with pytest.warns(UserWarning, match="extrapolation"):
+            cover = predict_formula(formula, top_k=1)["training_coverage"]
+        assert not cover["in_training_range"] and any(why in r for r in cover["reasons"]), cover
+
+
+def test_huge_amounts_do_not_overflow():
+    """Amounts beyond int64 (2**63) are not reduced by a greatest common divisor (which would
+    overflow), and give finite features."""
+    import warnings
+
+    from cryspext.formula import formula_unit_features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fu = formula_unit_features("H99999999999999999999O")
+    assert np.all(np.isfinite(fu)) and fu[0] == pytest.approx(1e20)
+
+
 def test_cli_json_and_errors(capsys):
     from cryspext.cli import main
 
@@ -119,6 +151,8 @@ def test_cli_json_and_errors(capsys):
     assert "space groups" in capsys.readouterr().out
     assert main(["formula", "Xq2"]) == 2
     assert "unknown element" in capsys.readouterr().err
+    assert main(["formula", "YbB6", "--top", "1"]) == 0
+    assert "an extrapolation: Yb is in 0 training formulas" in capsys.readouterr().out
 
 
 def test_cli_spacegroup_given(capsys):

@@ -74,6 +74,28 @@ def test_training_writes_loadable_models_with_cards(tiny_models):
     assert len(cell["spacegroups"]) == 2
 
 
+def test_cards_record_what_the_training_formulas_cover(tiny_models):
+    """training_coverage on the card: per element the training formulas holding it (from the
+    mole-fraction columns), the atoms of the reduced formulas (Cu 1 … LiFePO4 7); the
+    ``coverage`` step writes the same onto a card that lacks it and refuses another split."""
+    from cryspext.training.formula import _split, add_training_coverage, dataset_arrays, main
+
+    out, _ = tiny_models
+    card = json.loads((out / "formula.json").read_text())
+    cover = card["training_coverage"]
+    arr = dataset_arrays(out.parent)
+    train = _split(arr, "future")[0]
+    j = FEATURE_NAMES.index("x_Fe")
+    assert cover["formulas_per_element"].get("Fe", 0) == int(np.sum(arr["X"][train, j] > 0)) > 0
+    assert cover["atoms_per_formula_unit"] == [1.0, 7.0]
+    del card["training_coverage"]
+    (out / "formula.json").write_text(json.dumps(card))
+    assert main(["coverage", "--split", "future", "--cache", str(out.parent), "--out", str(out)]) == 0
+    assert json.loads((out / "formula.json").read_text())["training_coverage"] == cover
+    with pytest.raises(ValueError, match="split"):
+        add_training_coverage(out.parent, "random", out)
+
+
 def test_lattice_parameters_stay_in_their_sigmoid_range(tiny_models):
     out, _ = tiny_models
     card = json.loads((out / "formula.json").read_text())
@@ -164,6 +186,7 @@ def test_merge_takes_the_first_members_of_each_source(tiny_models, tmp_path):
     card = json.loads((tmp_path / "m" / "formula.json").read_text())
     assert card["members"] == 3 and [o["used"] for o in card["member_sources"]] == [1, 2]
     assert [o["seed"] for o in card["member_sources"]] == [100, 100]  # each source's seed
+    assert card["training_coverage"] == json.loads((out / "formula.json").read_text())["training_coverage"]
     x = torch.from_numpy(_rows(["NaCl", "LiFePO4"]))
     with torch.no_grad():
         src = load_torchscript(out / "formula.pt")(x).numpy()

@@ -37,10 +37,17 @@ def _formula(args) -> int:
         return _cell(args)
     if args.cell:
         raise ValueError(f"unexpected extra arguments {args.cell} after the formula")
-    result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup)
+    import warnings
+
+    with warnings.catch_warnings():  # said in the output itself
+        warnings.simplefilter("ignore", UserWarning)
+        result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup)
     if args.json:
         print(json.dumps(result))
         return 0
+    coverage = result.get("training_coverage")
+    if coverage and not coverage["in_training_range"]:
+        print(f"(an extrapolation: {'; '.join(coverage['reasons'])})")
     if args.spacegroup is None:
         print(f"{result['formula']}: most likely Bravais lattices (probability ± network spread; "
               "lattice parameters ± their uncertainty σ)")

@@ -125,7 +125,8 @@ def reduced_amounts(amounts) -> np.ndarray:
     """
     a = np.asarray(amounts, dtype=float)
     whole = np.round(a)
-    if np.all(whole >= 1) and np.all(np.abs(a - whole) <= 1e-6):
+    # Beyond 2**53 a float is no exact whole number (and int64 overflows at 2**63).
+    if np.all(whole >= 1) and np.all(whole < 2.0**53) and np.all(np.abs(a - whole) <= 1e-6):
         return whole / np.gcd.reduce(whole.astype(np.int64))
     return a
 

@@ -296,6 +296,33 @@ def _check_top_k(top_k, limit: int) -> int:
     return int(top_k)
 
 
+# An element in fewer training formulas than this has hardly been learnt (the networks' own
+# embedding of it barely moved; the trees cannot split on it): predict_formula flags it.
+FEW_TRAINING_FORMULAS = 10
+
+
+def training_coverage(card: dict, composition: dict) -> dict | None:
+    """How far ``composition`` lies inside what the formula model's training formulas cover
+    (the card's ``training_coverage``; None for cards without it): ``{"in_training_range",
+    "formulas_per_element"`` (training formulas holding each of its elements),
+    ``"atoms_per_formula_unit"`` (of its reduced formula; the training range is on the card),
+    ``"reasons"`` (why it is outside, else empty)}."""
+    from .features import formula_unit_features
+
+    cover = card.get("training_coverage")
+    if cover is None:
+        return None
+    counts = {el: int(cover["formulas_per_element"].get(el, 0)) for el in composition}
+    atoms = float(formula_unit_features(composition)[0])
+    lo, hi = cover["atoms_per_formula_unit"]
+    reasons = [f"{el} is in {n} training formula{'s' if n != 1 else ''}" for el, n in counts.items()
+               if n < FEW_TRAINING_FORMULAS]
+    if not lo <= atoms <= hi:
+        reasons.append(f"its reduced formula has {atoms:g} atoms (training formulas: {lo:g}–{hi:g})")
+    return {"in_training_range": not reasons, "formulas_per_element": counts,
+            "atoms_per_formula_unit": atoms, "reasons": reasons}
+
+
 def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
                     model_dir: str | Path | None = None, spacegroup: int | None = None) -> dict:
     """Likely Bravais lattices of a compound, each with space groups and lattice parameters.
@@ -328,6 +355,12 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     formula unit, and the training data (one Materials Project structure per integer formula)
     make such formulas look low-symmetric. For a doped or non-stoichiometric compound, the
     parent formula (FeO) is usually the better question.
+
+    Where the card records what the training formulas cover, the answer also has
+    ``"training_coverage"`` (``training_coverage`` above). A formula with an element in fewer
+    than ``FEW_TRAINING_FORMULAS`` training formulas (e.g. Yb, absent from the Materials
+    Project data used) or a reduced formula larger than any training one is an extrapolation:
+    ``in_training_range`` is False there and a ``UserWarning`` says why.
     """
     top_k = _check_top_k(top_k, len(BRAVAIS))
     n_spacegroups = _check_top_k(n_spacegroups, 230)
@@ -340,6 +373,13 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     if spacegroup is not None and not m.trees_read_spacegroup:
         raise ValueError("these formula models cannot take a space group: their lattice trees "
                          "do not read it (retrain with training.formula_trees)")
+    coverage = training_coverage(m.formula_card, comp)
+    if coverage is not None and not coverage["in_training_range"]:
+        import warnings
+
+        warnings.warn(f"{formula if isinstance(formula, str) else dict(comp)}: "
+                      f"{'; '.join(coverage['reasons'])}: the predictions are an extrapolation",
+                      UserWarning, stacklevel=2)
     x = m.features([comp])
     raw = m.raw_outputs(x)  # the members run once for all outputs
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
@@ -378,6 +418,8 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     else:  # a Composition or mapping: write it back as a formula
         text = "".join(f"{el}{'' if n == 1 else f'{n:g}'}" for el, n in comp.items())
     out = {"formula": text, "composition": comp, "candidates": candidates}
+    if coverage is not None:
+        out["training_coverage"] = coverage
     if spacegroup is not None:
         out["spacegroup"] = int(spacegroup)
     return out

@@ -20,6 +20,8 @@ Steps (each a sub-command):
   network runs of ``RECIPE_RUNS``, their merge and the trees, as separate processes
   (``--jobs 2`` runs two at a time; ``--dry-run`` prints the commands).
 * ``all`` — ``elements``, ``data``, then ``recipe``.
+* ``coverage`` — write what the training formulas cover (formulas per element, atoms per
+  formula unit) onto an existing model card; ``train`` and ``merge`` write it themselves.
 
 Needs pymatgen, spglib and matminer (training only, never at run time). CPU-friendly: keep
 ``--threads`` at 1–2 on a shared machine.
@@ -399,6 +401,21 @@ def network_inputs(arr: dict, formula_unit: bool = NETWORK_FORMULA_UNIT_INPUTS
     return X, FEATURE_NAMES + FORMULA_UNIT_FEATURE_NAMES, (len(FEATURE_NAMES), X.shape[1])
 
 
+def training_coverage(arr: dict, rows: np.ndarray) -> dict:
+    """What the training formulas ``rows`` cover, for the card (``predict_formula`` flags
+    formulas outside it): ``formulas_per_element`` (element → number of training formulas that
+    contain it; elements in none are left out) and ``atoms_per_formula_unit`` ([min, max] atoms
+    of the reduced formulas)."""
+    from ..formula.features import FEATURE_NAMES, formula_unit_rows
+
+    x = arr["X"][rows]
+    counts = {n[2:]: int(np.count_nonzero(x[:, j] > 0)) for j, n in enumerate(FEATURE_NAMES)
+              if n.startswith("x_")}
+    atoms = formula_unit_rows([str(f) for f in arr["formula"][rows]])[:, 0]
+    return {"formulas_per_element": {el: n for el, n in counts.items() if n},
+            "atoms_per_formula_unit": [float(atoms.min()), float(atoms.max())]}
+
+
 def _logged(X: np.ndarray, log_columns: tuple[int, int]) -> np.ndarray:
     """``X`` with columns ``log_columns`` replaced by their natural logs (as the networks see
     them during training; frozen networks take the logs themselves)."""
@@ -664,6 +681,7 @@ def merge_formula_ensembles(cache: Path, split: str,
     B, SG, P = arr["bravais"], arr["sg"], arr["params"]
     metrics_b, metrics_sg, metrics_lp, _ = _joint_metrics(joint, X, B, SG, P, test)
     card = {**first_card, "members": len(members), "member_sources": origin,
+            "training_coverage": training_coverage(arr, _train),
             "architecture": "+".join(o["architecture"] for o in origin),
             "element_encoder_storage": "float16 weights, float32 LayerNorms (merge)",
             "test_metrics": {"bravais": metrics_b, "spacegroup_given_true_bravais": metrics_sg,
@@ -690,6 +708,25 @@ def merge_formula_ensembles(cache: Path, split: str,
     timings["total_s"] = cost + timings.get("cell_s", 0.0)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def add_training_coverage(cache: Path, split: str, model_dir: Path) -> dict:
+    """Write ``training_coverage`` onto the card of the formula model in ``model_dir`` (trained
+    on ``split``; cards written before the field existed lack it). The model file is unchanged.
+    Checks that the card's training rows are those of the split. Returns the coverage."""
+    path = Path(model_dir) / "formula.json"
+    card = json.loads(path.read_text())
+    if card.get("split") != split:
+        raise ValueError(f"{path} is of split {card.get('split')!r}, not {split!r}")
+    arr = dataset_arrays(cache)
+    train = _split(arr, split)[0]
+    if "validation_run" in card:
+        train = validation_split(arr, train, split)[0]
+    if card.get("n_train") != len(train):
+        raise ValueError(f"{path}: {card.get('n_train')} training formulas, the data give {len(train)}")
+    card["training_coverage"] = training_coverage(arr, train)
+    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")  # as save_torchscript
+    return card["training_coverage"]
 
 
 def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
@@ -737,6 +774,7 @@ def train_split(cache: Path, split: str, out_dir: Path, *, members: int = 5,
         "polymorph per reduced formula; built by python -m cryspext.training.formula data",
         "training_data_sha256_16": str(arr["digest"]),
         "element_table": provenance(),
+        "training_coverage": training_coverage(arr, train),
     }
     if validate:
         common["validation_run"] = ("fitted on the training rows minus a validation slice; "
@@ -935,7 +973,8 @@ def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.formula", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["elements", "data", "train", "merge", "trees", "recipe", "all"])
+    ap.add_argument("step", choices=["elements", "data", "train", "merge", "trees", "recipe", "all",
+                                     "coverage"])
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="shared/data folder")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="work folder for data/models")
     ap.add_argument("--split", choices=["random", "future"], default="random")
@@ -1017,6 +1056,12 @@ def main(argv: list[str] | None = None) -> int:
             card = fit(args.split, Path(out), args.cache, args.validate, args.threads)
             print(json.dumps({k: card[k] for k in ("kind", "split", "n_trees", "fit_s",
                                                    "test_metrics")}))
+    if args.step == "coverage":
+        out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
+        cov = add_training_coverage(args.cache, args.split, Path(out))
+        print(f"wrote training_coverage onto {Path(out) / 'formula.json'}: "
+              f"{len(cov['formulas_per_element'])} elements, atoms per formula unit "
+              f"{cov['atoms_per_formula_unit']}")
     if args.step == "merge":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         sources = []
