@@ -20,6 +20,14 @@ of cryspext's:
   the share of test values with |error| ≤ 1 and ≤ 2 spreads (0.68 and 0.95 for a calibrated
   Gaussian), the median |error| / spread, and the Spearman correlation of spread and |error|
   (is a larger spread a larger error?), for the lengths and the free angles apart.
+* **Training coverage** (``predict_formula``'s ``training_coverage`` flag, from the card): how
+  many test formulas it calls an extrapolation (an element in fewer than
+  ``FEW_TRAINING_FORMULAS`` training formulas, or a larger formula unit than any trained on),
+  and the Bravais top-1 of cryspext and of the forest on the formulas inside and outside.
+  Materials Project test formulas are almost never flagged, so the same is measured on the
+  compounds of the Crystallography Open Database table (``shared/data/mp/cod_formula_sg.json.gz``,
+  ``--cod``) whose composition is in no Materials Project entry: experimental compounds the
+  models never saw, each labelled with the Bravais lattice of its most frequent COD space group.
 
     python benchmarks/formula_confidence.py [--splits random future] [--png reliability.png]
 """
@@ -39,7 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES  # noqa: E402
-from cryspext.formula.predict import FormulaModels  # noqa: E402
+from cryspext.formula.parse import as_composition  # noqa: E402
+from cryspext.formula.predict import FEW_TRAINING_FORMULAS, FormulaModels, training_coverage  # noqa: E402
 from cryspext.training.formula import split_indices  # noqa: E402
 from cryspext.training.formula_confidence import nll  # noqa: E402
 from cryspext.training.formula_trees import tree_inputs  # noqa: E402
@@ -132,7 +141,71 @@ def std_check(err: np.ndarray, std: np.ndarray) -> dict:
             "spearman_std_error": float(spearmanr(std, err)[0]) if len(err) > 2 else float("nan")}
 
 
-def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int) -> dict:
+def _composition_key(composition: dict) -> tuple:
+    """A composition as sorted (element, mole fraction to 4 decimals) pairs."""
+    total = sum(composition.values())
+    return tuple(sorted((el, round(n / total, 4)) for el, n in composition.items()))
+
+
+def cod_rows(cod_path: Path, mp_path: Path) -> tuple[list[dict], np.ndarray]:
+    """(compositions, Bravais index) of the COD table's formulas whose composition is in no
+    Materials Project entry of ``mp_path``; one row per composition, labelled with the Bravais
+    lattice of its most frequent space group in COD (ties: the first seen). Formulas that
+    ``predict_formula`` refuses (unparsable, elements beyond Lr) are skipped."""
+    import gzip
+    from collections import Counter
+
+    from cryspext.formula.lattice import bravais_of_spacegroup
+
+    from cryspext.formula.features import formula_unit_features
+
+    def key(formula):
+        try:
+            composition = as_composition(formula)
+            formula_unit_features(composition)  # refuses elements without property data
+            return _composition_key(composition)
+        except (ValueError, TypeError):
+            return None
+
+    mp_keys = {key(f) for f in json.load(gzip.open(mp_path, "rt"))}
+    groups: dict[tuple, Counter] = {}
+    first: dict[tuple, dict] = {}
+    for formula, _cod_id, sg in json.load(gzip.open(cod_path, "rt")):
+        k = key(formula)
+        if k is None or k in mp_keys or not 1 <= int(sg) <= 230:
+            continue
+        groups.setdefault(k, Counter())[int(sg)] += 1
+        first.setdefault(k, as_composition(formula))
+    labels = [BRAVAIS.index(bravais_of_spacegroup(c.most_common(1)[0][0])) for c in groups.values()]
+    return [first[k] for k in groups], np.array(labels)
+
+
+def evaluate_cod(models, rf, n_forest_inputs: int, compositions: list[dict], y: np.ndarray) -> dict:
+    """Bravais top-1 / top-2 of cryspext and the forest on the COD rows: all, those with whole
+    and with fractional amounts (solid solutions, doped and non-stoichiometric compounds, which
+    the Materials Project training formulas never have), and those outside
+    ``predict_formula``'s training coverage."""
+    X = models.features(compositions)
+    p = models.calibrated_bravais(models.bravais_proba(X).mean(axis=0), models.tree_output("bravais", X))
+    p_rf = np.zeros((len(y), len(BRAVAIS)))
+    p_rf[:, rf.classes_] = rf.predict_proba(X[:, :n_forest_inputs])
+    outside = np.array([not training_coverage(models.formula_card, c)["in_training_range"]
+                        for c in compositions])
+    fractional = np.array([any(abs(n - round(n)) > 1e-6 for n in c.values()) for c in compositions])
+    groups = {"all": np.ones(len(y), bool), "whole": ~fractional, "fractional": fractional,
+              "outside": outside}
+    out = {"n": int(len(y)), **{f"n {g}": int(sel.sum()) for g, sel in groups.items()}}
+    for m, q in (("cryspext", p), (FOREST, p_rf)):
+        rank = np.argsort(-q, axis=1)
+        for k in (1, 2):
+            hit = (rank[:, :k] == y[:, None]).any(axis=1)
+            for g, sel in groups.items():
+                out[f"{m} top{k} {g}"] = float(hit[sel].mean()) if sel.any() else float("nan")
+    return out
+
+
+def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int,
+                   cod: tuple | None = None) -> dict:
     from sklearn.ensemble import RandomForestClassifier
 
     train, test = split_indices([{"mp_id": int(i)} for i in arr["mp_id"]], split)
@@ -166,6 +239,20 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int) -
         "cryspext top-1 probability": error_detection(mix.max(axis=1), hit),
         "cryspext spread of the top-1 lattice (smaller = right)": error_detection(-spread, hit),
         "random forest top-1 probability": error_detection(p_rf.max(axis=1), p_rf.argmax(axis=1) == y)}
+
+    covers = [training_coverage(models.formula_card, as_composition(str(f))) for f in arr["formula"][test]]
+    if all(c is not None for c in covers):
+        outside = np.array([not c["in_training_range"] for c in covers])
+        rf_hit = p_rf.argmax(axis=1) == y
+        res["training_coverage"] = {
+            "outside": int(outside.sum()),
+            "outside_for_an_element": int(sum(any(" is in " in r for r in c["reasons"]) for c in covers)),
+            "outside_for_the_size": int(sum(any(" atoms " in r for r in c["reasons"]) for c in covers)),
+            **{f"{m} top1 {where}": float(h[sel].mean()) if sel.any() else float("nan")
+               for m, h in (("cryspext", hit), (FOREST, rf_hit))
+               for where, sel in (("inside", ~outside), ("outside", outside))}}
+        if cod is not None:
+            res["cod"] = evaluate_cod(models, rf, XC.shape[1], *cod)
 
     errors = {"lengths": [], "angles": []}  # (error, members' std, calibrated σ) per parameter
     for k, b in enumerate(BRAVAIS):
@@ -227,6 +314,27 @@ def markdown(results: list[dict], command: str, elapsed: float, env: str) -> str
             out.append(f"| {kind} | {s['n']} | {pct(s['within_1_std'])} | {pct(s['within_2_std'])} | "
                        f"{s['median_abs_error']:.2f} {unit} | {s['median_std']:.2f} {unit} | "
                        f"{s['median_error_over_std']:.1f} | {s['spearman_std_error']:.2f} |")
+        c = r.get("training_coverage")
+        if c:
+            out += ["", f"Training coverage (`predict_formula`'s `training_coverage`): {c['outside']} "
+                    f"of {r['n_test']} test formulas are flagged as extrapolations "
+                    f"({c['outside_for_an_element']} for an element in fewer than "
+                    f"{FEW_TRAINING_FORMULAS} training formulas, {c['outside_for_the_size']} for "
+                    "a larger formula unit than any trained on). Bravais top-1 inside / outside: "
+                    f"cryspext {pct(c['cryspext top1 inside'])} / {pct(c['cryspext top1 outside'])}, "
+                    f"random forest {pct(c[FOREST + ' top1 inside'])} / {pct(c[FOREST + ' top1 outside'])}."]
+        c = r.get("cod")
+        if c:
+            out += ["", "COD compounds in no Materials Project entry (an out-of-distribution check: "
+                    "experimental compounds, many of them solid solutions; the Bravais lattice of "
+                    "each composition's most frequent COD space group). Bravais top-1 / top-2:", "",
+                    f"| method | all ({c['n all']}) | whole amounts ({c['n whole']}) | fractional amounts "
+                    f"({c['n fractional']}) | flagged by training_coverage ({c['n outside']}) |",
+                    "|---|---|---|---|---|"]
+            for m in ("cryspext", FOREST):
+                out.append(f"| {m} | " + " | ".join(
+                    f"{pct(c[f'{m} top1 {g}'])} / {pct(c[f'{m} top2 {g}'])}"
+                    for g in ("all", "whole", "fractional", "outside")) + " |")
         out.append("")
     return "\n".join(out) + "\n"  # ends in a blank line: a hand-written verdict may follow
 
@@ -239,6 +347,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="threads for the forest and torch")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS_formula_confidence.md")
     ap.add_argument("--png", type=Path, default=None, help="also draw the reliability diagrams here")
+    ap.add_argument("--cod", type=Path, default=REPO.parent / "shared" / "data" / "mp",
+                    help="folder with cod_formula_sg.json.gz and mp_ehull.json.gz (the COD "
+                    "section is left out when they are missing)")
     a = ap.parse_args(argv)
     import torch
 
@@ -246,10 +357,13 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     arr = dict(np.load(a.cache / "arrays.npz", allow_pickle=False))
     arr["X_with_formula_unit"] = tree_inputs(arr, formula_unit=True)
+    cod = None
+    if (a.cod / "cod_formula_sg.json.gz").is_file() and (a.cod / "mp_ehull.json.gz").is_file():
+        cod = cod_rows(a.cod / "cod_formula_sg.json.gz", a.cod / "mp_ehull.json.gz")
     results = []
     for split in a.splits:
         results.append(evaluate_split(split, arr, None if split == "random" else a.cache / split,
-                                      a.trees, a.threads))
+                                      a.trees, a.threads, cod))
         print(json.dumps(results[-1]), flush=True)
     command = "python benchmarks/formula_confidence.py " + " ".join(argv if argv is not None else sys.argv[1:])
     env = f"{os.cpu_count()} CPU cores visible, {a.threads} threads, torch {torch.__version__}"

@@ -360,7 +360,11 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     ``"training_coverage"`` (``training_coverage`` above). A formula with an element in fewer
     than ``FEW_TRAINING_FORMULAS`` training formulas (e.g. Yb, absent from the Materials
     Project data used) or a reduced formula larger than any training one is an extrapolation:
-    ``in_training_range`` is False there and a ``UserWarning`` says why.
+    ``in_training_range`` is False there and a ``UserWarning`` says why. The flag says what
+    the model has not seen, not that the answer is wrong: on COD compounds the flagged ones
+    (mostly Yb) were predicted no worse than the rest (``RESULTS_formula_confidence.md``).
+    Fractional formulas from outside Materials Project (solid solutions) are where the models
+    are weakest: there a random forest on the same features does better.
     """
     top_k = _check_top_k(top_k, len(BRAVAIS))
     n_spacegroups = _check_top_k(n_spacegroups, 230)
