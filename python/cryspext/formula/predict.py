@@ -351,10 +351,10 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     those calibrated without the group, so they are on the wide side. Needs trees that read
     the space group (``formula.trees``, ``lattice_by_spacegroup``).
 
-    Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20, a large
-    formula unit, and the training data (one Materials Project structure per integer formula)
-    make such formulas look low-symmetric. For a doped or non-stoichiometric compound, the
-    parent formula (FeO) is usually the better question.
+    Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20 (and 1.95
+    atoms per formula unit), and the training data (one Materials Project structure per integer
+    formula) make such formulas look low-symmetric. For a doped or non-stoichiometric compound,
+    the parent formula (FeO) is usually the better question.
 
     Where the card records what the training formulas cover, the answer also has
     ``"training_coverage"`` (``training_coverage`` above). A formula with an element in fewer
