@@ -155,9 +155,8 @@ def cod_rows(cod_path: Path, mp_path: Path) -> tuple[list[dict], np.ndarray]:
     import gzip
     from collections import Counter
 
-    from cryspext.formula.lattice import bravais_of_spacegroup
-
     from cryspext.formula.features import formula_unit_features
+    from cryspext.formula.lattice import bravais_of_spacegroup
 
     def key(formula):
         try:
