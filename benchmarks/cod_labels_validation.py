@@ -38,13 +38,6 @@ sys.path.insert(0, str(REPO / "python"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-def top12(p: np.ndarray, y: np.ndarray, sel: np.ndarray) -> list[float]:
-    """[top-1, top-2] in % of probabilities ``p`` on the rows ``sel``."""
-    rank = np.argsort(-p[sel], axis=1)
-    return [round(100 * float(np.mean(rank[:, 0] == y[sel])), 2),
-            round(100 * float(np.mean((rank[:, :2] == y[sel][:, None]).any(axis=1))), 2)]
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=400, help="boosting rounds (shipped: 800)")
@@ -61,7 +54,8 @@ def main(argv=None) -> int:
     from cryspext.formula.trees import bin_features, feature_edges
     from cryspext.training import formula as T
     from cryspext.training.formula_trees import BRAVAIS_TREES, _classifier, tree_inputs
-    from formula_confidence import cod_rows
+    from formula_blend_validation import bravais_top12
+    from formula_confidence import cod_rows, has_fractional_amounts
 
     t0 = time.perf_counter()
     arr = T.dataset_arrays(T.DEFAULT_CACHE)
@@ -70,7 +64,7 @@ def main(argv=None) -> int:
     comps, y_cod = cod_rows(a.shared / "cod_formula_sg.json.gz", a.shared / "mp_ehull.json.gz")
     X_cod = np.concatenate([np.stack([formula_features(c) for c in comps]),
                             formula_unit_rows(comps)], axis=1).astype(X.dtype)
-    fractional = np.array([any(abs(n - round(n)) > 1e-6 for n in c.values()) for c in comps])
+    fractional = np.array([has_fractional_amounts(c) for c in comps])
     if a.halves == "composition":
         half = np.random.default_rng(0).permutation(len(comps)) < len(comps) // 2
     else:  # whole chemical systems, in a seeded order, until half of the rows
@@ -84,9 +78,9 @@ def main(argv=None) -> int:
 
     def scores(p_val, p_cod) -> dict:
         y, frac = y_cod[score_cod], fractional[score_cod]
-        return {"mp_validation": top12(p_val, B[val], np.ones(len(val), bool)),
-                "cod_all": top12(p_cod, y, np.ones(len(y), bool)),
-                "cod_whole": top12(p_cod, y, ~frac), "cod_fractional": top12(p_cod, y, frac)}
+        return {"mp_validation": bravais_top12(p_val, B[val]), "cod_all": bravais_top12(p_cod, y),
+                "cod_whole": bravais_top12(p_cod[~frac], y[~frac]),
+                "cod_fractional": bravais_top12(p_cod[frac], y[frac])}
 
     def proba(model, Xq) -> np.ndarray:
         p = np.zeros((len(Xq), 14))

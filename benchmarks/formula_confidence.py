@@ -147,6 +147,12 @@ def _composition_key(composition: dict) -> tuple:
     return tuple(sorted((el, round(n / total, 4)) for el, n in composition.items()))
 
 
+def has_fractional_amounts(composition: dict) -> bool:
+    """Whether any amount of ``composition`` is not a whole number (a solid solution, a doped
+    or non-stoichiometric compound: Materials Project's formulas never are)."""
+    return any(abs(n - round(n)) > 1e-6 for n in composition.values())
+
+
 def cod_rows(cod_path: Path, mp_path: Path) -> tuple[list[dict], np.ndarray]:
     """(compositions, Bravais index) of the COD table's formulas whose composition is in no
     Materials Project entry of ``mp_path``; one row per composition, labelled with the Bravais
@@ -190,7 +196,7 @@ def evaluate_cod(models, rf, n_forest_inputs: int, compositions: list[dict], y: 
     p_rf[:, rf.classes_] = rf.predict_proba(X[:, :n_forest_inputs])
     outside = np.array([not training_coverage(models.formula_card, c)["in_training_range"]
                         for c in compositions])
-    fractional = np.array([any(abs(n - round(n)) > 1e-6 for n in c.values()) for c in compositions])
+    fractional = np.array([has_fractional_amounts(c) for c in compositions])
     groups = {"all": np.ones(len(y), bool), "whole": ~fractional, "fractional": fractional,
               "outside": outside}
     out = {"n": int(len(y)), **{f"n {g}": int(sel.sum()) for g, sel in groups.items()}}

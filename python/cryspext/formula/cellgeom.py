@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 __all__ = ["ASE_LATTICES", "CELL_FEATURE_NAMES", "MAX_LENGTH", "MIN_TRANSLATION", "TRAINING_LENGTHS",
-           "canonical_cell", "cell_features", "cell_volume"]
+           "canonical_cell", "canonical_features", "cell_features", "cell_volume"]
 
 ASE_LATTICES = ["CUB", "FCC", "BCC", "TET", "BCT", "ORC", "ORCF", "ORCI", "ORCC", "HEX", "RHL",
                 "MCL", "MCLC", "TRI"]
@@ -89,7 +89,12 @@ def canonical_cell(params, tolerance: float = 2e-3) -> tuple[str, np.ndarray]:
 
 def cell_features(params, tolerance: float = 2e-3) -> np.ndarray:
     """Feature vector (len(CELL_FEATURE_NAMES),) of a cell, identical for any basis of it."""
-    name, r = canonical_cell(params, tolerance)
+    return canonical_features(*canonical_cell(params, tolerance))
+
+
+def canonical_features(name: str, r) -> np.ndarray:
+    """``cell_features`` of a cell already made canonical: ASE lattice ``name`` and Niggli cell
+    ``r`` (a, b, c, α, β, γ), as ``canonical_cell`` returns them."""
     a, b, c = r[:3]
     volume = float(cell_volume(r))
     onehot = np.zeros(len(ASE_LATTICES))

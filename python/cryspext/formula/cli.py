@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 _SG_SYMBOLS = None
 
@@ -37,8 +38,6 @@ def _formula(args) -> int:
         return _cell(args)
     if args.cell:
         raise ValueError(f"unexpected extra arguments {args.cell} after the formula")
-    import warnings
-
     with warnings.catch_warnings():  # said in the output itself
         warnings.simplefilter("ignore", UserWarning)
         result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup)
@@ -81,8 +80,6 @@ def _cell(args) -> int:
         values = [float(v) for v in args.cell]
     except ValueError:
         raise ValueError(f"cell parameters must be numbers, got {args.cell}") from None
-    import warnings
-
     with warnings.catch_warnings():  # said below, in the output itself
         warnings.simplefilter("ignore", UserWarning)
         result = predict_cell(*values, top_k=args.top)

@@ -26,12 +26,13 @@ the same way; the spread is again that of the networks.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .cellgeom import TRAINING_LENGTHS, canonical_cell, cell_features
+from .cellgeom import TRAINING_LENGTHS, canonical_cell, canonical_features
 from .confidence import full_uncertainties, lattice_uncertainty, member_std, temper
 from .features import FEATURE_NAMES, formula_features, formula_unit_rows
 from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
@@ -379,8 +380,6 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
                          "do not read it (retrain with training.formula_trees)")
     coverage = training_coverage(m.formula_card, comp)
     if coverage is not None and not coverage["in_training_range"]:
-        import warnings
-
         warnings.warn(f"{formula if isinstance(formula, str) else dict(comp)}: "
                       f"{'; '.join(coverage['reasons'])}: the predictions are an extrapolation",
                       UserWarning, stacklevel=2)
@@ -452,12 +451,10 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     lo, hi = TRAINING_LENGTHS
     in_range = bool(lo <= reduced[0] and reduced[2] <= hi)
     if not in_range:
-        import warnings
-
         warnings.warn(f"the reduced cell's lengths {reduced[0]:.3g}–{reduced[2]:.3g} Å leave the "
                       f"range of the training cells ({lo:g}–{hi:g} Å): the ranking is an "
                       "extrapolation", UserWarning, stacklevel=2)
-    feats = cell_features(params, tolerance)[None, :]
+    feats = canonical_features(lattice_type, reduced)[None, :]
     m = _models(str(model_dir) if model_dir else None)
     members = m.cell_proba(feats)[:, 0, :]
     prob, spread = m.cell_mix(feats)[0], members.std(axis=0)

@@ -161,8 +161,9 @@ LENGTH_BLEND_WEIGHT = 0.8
 #   constants are in the JSON file. On the slices (session 14, lattice trees that
 #   read the space group), |error| ≤ σ for 69.5 % / 68.5 % of the random lengths / angles
 #   (≤ 2σ: 85.8 % / 92.2 %; the members' std as is: 58.3 % / 37.5 %) and 69.3 % / 68.2 % of
-#   the future ones (session 15, their lattice regressors mixed with forests). The std adds little to the floor (random pinball loss 0.654 against 0.676
-#   with the floor alone for the lengths, 3.011 against 3.044 for the angles), but it does add:
+#   the future ones (session 15, their lattice regressors mixed with forests). The std adds
+#   little to the floor (random pinball loss 0.654 against 0.676 with the floor alone for the
+#   lengths, 3.011 against 3.044 for the angles), but it does add:
 #   a member disagreement flags the larger errors.
 # The space groups given the lattice are left as mixed (random slice: ECE 0.020 already; their
 # best temperature, 1.25, lowers the NLL but raises the ECE).
@@ -469,12 +470,12 @@ def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, see
         # A data file with another hash (e.g. the same records gzipped with another time stamp)
         # is accepted only when the copied classifier scores exactly as the card says.
         raise ValueError(f"{path} was fitted on other data ({card['training_data_sha256_16']})")
+    new = _settings(seed, card["split"])  # the lattice settings and the library they name
     card.update(n_trees=int(trees.roots.numel()), n_nodes=int(trees.left_offset.numel()),
                 lattice_refit_s=time.time() - t0, lattice_refit_data_sha256_16=str(arr["digest"]),
                 output=OUTPUT, test_metrics=scores,
-                settings={**card["settings"], **{k: v for k, v in _settings(seed, card["split"]).items()
-                                                 if k.startswith("lattice")}})
-    card["settings"]["library"] = _settings(seed, card["split"])["library"]
+                settings={**card["settings"], "library": new["library"],
+                          **{k: v for k, v in new.items() if k.startswith("lattice")}})
     save_torchscript(trees, path, card)
     return card
 
