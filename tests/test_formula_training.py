@@ -298,7 +298,7 @@ def test_recipe_runs_are_the_merged_sources_with_distinct_seeds(tmp_path):
     from cryspext.training.formula import RECIPE_RUNS, recipe_commands
 
     out = tmp_path / "models"
-    lanes, merge = recipe_commands("future", out, tmp_path / "cache", threads=2)
+    lanes, merge = recipe_commands("future", out, tmp_path / "cache", threads=2, shared=tmp_path / "shared")
     commands = [c for lane in lanes for c in lane]
     trains = [c for c in commands if c[2:4] == ["cryspext.training.formula", "train"]]
     assert len(trains) == len(RECIPE_RUNS)
@@ -310,6 +310,11 @@ def test_recipe_runs_are_the_merged_sources_with_distinct_seeds(tmp_path):
     # the cell model and the trees go to the model folder, next to the merged ensemble
     assert sum(c[c.index("--out") + 1] == str(out) for c in commands) == 2
     assert merge[merge.index("--out") + 1] == str(out)
+    # the trees' classifiers learn COD's labels from the shared folder, unless told not to
+    trees = next(c for c in commands if c[2:4] == ["cryspext.training.formula", "trees"])
+    assert trees[trees.index("--shared") + 1] == str(tmp_path / "shared") and "--no-cod" not in trees
+    lanes, _ = recipe_commands("future", out, tmp_path / "cache", shared=tmp_path / "shared", cod=False)
+    assert "--no-cod" in next(c for lane in lanes for c in lane if c[3] == "trees")
 
 
 def test_recipe_dry_run_prints_the_commands(tmp_path, capsys):

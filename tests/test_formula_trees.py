@@ -194,7 +194,7 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     from cryspext.formula import FEATURE_NAMES, formula_features, predict_formula
     from cryspext.formula.cellgeom import CELL_FEATURE_NAMES
     from cryspext.formula.features import FORMULA_UNIT_FEATURE_NAMES, formula_unit_features
-    from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
+    from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup, spacegroups_of_bravais
     from cryspext.formula.confidence import lattice_uncertainty, member_std, temper
     from cryspext.formula.predict import FormulaModels
     from cryspext.training import formula_trees
@@ -441,6 +441,43 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert repacked["blend"] == formula_trees.FORMULA_BLEND_RULE
     assert repacked["confidence"] == formula_trees.CONFIDENCE["future"]  # the set of the card's split
     assert torch.equal(before, after)
+
+    # --refit-classifiers refits the Bravais and space-group classifiers on the card's rows plus
+    # COD's training half (training.cod) and copies the lattice regressors. The synthetic COD
+    # table labels every composition Fd-3m (227), a group of cF no training row has.
+    import gzip
+
+    shared = tmp_path / "shared"
+    (shared / "mp").mkdir(parents=True)
+    metals = ["Li", "Na", "K", "Mg", "Ca", "Sr", "Ba", "Al", "Ga", "Zn", "Cd", "Mn"]
+    cod_rows = [[f"{m}Fe2O4", 1000 + i, 227] for i, m in enumerate(metals)]
+    cod_rows += [["Fe3O4", 2000, 227], ["Na2Cl2", 2001, 225]]  # in the MP table: left out
+    with gzip.open(shared / "mp" / "cod_formula_sg.json.gz", "wt") as f:
+        json.dump(cod_rows, f)
+    with gzip.open(shared / "mp" / "mp_ehull.json.gz", "wt") as f:
+        json.dump({"Fe3O4": [[0.0, 1]], "NaCl": [[0.0, 2]]}, f)
+    cod_out = tmp_path / "cod"
+    _shutil.copytree(out, cod_out)
+    before = load_torchscript(cod_out / "formula_trees.pt")
+    formula_trees.main(["--refit-classifiers", str(cod_out / "formula_trees.pt"), "--cache",
+                        str(tmp_path), "--shared", str(shared)])
+    after = load_torchscript(cod_out / "formula_trees.pt")
+    cod_card = json.loads((cod_out / "formula_trees.json").read_text())["cod_labels"]
+    assert cod_card["n_compositions"] == len(metals) and 0 < cod_card["n_rows"] < len(metals)
+    cF, column_227 = BRAVAIS.index("cF"), spacegroups_of_bravais("cF").index(227)
+    with torch.no_grad():
+        assert torch.equal(after.lattice(xt, k), before.lattice(xt, k))
+        assert float(before.spacegroup(xt, cF)[:, column_227].max()) < 1e-6  # never seen
+        assert float(after.spacegroup(xt, cF)[:, column_227].max()) > 1e-3
+        assert not torch.equal(after.bravais(xt), before.bravais(xt))
+    # --no-cod refits on the card's rows alone: the classifiers as train() fitted them
+    formula_trees.main(["--refit-classifiers", str(cod_out / "formula_trees.pt"), "--cache",
+                        str(tmp_path), "--no-cod"])
+    again = load_torchscript(cod_out / "formula_trees.pt")
+    assert "cod_labels" not in json.loads((cod_out / "formula_trees.json").read_text())
+    with torch.no_grad():
+        np.testing.assert_allclose(again.bravais(xt), before.bravais(xt), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(again.spacegroup(xt, cF), before.spacegroup(xt, cF), rtol=1e-5, atol=1e-7)
 
 
 shipped = pytest.mark.skipif(not (MODELS_DIR / "formula" / "formula_trees.pt").is_file(),

@@ -15,7 +15,9 @@ Steps (each a sub-command):
   formula's elements with learned per-element embeddings, ``nets.ElementEncoder``). The
   networks read the formula-unit features too (``NETWORK_FORMULA_UNIT_INPUTS``).
 * ``trees`` — the gradient-boosted trees mixed into the outputs of the formula and cell models
-  (``training/formula_trees.py``: ``formula_trees.pt``, ``cell_trees.pt``).
+  (``training/formula_trees.py``: ``formula_trees.pt``, ``cell_trees.pt``). The Bravais and
+  space-group trees also learn half of COD's formula → space-group labels (``training.cod``;
+  ``--no-cod``: without).
 * ``recipe`` — the shipped models from the data set in one command: the cell model, the two
   network runs of ``RECIPE_RUNS``, their merge and the trees, as separate processes
   (``--jobs 2`` runs two at a time; ``--dry-run`` prints the commands).
@@ -872,11 +874,13 @@ RECIPE_RUNS = (
 )
 
 
-def recipe_commands(split: str, out: Path, cache: Path = DEFAULT_CACHE, threads: int = 1
+def recipe_commands(split: str, out: Path, cache: Path = DEFAULT_CACHE, threads: int = 1,
+                    shared: Path = DEFAULT_SHARED, cod: bool = True
                     ) -> tuple[list[list[list[str]]], list[str]]:
     """The shipped recipe as command lines: (lanes, merge). Each lane is a list of commands
     that run one after the other; lanes are independent of each other (about 90 min each on
-    one core). ``merge`` runs after all lanes. The runs' folders are ``cache/runs/<split>/``."""
+    one core). ``merge`` runs after all lanes. The runs' folders are ``cache/runs/<split>/``.
+    The trees' classifiers also learn COD's labels from ``shared`` unless ``cod`` is False."""
     py = [sys.executable, "-m"]
     common = ["--split", split, "--cache", str(cache), "--threads", str(threads)]
     runs = Path(cache) / "runs" / split
@@ -888,7 +892,8 @@ def recipe_commands(split: str, out: Path, cache: Path = DEFAULT_CACHE, threads:
 
     element, mlp = RECIPE_RUNS
     cell = py + ["cryspext.training.cell", "train", "--out", str(out)] + common
-    trees = py + ["cryspext.training.formula", "trees", "--out", str(out)] + common
+    trees = (py + ["cryspext.training.formula", "trees", "--out", str(out), "--shared", str(shared)]
+             + common + ([] if cod else ["--no-cod"]))
     merge = py + ["cryspext.training.formula", "merge", "--out", str(out)] + common
     for r in RECIPE_RUNS:
         merge += ["--source", f"{runs / r['name']}:{r['members']}"]
@@ -992,6 +997,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="train: fit on the training rows minus a validation slice and score on "
                     "that slice (to compare recipes without touching the test rows; no cell "
                     "model); use with --out")
+    ap.add_argument("--no-cod", action="store_true",
+                    help="trees, recipe: fit the Bravais and space-group trees on the Materials "
+                    "Project rows only, without COD's formula -> space-group labels "
+                    "(shared/data/mp/cod_formula_sg.json.gz, training.cod)")
     ap.add_argument("--seed", type=int, default=100,
                     help="train: member m is seeded SEED + m (default 100); separate runs meant "
                     "to be merged need different seeds")
@@ -1017,7 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--jobs and --threads must be at least 1")
     if args.step in ("recipe", "all"):
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
-        lanes, merge = recipe_commands(args.split, Path(out), args.cache, args.threads)
+        lanes, merge = recipe_commands(args.split, Path(out), args.cache, args.threads,
+                                       args.shared, not args.no_cod)
         if args.dry_run:
             if args.step == "all":
                 print("# first, in this process: the element table, then the data set")
@@ -1052,8 +1062,10 @@ def main(argv: list[str] | None = None) -> int:
         from .formula_trees import train as train_formula_trees, train_cell_trees
 
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
+        shared = None if args.no_cod else args.shared  # COD labels for the classifiers
         for fit in (train_formula_trees, train_cell_trees):  # formula_trees.pt, cell_trees.pt
-            card = fit(args.split, Path(out), args.cache, args.validate, args.threads)
+            extra = (shared,) if fit is train_formula_trees else ()
+            card = fit(args.split, Path(out), args.cache, args.validate, args.threads, 0, *extra)
             print(json.dumps({k: card[k] for k in ("kind", "split", "n_trees", "fit_s",
                                                    "test_metrics")}))
     if args.step == "coverage":
