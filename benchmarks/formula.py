@@ -4,7 +4,9 @@ One run, two splits of the Materials Project data built by ``python -m
 cryspext.training.formula data`` (``random`` 90/10 and ``future``: train on the lower MP ids,
 test on the highest 10 %). For each split it evaluates cryspext's ensembles (the shipped models
 for ``random``, ``cache/formula/future`` for ``future``) next to three baselines trained here on
-the same features and rows: random-by-frequency, mode, and a scikit-learn random forest.
+the same features and rows: random-by-frequency, mode, and a scikit-learn random forest
+(whose classifiers also get the COD rows that cryspext's classifier trees were fitted with,
+``--shared``).
 Also the cell-geometry model, with the leakage check: a random forest on the raw six parameters
 (seed 001's setup) tested on the conventional cells it was trained on and on the same cells in
 their Niggli-reduced setting.
@@ -33,6 +35,7 @@ from cryspext.formula.features import FEATURE_NAMES  # noqa: E402
 from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
 from cryspext.formula.predict import FormulaModels, mix_parts  # noqa: E402
+from cryspext.training.cod import COD_FILE, MP_FILE, cod_halves  # noqa: E402
 from cryspext.training.formula import r2_score, split_indices  # noqa: E402
 from cryspext.training.formula_trees import tree_inputs  # noqa: E402
 
@@ -119,7 +122,7 @@ def lattice_given_true_group(models, X, bravais: str, spacegroups, nets) -> np.n
     return models.lattice_mix(nets, models.tree_lattice(X, BRAVAIS.index(bravais), told), bravais)
 
 
-def evaluate_split(split, arr, model_dir, trees, threads, rng):
+def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict | None = None):
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     rows = [{"mp_id": int(i)} for i in arr["mp_id"]]
@@ -136,6 +139,17 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     XL = wide if max(models.n_network_inputs, models.n_tree_inputs) > X.shape[1] else X
     res = {"split": split, "n_train": int(len(train)), "n_test": int(len(test)),
            "forest_inputs": {"classifiers": int(XC.shape[1]), "lattice": int(XL.shape[1])}}
+    # Where cryspext's classifier trees were also fitted on COD's formula → space-group labels
+    # (their card's ``cod_labels``, ``training.cod``), the forest's classifiers get the same rows.
+    cod_labels = (models.trees_card or {}).get("cod_labels")
+    if cod_labels and cod_train is None:
+        raise FileNotFoundError(f"the {split} trees were fitted with COD labels; the forest needs "
+                                "them too (--shared)")
+    X_cod = cod_train["X"][:, : XC.shape[1]] if cod_labels else XC[:0]
+    B_cod = cod_train["bravais"] if cod_labels else B[:0]
+    SG_cod = cod_train["sg"] if cod_labels else SG[:0]
+    if cod_labels:
+        res["forest_cod_rows"] = int(len(B_cod))
     times = {}
 
     # ---- Bravais ----
@@ -144,7 +158,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
     times["cryspext_bravais_predict_s"] = time.perf_counter() - t
     t = time.perf_counter()
     rf_b = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
-    rf_b.fit(XC[train], B[train])
+    rf_b.fit(np.concatenate([XC[train], X_cod]), np.concatenate([B[train], B_cod]))
     times["rf_bravais_fit_s"] = time.perf_counter() - t
     t = time.perf_counter()
     p_rf = rf_scores(rf_b, XC[test], len(BRAVAIS))
@@ -180,7 +194,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng):
         cols = [PARAMETER_NAMES.index(n) for n in free]
         t = time.perf_counter()
         rf_sg = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
-        rf_sg.fit(XC[tr_k], y_tr)
+        rf_sg.fit(np.concatenate([XC[tr_k], X_cod[B_cod == k]]),
+                  np.concatenate([y_tr, np.searchsorted(groups, SG_cod[B_cod == k])]))
         rf_lp = RandomForestRegressor(n_estimators=trees, n_jobs=threads, random_state=0,
                                       max_features="sqrt")
         rf_lp.fit(XL[tr_k], P[tr_k][:, cols])
@@ -413,9 +428,14 @@ def markdown(results, api, command, elapsed, env) -> str:
     for r in results:
         s = r["split"]
         fi = r["forest_inputs"]
+        cod = (f" Its Bravais and space-group classifiers, like cryspext's classifier trees, are "
+               f"also fitted on {r['forest_cod_rows']} COD compositions in no Materials Project "
+               "entry (the training half of `training.cod`, formula → space group; no lattice "
+               "parameters). The mode and random-by-frequency baselines use the Materials "
+               "Project rows.") if "forest_cod_rows" in r else ""
         out += [f"## Split `{s}` ({r['n_train']} train / {r['n_test']} test formulas)", "",
                 f"Forest inputs: {fi['classifiers']} columns for its classifiers, "
-                f"{fi['lattice']} for its lattice regressors.", "",
+                f"{fi['lattice']} for its lattice regressors.{cod}", "",
                 "| method | Bravais top-1 | Bravais top-2 | SG top-1 (true BL) | SG top-3 (true BL) "
                 "| SG top-1 (pred. BL) | SG top-3 (pred. BL) |", "|---|---|---|---|---|---|---|"]
         for m in r["bravais"]:
@@ -572,6 +592,9 @@ def main(argv=None) -> int:
     ap.add_argument("--trees", type=int, default=100, help="random-forest trees (default 100)")
     ap.add_argument("--threads", type=int, default=2, help="threads for RF and torch")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS_formula.md")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
+                    help="shared/data folder: COD labels for the forest where cryspext's trees "
+                    "were fitted with them")
     args = ap.parse_args(argv)
     import torch
 
@@ -580,10 +603,13 @@ def main(argv=None) -> int:
     arr = dict(np.load(args.cache / "arrays.npz", allow_pickle=False))
     arr["X_with_formula_unit"] = tree_inputs(arr, formula_unit=True)  # once for both splits
     rng = np.random.default_rng(0)
+    cod_train = None
+    if (args.shared / COD_FILE).is_file() and (args.shared / MP_FILE).is_file():
+        cod_train = cod_halves(args.shared)["train"]
     results = []
     for split in args.splits:
         model_dir = None if split == "random" else args.cache / split
-        results.append(evaluate_split(split, arr, model_dir, args.trees, args.threads, rng))
+        results.append(evaluate_split(split, arr, model_dir, args.trees, args.threads, rng, cod_train))
         print(json.dumps(results[-1]), flush=True)
     api = time_api(None if args.splits[0] == "random" else args.cache / args.splits[0])
     elapsed = time.perf_counter() - t0

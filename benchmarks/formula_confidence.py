@@ -26,8 +26,11 @@ of cryspext's:
   and the Bravais top-1 of cryspext and of the forest on the formulas inside and outside.
   Materials Project test formulas are almost never flagged, so the same is measured on the
   compounds of the Crystallography Open Database table (``shared/data/mp/cod_formula_sg.json.gz``,
-  ``--cod``) whose composition is in no Materials Project entry: experimental compounds the
-  models never saw, each labelled with the Bravais lattice of its most frequent COD space group.
+  ``--shared``) whose composition is in no Materials Project entry, each labelled with the
+  Bravais lattice of its most frequent COD space group (``training.cod``). Only the held-out
+  half is scored: chemical systems no COD row of the classifiers' training half has. Where the
+  trees' card says they were fitted with COD's training half, the forest is too, and a forest
+  on the Materials Project rows alone is scored next to it.
 
     python benchmarks/formula_confidence.py [--splits random future] [--png reliability.png]
 """
@@ -46,14 +49,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
-from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES  # noqa: E402
+from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES, spacegroups_of_bravais  # noqa: E402
 from cryspext.formula.parse import as_composition  # noqa: E402
 from cryspext.formula.predict import FEW_TRAINING_FORMULAS, FormulaModels, training_coverage  # noqa: E402
+from cryspext.training.cod import COD_FILE, MP_FILE, cod_halves, has_fractional_amounts  # noqa: E402
 from cryspext.training.formula import split_indices  # noqa: E402
 from cryspext.training.formula_confidence import nll  # noqa: E402
 from cryspext.training.formula_trees import tree_inputs  # noqa: E402
 
 NETS, TREES, FOREST = "cryspext networks only", "cryspext trees only", "random forest"
+FOREST_MP = "random forest, Materials Project rows only"
 RELIABILITY_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
 
 
@@ -141,76 +146,83 @@ def std_check(err: np.ndarray, std: np.ndarray) -> dict:
             "spearman_std_error": float(spearmanr(std, err)[0]) if len(err) > 2 else float("nan")}
 
 
-def _composition_key(composition: dict) -> tuple:
-    """A composition as sorted (element, mole fraction to 4 decimals) pairs."""
-    total = sum(composition.values())
-    return tuple(sorted((el, round(n / total, 4)) for el, n in composition.items()))
+def spacegroup_forests(X: np.ndarray, bravais: np.ndarray, sg: np.ndarray, trees: int,
+                       threads: int) -> dict:
+    """{lattice index: space-group forest, or the one group seen} fitted on rows ``X`` with
+    labels ``bravais`` (index into ``BRAVAIS``) and ``sg`` (1..230), as ``benchmarks/formula.py``
+    fits its per-lattice forests."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    per_lattice = {}
+    for k in np.unique(bravais):
+        rows = bravais == k
+        if len(np.unique(sg[rows])) > 1:
+            per_lattice[int(k)] = RandomForestClassifier(n_estimators=trees, n_jobs=threads,
+                                                         random_state=0).fit(X[rows], sg[rows])
+        else:
+            per_lattice[int(k)] = int(sg[rows][0])
+    return per_lattice
 
 
-def has_fractional_amounts(composition: dict) -> bool:
-    """Whether any amount of ``composition`` is not a whole number (a solid solution, a doped
-    or non-stoichiometric compound: Materials Project's formulas never are)."""
-    return any(abs(n - round(n)) > 1e-6 for n in composition.values())
+def forest_proba(model, X: np.ndarray, classes) -> np.ndarray:
+    """(n, len(classes)) probabilities of a fitted forest (or of the one class it stands for)
+    over ``classes``."""
+    p = np.zeros((len(X), len(classes)))
+    index = {c: j for j, c in enumerate(classes)}
+    if isinstance(model, int):
+        p[:, index[model]] = 1.0
+        return p
+    p[:, [index[c] for c in model.classes_]] = model.predict_proba(X)
+    return p
 
 
-def cod_rows(cod_path: Path, mp_path: Path) -> tuple[list[dict], np.ndarray]:
-    """(compositions, Bravais index) of the COD table's formulas whose composition is in no
-    Materials Project entry of ``mp_path``; one row per composition, labelled with the Bravais
-    lattice of its most frequent space group in COD (ties: the first seen). Formulas that
-    ``predict_formula`` refuses (unparsable, elements beyond Lr) are skipped."""
-    import gzip
-    from collections import Counter
-
-    from cryspext.formula.features import formula_unit_features
-    from cryspext.formula.lattice import bravais_of_spacegroup
-
-    def key(formula):
-        try:
-            composition = as_composition(formula)
-            formula_unit_features(composition)  # refuses elements without property data
-            return _composition_key(composition)
-        except (ValueError, TypeError):
-            return None
-
-    mp_keys = {key(f) for f in json.load(gzip.open(mp_path, "rt"))}
-    groups: dict[tuple, Counter] = {}
-    first: dict[tuple, dict] = {}
-    for formula, _cod_id, sg in json.load(gzip.open(cod_path, "rt")):
-        k = key(formula)
-        if k is None or k in mp_keys or not 1 <= int(sg) <= 230:
-            continue
-        groups.setdefault(k, Counter())[int(sg)] += 1
-        first.setdefault(k, as_composition(formula))
-    labels = [BRAVAIS.index(bravais_of_spacegroup(c.most_common(1)[0][0])) for c in groups.values()]
-    return [first[k] for k in groups], np.array(labels)
-
-
-def evaluate_cod(models, rf, n_forest_inputs: int, compositions: list[dict], y: np.ndarray) -> dict:
-    """Bravais top-1 / top-2 of cryspext and the forest on the COD rows: all, those with whole
-    and with fractional amounts (solid solutions, doped and non-stoichiometric compounds, which
-    the Materials Project training formulas never have), and those outside
+def evaluate_cod(models, forests: dict, n_forest_inputs: int, cod: dict) -> dict:
+    """Bravais top-1 / top-2 and space-group top-1 (end to end: the top-1 lattice, then its
+    likeliest group) of cryspext and the ``forests`` ({name: (Bravais forest,
+    ``spacegroup_forests``)}) on the
+    held-out COD rows (``training.cod``: chemical systems no COD training row has): all, those
+    with whole and with fractional amounts (solid solutions, doped and non-stoichiometric
+    compounds, which the Materials Project training formulas never have), and those outside
     ``predict_formula``'s training coverage."""
+    compositions, y, sg = cod["compositions"], cod["bravais"], cod["sg"]
     X = models.features(compositions)
-    p = models.calibrated_bravais(models.bravais_proba(X).mean(axis=0), models.tree_output("bravais", X))
-    p_rf = np.zeros((len(y), len(BRAVAIS)))
-    p_rf[:, rf.classes_] = rf.predict_proba(X[:, :n_forest_inputs])
+    probs = {"cryspext": models.calibrated_bravais(models.bravais_proba(X).mean(axis=0),
+                                                   models.tree_output("bravais", X))}
+    for name, (rf, _) in forests.items():
+        probs[name] = forest_proba(rf, X[:, :n_forest_inputs], range(len(BRAVAIS)))
+    predicted_sg = {}
+    for m, q in probs.items():
+        top = q.argmax(axis=1)
+        predicted_sg[m] = np.zeros(len(y), int)
+        for k in np.unique(top):
+            rows = top == k
+            groups = np.array(spacegroups_of_bravais(BRAVAIS[k]))
+            if m == "cryspext":
+                p = models.spacegroup(X[rows], BRAVAIS[k])[1]
+            elif k in forests[m][1]:
+                p = forest_proba(forests[m][1][k], X[rows][:, :n_forest_inputs], groups)
+            else:  # a lattice without training rows: no group
+                continue
+            predicted_sg[m][rows] = groups[p.argmax(axis=1)]
     outside = np.array([not training_coverage(models.formula_card, c)["in_training_range"]
                         for c in compositions])
     fractional = np.array([has_fractional_amounts(c) for c in compositions])
     groups = {"all": np.ones(len(y), bool), "whole": ~fractional, "fractional": fractional,
               "outside": outside}
-    out = {"n": int(len(y)), **{f"n {g}": int(sel.sum()) for g, sel in groups.items()}}
-    for m, q in (("cryspext", p), (FOREST, p_rf)):
+    out = {"n": int(len(y)), **{f"n {g}": int(sel.sum()) for g, sel in groups.items()},
+           "methods": list(probs)}
+    for m, q in probs.items():
         rank = np.argsort(-q, axis=1)
-        for k in (1, 2):
-            hit = (rank[:, :k] == y[:, None]).any(axis=1)
+        hits = {f"top{k}": (rank[:, :k] == y[:, None]).any(axis=1) for k in (1, 2)}
+        hits["sg top1"] = predicted_sg[m] == sg
+        for name, hit in hits.items():
             for g, sel in groups.items():
-                out[f"{m} top{k} {g}"] = float(hit[sel].mean()) if sel.any() else float("nan")
+                out[f"{m} {name} {g}"] = float(hit[sel].mean()) if sel.any() else float("nan")
     return out
 
 
 def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int,
-                   cod: tuple | None = None) -> dict:
+                   cod: dict | None = None) -> dict:
     from sklearn.ensemble import RandomForestClassifier
 
     train, test = split_indices([{"mp_id": int(i)} for i in arr["mp_id"]], split)
@@ -225,7 +237,18 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int,
              "cryspext before tempering": models.bravais_mix(nets, tree_p), NETS: nets}
     if tree_p is not None:
         probs[TREES] = tree_p
-    rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0).fit(XC[train], B[train])
+    # The forest is fitted on the rows cryspext's trees were: with their card's COD labels
+    # (``training.cod``), on the Materials Project rows plus COD's training half.
+    cod_labels = (models.trees_card or {}).get("cod_labels")
+    if cod_labels and cod is None:
+        raise FileNotFoundError(f"the {split} trees were fitted with COD labels; the forest needs them "
+                                "too (--shared)")
+    fit_x, fit_y, fit_sg = XC[train], B[train], arr["sg"][train]
+    if cod_labels:
+        fit_x = np.concatenate([fit_x, cod["train"]["X"][:, : XC.shape[1]]])
+        fit_y = np.concatenate([fit_y, cod["train"]["bravais"]])
+        fit_sg = np.concatenate([fit_sg, cod["train"]["sg"]])
+    rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0).fit(fit_x, fit_y)
     p_rf = np.zeros((len(test), len(BRAVAIS)))
     p_rf[:, rf.classes_] = rf.predict_proba(XC[test])
     probs[FOREST] = p_rf
@@ -257,7 +280,14 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int,
                for m, h in (("cryspext", hit), (FOREST, rf_hit))
                for where, sel in (("inside", ~outside), ("outside", outside))}}
         if cod is not None:
-            res["cod"] = evaluate_cod(models, rf, XC.shape[1], *cod)
+            forests = {FOREST: (rf, spacegroup_forests(fit_x, fit_y, fit_sg, trees, threads))}
+            if cod_labels:  # what COD's labels give the forest
+                forests[FOREST_MP] = (
+                    RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+                    .fit(XC[train], B[train]),
+                    spacegroup_forests(XC[train], B[train], arr["sg"][train], trees, threads))
+            res["cod"] = evaluate_cod(models, forests, XC.shape[1], cod["held_out"])
+            res["cod"]["cryspext trees fitted with COD labels"] = bool(cod_labels)
 
     errors = {"lengths": [], "angles": []}  # (error, members' std, calibrated σ) per parameter
     for k, b in enumerate(BRAVAIS):
@@ -330,16 +360,28 @@ def markdown(results: list[dict], command: str, elapsed: float, env: str) -> str
                     f"random forest {pct(c[FOREST + ' top1 inside'])} / {pct(c[FOREST + ' top1 outside'])}."]
         c = r.get("cod")
         if c:
+            fitted = ("cryspext's classifier trees and the forest were fitted with the other half "
+                      "(COD rows weighted as Materials Project rows)"
+                      if c.get("cryspext trees fitted with COD labels") else
+                      "no model here was fitted with COD rows")
             out += ["", "COD compounds in no Materials Project entry (an out-of-distribution check: "
                     "experimental compounds, many of them solid solutions; the Bravais lattice of "
-                    "each composition's most frequent COD space group). Bravais top-1 / top-2:", "",
+                    "each composition's most frequent COD space group). Scored: the held-out half "
+                    "of `training.cod`, whose chemical systems no COD training row has; "
+                    f"{fitted}. Bravais top-1 / top-2, then space group top-1 (end to end: the "
+                    "likeliest group of the top-1 lattice):", "",
                     f"| method | all ({c['n all']}) | whole amounts ({c['n whole']}) | fractional amounts "
                     f"({c['n fractional']}) | flagged by training_coverage ({c['n outside']}) |",
                     "|---|---|---|---|---|"]
-            for m in ("cryspext", FOREST):
+            methods = c.get("methods", ["cryspext", FOREST])
+            for m in methods:
                 out.append(f"| {m} | " + " | ".join(
                     f"{pct(c[f'{m} top1 {g}'])} / {pct(c[f'{m} top2 {g}'])}"
                     for g in ("all", "whole", "fractional", "outside")) + " |")
+            for m in methods:
+                if f"{m} sg top1 all" in c:
+                    out.append(f"| {m}, space group | " + " | ".join(
+                        pct(c[f"{m} sg top1 {g}"]) for g in ("all", "whole", "fractional", "outside")) + " |")
         out.append("")
     return "\n".join(out) + "\n"  # ends in a blank line: a hand-written verdict may follow
 
@@ -352,9 +394,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="threads for the forest and torch")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS_formula_confidence.md")
     ap.add_argument("--png", type=Path, default=None, help="also draw the reliability diagrams here")
-    ap.add_argument("--cod", type=Path, default=REPO.parent / "shared" / "data" / "mp",
-                    help="folder with cod_formula_sg.json.gz and mp_ehull.json.gz (the COD "
-                    "section is left out when they are missing)")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
+                    help="shared/data folder with mp/cod_formula_sg.json.gz and mp/mp_ehull.json.gz "
+                    "(the COD section is left out when they are missing)")
     a = ap.parse_args(argv)
     import torch
 
@@ -363,8 +405,8 @@ def main(argv=None) -> int:
     arr = dict(np.load(a.cache / "arrays.npz", allow_pickle=False))
     arr["X_with_formula_unit"] = tree_inputs(arr, formula_unit=True)
     cod = None
-    if (a.cod / "cod_formula_sg.json.gz").is_file() and (a.cod / "mp_ehull.json.gz").is_file():
-        cod = cod_rows(a.cod / "cod_formula_sg.json.gz", a.cod / "mp_ehull.json.gz")
+    if (a.shared / COD_FILE).is_file() and (a.shared / MP_FILE).is_file():
+        cod = cod_halves(a.shared)
     results = []
     for split in a.splits:
         results.append(evaluate_split(split, arr, None if split == "random" else a.cache / split,
