@@ -111,6 +111,7 @@ def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
 
 
 GIVEN_GROUP = "cryspext, told the true space group"
+FOREST_MP = "random forest, Materials Project rows only"
 
 
 def lattice_given_true_group(models, X, bravais: str, spacegroups, nets) -> np.ndarray:
@@ -175,6 +176,12 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
         "mode": freq_scores(B[train], 14, len(test), rng, False),
         "random by frequency": freq_scores(B[train], 14, len(test), rng, True),
     }
+    if cod_labels:  # what the COD rows do to the forest: the same forest on the MP rows alone
+        rf_mp = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+        p_mp = rf_scores(rf_mp.fit(XC[train], B[train]), XC[test], len(BRAVAIS))
+        del rf_mp
+        scores_b = {m: v for m, v in scores_b.items() if m != "mode" and m != "random by frequency"} | {
+            FOREST_MP: p_mp, "mode": scores_b["mode"], "random by frequency": scores_b["random by frequency"]}
     res["bravais"] = {m: {"top1": float(topk(s, B[test], 1).mean()),
                           "top2": float(topk(s, B[test], 2).mean())} for m, s in scores_b.items()}
     pred_b = {m: np.argmax(s, axis=1) for m, s in scores_b.items()}
@@ -200,6 +207,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
                                       max_features="sqrt")
         rf_lp.fit(XL[tr_k], P[tr_k][:, cols])
         t_rf += time.perf_counter() - t
+        rf_sg_mp = (RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+                    .fit(XC[tr_k], y_tr) if cod_labels else None)
         # Rows whose space group each method scores with this lattice's model: the rows of
         # true class k ("given true Bravais") and the rows it predicted as k ("given predicted").
         # cryspext's parts are computed once, on every row one of them needs.
@@ -220,6 +229,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
                     s = parts_sg[m][position[sel]]
                 elif m == "random forest":
                     s = rf_scores(rf_sg, XC[rows_], len(groups))
+                elif m == FOREST_MP:
+                    s = rf_scores(rf_sg_mp, XC[rows_], len(groups))
                 else:
                     s = freq_scores(y_tr, len(groups), len(rows_), rng, m != "mode")
                 yy = np.where(valid, y, 0)
@@ -322,7 +333,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
             res[key] = {k: card.get(k) for k in ("n_trees", "n_nodes", "fit_s", "blend_weight",
                                                  "bravais_blend_weight", "length_blend_weight",
                                                  "angle_blend_weight", "threads", "inputs",
-                                                 "classifier_inputs", "lattice_refit_s")}
+                                                 "classifier_inputs", "lattice_refit_s",
+                                                 "classifier_refit_s", "cod_labels")}
             settings = card.get("settings") or {}
             res[key]["lattice_by_spacegroup"] = settings.get("lattice_by_spacegroup", False)
             res[key]["lattice_forest_weight"] = settings.get("lattice_forest_weight", 0.0)
@@ -432,7 +444,8 @@ def markdown(results, api, command, elapsed, env) -> str:
                f"also fitted on {r['forest_cod_rows']} COD compositions in no Materials Project "
                "entry (the training half of `training.cod`, formula → space group; no lattice "
                "parameters). The mode and random-by-frequency baselines use the Materials "
-               "Project rows.") if "forest_cod_rows" in r else ""
+               "Project rows; so does the forest of the row 'random forest, Materials Project "
+               "rows only'.") if "forest_cod_rows" in r else ""
         out += [f"## Split `{s}` ({r['n_train']} train / {r['n_test']} test formulas)", "",
                 f"Forest inputs: {fi['classifiers']} columns for its classifiers, "
                 f"{fi['lattice']} for its lattice regressors.{cod}", "",
@@ -534,6 +547,10 @@ def markdown(results, api, command, elapsed, env) -> str:
                         f"{t['fit_s'] / 60:.1f} min on {t['threads'] or 1} thread(s)"
                         + (f" (the lattice regressors refitted with `--refit-lattice` in "
                            f"{t['lattice_refit_s'] / 60:.1f} min)" if t.get("lattice_refit_s") else "")
+                        + (f" (the Bravais and space-group classifiers refitted with "
+                           f"`--refit-classifiers` in {t['classifier_refit_s'] / 60:.1f} min, on the "
+                           f"Materials Project rows and {t['cod_labels']['n_rows']} COD rows)"
+                           if t.get("classifier_refit_s") and t.get("cod_labels") else "")
                         + "; mixed with "
                         f"weight {t['blend_weight']}"
                         + (" for the space-group probabilities" if t.get("bravais_blend_weight") else "")

@@ -307,7 +307,10 @@ def training_coverage(card: dict, composition: dict) -> dict | None:
     (the card's ``training_coverage``; None for cards without it): ``{"in_training_range",
     "formulas_per_element"`` (training formulas holding each of its elements),
     ``"atoms_per_formula_unit"`` (of its reduced formula; the training range is on the card),
-    ``"reasons"`` (why it is outside, else empty)}."""
+    ``"reasons"`` (why it is outside, else empty)}. The counts are of the Materials Project
+    training formulas, which every part of the model learns from; the classifier trees of a
+    card with ``cod_labels`` also saw COD compositions (``training.cod``), which are not
+    counted."""
     from .features import formula_unit_features
 
     cover = card.get("training_coverage")
