@@ -479,6 +479,25 @@ def _settings(seed: int, split: str) -> dict:
                                   if LATTICE_FOREST_WEIGHT[split] > 0 else "")}
 
 
+def _saved_trees_and_rows(path: Path, cache: Path) -> tuple:
+    """(card, packed trees, data arrays, training rows, scored rows, tree inputs) of a saved
+    ``formula_trees.pt``: the rows its card names (split, validation run or not). Refuses a file
+    whose inputs the current settings do not give."""
+    from ..models import load_torchscript
+
+    card = json.loads(path.with_suffix(".json").read_text())
+    old = load_torchscript(path)
+    arr = dataset_arrays(cache)
+    train_rows, test_rows = _split(arr, card["split"])
+    if "validation_run" in card:
+        train_rows, test_rows = validation_split(arr, train_rows, card["split"])
+    X = tree_inputs(arr, FORMULA_UNIT_INPUTS)
+    if len(card.get("inputs", [])) != X.shape[1]:
+        raise ValueError(f"{path} reads {len(card.get('inputs', []))} feature columns, the current "
+                         f"settings give {X.shape[1]}: fit it anew")
+    return card, old, arr, train_rows, test_rows, X
+
+
 def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, seed: int = 0) -> dict:
     """Refit only the lattice regressors of a saved ``formula_trees.pt`` with the current
     settings (``LATTICE_TREES``, ``ANGLE_TREES``, ``LATTICE_BY_SPACEGROUP``, the split's
@@ -488,21 +507,12 @@ def refit_lattice(path: Path, cache: Path = DEFAULT_CACHE, threads: int = 1, see
     from threadpoolctl import threadpool_limits
 
     from ..formula.trees import bin_features, from_sklearn
-    from ..models import load_torchscript, save_torchscript
+    from ..models import save_torchscript
 
     t0 = time.time()
     path = Path(path)
-    card = json.loads(path.with_suffix(".json").read_text())
-    old = load_torchscript(path)
-    arr = dataset_arrays(cache)
-    train_rows, test_rows = _split(arr, card["split"])
-    if "validation_run" in card:
-        train_rows, test_rows = validation_split(arr, train_rows, card["split"])
+    card, old, arr, train_rows, test_rows, X = _saved_trees_and_rows(path, cache)
     B, SG, P = arr["bravais"], arr["sg"], arr["params"]
-    X = tree_inputs(arr, FORMULA_UNIT_INPUTS)
-    if len(card.get("inputs", [])) != X.shape[1]:
-        raise ValueError(f"{path} reads {len(card.get('inputs', []))} feature columns, the current "
-                         f"settings give {X.shape[1]}: fit it anew")
     edges = old.edges.numpy()[: X.shape[1]]  # the classifiers' bins, unchanged
     Xb = bin_features(X, edges)
     edges, onehot = lattice_spacegroup_inputs(edges, B, SG, train_rows)
@@ -534,21 +544,12 @@ def refit_classifiers(path: Path, shared: Path | None, cache: Path = DEFAULT_CAC
     from threadpoolctl import threadpool_limits
 
     from ..formula.trees import bin_features, from_sklearn
-    from ..models import load_torchscript, save_torchscript
+    from ..models import save_torchscript
 
     t0 = time.time()
     path = Path(path)
-    card = json.loads(path.with_suffix(".json").read_text())
-    old = load_torchscript(path)
-    arr = dataset_arrays(cache)
-    train_rows, test_rows = _split(arr, card["split"])
-    if "validation_run" in card:
-        train_rows, test_rows = validation_split(arr, train_rows, card["split"])
+    card, old, arr, train_rows, test_rows, X = _saved_trees_and_rows(path, cache)
     B, SG, P = arr["bravais"], arr["sg"], arr["params"]
-    X = tree_inputs(arr, FORMULA_UNIT_INPUTS)
-    if len(card.get("inputs", [])) != X.shape[1]:
-        raise ValueError(f"{path} reads {len(card.get('inputs', []))} feature columns, the current "
-                         f"settings give {X.shape[1]}: fit it anew")
     edges = old.edges.numpy()  # every head's bins, unchanged (the lattice heads are copied)
     Xb = bin_features(X, edges[: X.shape[1]])
     extra, cod_card = cod_extra(shared, edges)
