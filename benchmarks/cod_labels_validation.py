@@ -60,12 +60,11 @@ def main(argv=None) -> int:
     from sklearn.ensemble import RandomForestClassifier
     from threadpoolctl import threadpool_limits
 
-    from cryspext.formula.features import formula_features, formula_unit_rows
     from cryspext.formula.trees import bin_features, feature_edges
     from cryspext.training import formula as T
     from cryspext.training.formula_trees import BRAVAIS_TREES, _classifier, tree_inputs
-    from cryspext.formula.lattice import BRAVAIS, bravais_of_spacegroup
-    from cryspext.training.cod import cod_label_rows, has_fractional_amounts, system_halves
+    from cryspext.training.cod import (bravais_indices, cod_features, cod_label_rows,
+                                       has_fractional_amounts, system_halves)
     from formula_blend_validation import bravais_top12
 
     t0 = time.perf_counter()
@@ -73,9 +72,7 @@ def main(argv=None) -> int:
     fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
     X, B = tree_inputs(arr, True), arr["bravais"]
     comps, sg_cod = cod_label_rows(a.shared / "cod_formula_sg.json.gz", a.shared / "mp_ehull.json.gz")
-    y_cod = np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg_cod])
-    X_cod = np.concatenate([np.stack([formula_features(c) for c in comps]),
-                            formula_unit_rows(comps)], axis=1).astype(X.dtype)
+    y_cod, X_cod = bravais_indices(sg_cod), cod_features(comps).astype(X.dtype)
     fractional = np.array([has_fractional_amounts(c) for c in comps])
     if a.halves == "composition":
         half = np.random.default_rng(0).permutation(len(comps)) < len(comps) // 2

@@ -35,7 +35,7 @@ from cryspext.formula.features import FEATURE_NAMES  # noqa: E402
 from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
 from cryspext.formula.predict import FormulaModels, mix_parts  # noqa: E402
-from cryspext.training.cod import COD_FILE, MP_FILE, cod_halves  # noqa: E402
+from cryspext.training.cod import COD_FILE, MP_FILE, cod_training_rows  # noqa: E402
 from cryspext.training.formula import r2_score, split_indices  # noqa: E402
 from cryspext.training.formula_trees import tree_inputs  # noqa: E402
 
@@ -622,7 +622,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     cod_train = None
     if (args.shared / COD_FILE).is_file() and (args.shared / MP_FILE).is_file():
-        cod_train = cod_halves(args.shared)["train"]
+        cod_train = cod_training_rows(args.shared, "train")
     results = []
     for split in args.splits:
         model_dir = None if split == "random" else args.cache / split

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from cryspext.training.cod import (
     COD_FILE,
     MP_FILE,
+    cod_halves,
     cod_label_rows,
     cod_training_rows,
     composition_key,
@@ -54,9 +55,22 @@ def test_label_rows_leave_out_mp_compositions_and_take_the_most_frequent_group(t
     assert sg.tolist() == [225, 99]
 
 
-def test_missing_files_are_a_clear_error(tmp_path):
+def test_missing_files_and_unknown_halves_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="COD labels"):
         cod_training_rows(tmp_path)
+    with pytest.raises(ValueError, match="halves"):
+        cod_training_rows(tmp_path, "test")
+
+
+def test_one_half_holds_the_rows_the_two_halves_split(tmp_path):
+    metals = ["Li", "Na", "K", "Mg", "Ca", "Sr"]
+    _write(tmp_path, [[f"{m}2O", i, 225] for i, m in enumerate(metals)], ["NaCl"])
+    both = cod_halves(tmp_path)
+    train = cod_training_rows(tmp_path, "train")
+    np.testing.assert_array_equal(train["X"], both["train"]["X"])
+    assert len(train["sg"]) + len(both["held_out"]["sg"]) == len(metals)
+    assert train["X"].shape[1] == both["held_out"]["X"].shape[1] and train["X"].dtype == np.float32
+    assert set(train["bravais"]) == {13}  # cF, from Fm-3m
 
 
 @settings(max_examples=40, deadline=None)

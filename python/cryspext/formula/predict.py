@@ -367,8 +367,10 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     ``in_training_range`` is False there and a ``UserWarning`` says why. The flag says what
     the model has not seen, not that the answer is wrong: on COD compounds the flagged ones
     (mostly Yb) were predicted no worse than the rest (``RESULTS_formula_confidence.md``).
-    Fractional formulas from outside Materials Project (solid solutions) are where the models
-    are weakest: there a random forest on the same features does better.
+    Fractional formulas (solid solutions, doped compounds) are not in the Materials Project
+    data; the Bravais and space-group trees learned them from COD's labels (``training.cod``),
+    the lattice parameters did not, so their values are those of an ordered cell of the same
+    mole fractions.
     """
     top_k = _check_top_k(top_k, len(BRAVAIS))
     n_spacegroups = _check_top_k(n_spacegroups, 230)

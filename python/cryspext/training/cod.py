@@ -89,12 +89,29 @@ def system_halves(compositions: list[dict], seed: int = HALVES_SEED) -> np.ndarr
     return np.isin(inverse, order[: int(np.searchsorted(cumulative, len(compositions) // 2)) + 1])
 
 
-def cod_halves(shared: Path) -> dict[str, dict]:
-    """The COD rows' two halves, ``{"train": rows, "held_out": rows}`` (see
-    ``cod_training_rows``), with the labels read once."""
+def cod_features(compositions: list[dict]) -> np.ndarray:
+    """(n, columns) float32 inputs of the trees for ``compositions``: the formula features,
+    then the formula-unit features (the columns of ``training.formula_trees.tree_inputs``)."""
     from ..formula.features import formula_features, formula_unit_rows
+
+    return np.concatenate([np.stack([formula_features(c) for c in compositions]),
+                           formula_unit_rows(compositions)], axis=1).astype(np.float32)
+
+
+def bravais_indices(spacegroups) -> np.ndarray:
+    """Index into ``lattice.BRAVAIS`` of each space group (1..230)."""
     from ..formula.lattice import BRAVAIS, bravais_of_spacegroup
 
+    return np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in spacegroups])
+
+
+def cod_halves(shared: Path, halves: tuple[str, ...] = ("train", "held_out")) -> dict[str, dict]:
+    """The COD rows of ``halves`` (``"train"``, ``"held_out"``) as the trees read them:
+    ``{half: {"X"`` (``cod_features``), ``"bravais"`` (index into ``BRAVAIS``), ``"sg"``,
+    ``"compositions"``, ``"provenance"`` (for a card)``}}``. ``shared``: the ``shared/data``
+    folder."""
+    if not set(halves) <= {"train", "held_out"}:
+        raise ValueError(f"halves must be 'train' or 'held_out', not {halves!r}")
     cod_path, mp_path = Path(shared) / COD_FILE, Path(shared) / MP_FILE
     for p in (cod_path, mp_path):
         if not p.is_file():
@@ -103,13 +120,12 @@ def cod_halves(shared: Path) -> dict[str, dict]:
     train = system_halves(compositions)
     digest = hashlib.sha256(cod_path.read_bytes()).hexdigest()[:16]
     out = {}
-    for half, keep in (("train", np.nonzero(train)[0]), ("held_out", np.nonzero(~train)[0])):
+    for half in halves:
+        keep = np.nonzero(train if half == "train" else ~train)[0]
         comps = [compositions[i] for i in keep]
-        X = np.concatenate([np.stack([formula_features(c) for c in comps]), formula_unit_rows(comps)],
-                           axis=1).astype(np.float32)
         out[half] = {
-            "X": X, "sg": sg[keep], "compositions": comps,
-            "bravais": np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg[keep]]),
+            "X": cod_features(comps), "sg": sg[keep], "compositions": comps,
+            "bravais": bravais_indices(sg[keep]),
             "provenance": {
                 "file": str(COD_FILE), "sha256_16": digest, "source": COD_SOURCE,
                 "rows": ("compositions in no Materials Project entry, labelled with their most "
@@ -121,10 +137,5 @@ def cod_halves(shared: Path) -> dict[str, dict]:
 
 
 def cod_training_rows(shared: Path, half: str = "train") -> dict:
-    """The COD rows of one half (``"train"`` or ``"held_out"``) as the trees read them:
-    ``X`` (``training.formula_trees.tree_inputs`` columns), ``bravais`` (index into
-    ``BRAVAIS``), ``sg``, ``compositions``, and ``provenance`` for a card. ``shared``: the
-    ``shared/data`` folder."""
-    if half not in ("train", "held_out"):
-        raise ValueError(f"half must be 'train' or 'held_out', not {half!r}")
-    return cod_halves(shared)[half]
+    """The COD rows of one half (``"train"`` or ``"held_out"``), as ``cod_halves`` gives them."""
+    return cod_halves(shared, (half,))[half]

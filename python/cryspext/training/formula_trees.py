@@ -543,7 +543,7 @@ def refit_classifiers(path: Path, shared: Path | None, cache: Path = DEFAULT_CAC
     in place; returns the card."""
     from threadpoolctl import threadpool_limits
 
-    from ..formula.trees import bin_features, from_sklearn
+    from ..formula.trees import N_HEADS, bin_features, from_sklearn
     from ..models import save_torchscript
 
     t0 = time.time()
@@ -558,8 +558,8 @@ def refit_classifiers(path: Path, shared: Path | None, cache: Path = DEFAULT_CAC
                                 classifier_columns=card.get("classifier_inputs"), extra=extra,
                                 only_classifiers=True)
     onehot = old.onehot_groups.numpy() if hasattr(old, "onehot_groups") else None
-    trees = from_sklearn(classifiers + [(old, None, h) for h in range(15, 29)], edges,
-                         onehot_groups=onehot)
+    trees = from_sklearn(classifiers + [(old, None, h) for h in range(len(classifiers), N_HEADS)],
+                         edges, onehot_groups=onehot)
     card.update(n_trees=int(trees.roots.numel()), n_nodes=int(trees.left_offset.numel()),
                 classifier_refit_s=time.time() - t0, classifier_refit_data_sha256_16=str(arr["digest"]),
                 test_metrics=metrics(trees, X, B, SG, P, test_rows))
