@@ -40,7 +40,8 @@ def _formula(args) -> int:
         raise ValueError(f"unexpected extra arguments {args.cell} after the formula")
     with warnings.catch_warnings():  # said in the output itself
         warnings.simplefilter("ignore", UserWarning)
-        result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup)
+        result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup,
+                                 vegard=args.vegard)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -54,6 +55,9 @@ def _formula(args) -> int:
         print(f"{result['formula']} in space group {args.spacegroup} {_sg_symbol(args.spacegroup)}: "
               "the lattice parameters given that group (probabilities: what the model would have "
               "said without it)".replace("  ", " "))
+    if "end_members" in result:
+        mean = " + ".join(f"{e['weight']:.2f} {e['formula']}" for e in result["end_members"])
+        print(f"   (lattice parameters by Vegard's law over the end members {mean})")
     for i, cand in enumerate(result["candidates"], 1):
         print(f"{i}. {cand['name']:<15} ({cand['bravais']})  p = {cand['probability']:.2f} "
               f"± {cand['spread']:.2f}")
@@ -118,9 +122,12 @@ def register(subparsers) -> None:
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
             "Formulas: nested (), [] and {} groups, decimal amounts, hydrates joined by · or *. "
             "Charges (SO4^2-) and variables (La2-xSrxCuO4) are refused.\n"
-            "Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20, which "
-            "the training data make look low-symmetric; for a doped or non-stoichiometric "
-            "compound, ask for the parent formula (FeO) too."
+            "Decimal amounts (solid solutions, doped compounds: Ba0.5Sr0.5TiO3) are read as "
+            "written for the Bravais lattice and space group (learned from COD's fractional "
+            "formulas); the lattice parameters follow Vegard's law, the weighted mean over end "
+            "members (0.5 BaTiO3 + 0.5 SrTiO3) in the same lattice, unless --no-vegard. A "
+            "slightly off-stoichiometric formula (Fe0.95O) can still look low-symmetric: ask "
+            "for the parent formula (FeO) too."
         ),
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
     )
@@ -132,5 +139,9 @@ def register(subparsers) -> None:
     p.add_argument("--spacegroup", type=int, default=None, metavar="N",
                    help="a space group you know (1-230): give the lattice parameters of the "
                         "formula in that group")
+    p.add_argument("--no-vegard", dest="vegard", action="store_false",
+                   help="for a formula with decimal amounts, predict the lattice parameters of "
+                        "the formula as written (the content of an ordered cell) instead of "
+                        "Vegard's law over its end members")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_formula)

@@ -37,6 +37,7 @@ from .confidence import full_uncertainties, lattice_uncertainty, member_std, tem
 from .features import FEATURE_NAMES, formula_features, formula_unit_rows
 from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
 from .parse import as_composition
+from .vegard import end_members
 
 __all__ = ["FormulaModels", "mix_parts", "predict_formula", "predict_cell"]
 
@@ -289,6 +290,11 @@ def _models(directory: str | None) -> FormulaModels:
     return FormulaModels(directory)
 
 
+def _written(composition: dict) -> str:
+    """``composition`` written as a formula (amounts of 1 left out): {"Ba": 1, "O": 3} → BaO3."""
+    return "".join(f"{el}{'' if n == 1 else f'{n:g}'}" for el, n in composition.items())
+
+
 def _check_top_k(top_k, limit: int) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
         raise TypeError(f"top_k must be an int, got {type(top_k).__name__}")
@@ -328,7 +334,8 @@ def training_coverage(card: dict, composition: dict) -> dict | None:
 
 
 def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
-                    model_dir: str | Path | None = None, spacegroup: int | None = None) -> dict:
+                    model_dir: str | Path | None = None, spacegroup: int | None = None,
+                    vegard: bool = True) -> dict:
     """Likely Bravais lattices of a compound, each with space groups and lattice parameters.
 
     ``formula``: a str (``"LiFePO4"``, ``"Al2.6652O4"``, ``"CuSO4·5H2O"``), a pymatgen
@@ -355,10 +362,10 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     those calibrated without the group, so they are on the wide side. Needs trees that read
     the space group (``formula.trees``, ``lattice_by_spacegroup``).
 
-    Decimal amounts are read as written: Fe0.95O has the mole fractions of Fe19O20 (and 1.95
-    atoms per formula unit), and the training data (one Materials Project structure per integer
-    formula) make such formulas look low-symmetric. For a doped or non-stoichiometric compound,
-    the parent formula (FeO) is usually the better question.
+    Decimal amounts are read as written for the probabilities: Fe0.95O has the mole fractions
+    of Fe19O20 (and 1.95 atoms per formula unit). A slightly non-stoichiometric formula can
+    still look low-symmetric (Fe0.95O: mC first); the parent formula (FeO) is then the better
+    question.
 
     Where the card records what the training formulas cover, the answer also has
     ``"training_coverage"`` (``training_coverage`` above). A formula with an element in fewer
@@ -368,9 +375,15 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     the model has not seen, not that the answer is wrong: on COD compounds the flagged ones
     (mostly Yb) were predicted no worse than the rest (``RESULTS_formula_confidence.md``).
     Fractional formulas (solid solutions, doped compounds) are not in the Materials Project
-    data; the Bravais and space-group trees learned them from COD's labels (``training.cod``),
-    the lattice parameters did not, so their values are those of an ordered cell of the same
-    mole fractions.
+    data; the Bravais and space-group trees learned them from COD's labels (``training.cod``).
+    The lattice regressors did not: read directly, such a formula gets the cell of an ordered
+    compound of the same mole fractions, several formula units large. With ``vegard`` (the
+    default) its lattice parameters follow Vegard's law instead: the weighted mean of those of
+    its end members (``vegard.end_members``: Ba0.5Sr0.5TiO3 → 0.5 BaTiO3 + 0.5 SrTiO3), each
+    predicted in the candidate's Bravais lattice and with the formula's own space-group
+    probabilities; the answer then has ``"end_members"`` ([{formula, weight}]). ``std`` and
+    ``uncertainty`` are those of the members' weighted means. ``vegard=False`` reads the
+    formula directly (for a formula that is the content of an ordered cell).
     """
     top_k = _check_top_k(top_k, len(BRAVAIS))
     n_spacegroups = _check_top_k(n_spacegroups, 230)
@@ -390,6 +403,11 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
                       UserWarning, stacklevel=2)
     x = m.features([comp])
     raw = m.raw_outputs(x)  # the members run once for all outputs
+    parts = end_members(comp) if vegard else []  # [] for whole-number formulas
+    if parts:
+        x_parts = m.features([c for c, _ in parts])
+        raw_parts = m.raw_outputs(x_parts)
+        w_parts = np.array([w for _, w in parts])
     members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
     prob = m.calibrated_bravais(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]
     spread = members.std(axis=0)
@@ -407,7 +425,13 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
             trees_given = np.zeros(len(groups))
             trees_given[order[0]] = 1.0
         lp = lp[:, 0, :]
-        mixed = m.lattice_mix(lp.mean(axis=0, keepdims=True), m.tree_lattice(x, int(k), trees_given[None, :]), b)[0]
+        if parts:  # Vegard's law: the end members' values in this lattice, weighted
+            lp_parts = m.heads(raw_parts, b)[2]  # (members, end members, free)
+            given = np.repeat(trees_given[None, :], len(parts), axis=0)
+            mixed = w_parts @ m.lattice_mix(lp_parts.mean(axis=0), m.tree_lattice(x_parts, int(k), given), b)
+            lp = np.einsum("j,mjf->mf", w_parts, lp_parts)
+        else:
+            mixed = m.lattice_mix(lp.mean(axis=0, keepdims=True), m.tree_lattice(x, int(k), trees_given[None, :]), b)[0]
         values = full_parameters(b, dict(zip(names, mixed.tolist())))
         stds = full_uncertainties(b, dict(zip(names, lp.std(axis=0).tolist())))
         sigma = full_uncertainties(b, dict(zip(names, m.lattice_uncertainty(names, mixed, lp).tolist())))
@@ -424,8 +448,10 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     if isinstance(formula, str):
         text = formula
     else:  # a Composition or mapping: write it back as a formula
-        text = "".join(f"{el}{'' if n == 1 else f'{n:g}'}" for el, n in comp.items())
+        text = _written(comp)
     out = {"formula": text, "composition": comp, "candidates": candidates}
+    if parts:
+        out["end_members"] = [{"formula": _written(c), "weight": float(w)} for c, w in parts]
     if coverage is not None:
         out["training_coverage"] = coverage
     if spacegroup is not None:
