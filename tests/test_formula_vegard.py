@@ -61,6 +61,10 @@ def test_many_end_members_are_capped():
                           | {"O": 0.4, "S": 0.3, "F": 0.2, "Cl": 0.1})
     assert len(members) == MAX_END_MEMBERS
     assert sum(w for _, w in members) == pytest.approx(1.0)
+    # 27 half-filled cations: about 2**13 choices of sites, never listed one by one
+    cations = "Li Na K Rb Mg Ca Sr Ba Sc Y La Ce Ti Zr Hf V Nb Ta Cr Mo W Mn Fe Co Ni Cu Zn".split()
+    members = end_members({el: 0.5 for el in cations} | {"O": 3.3, "F": 0.7})
+    assert len(members) == MAX_END_MEMBERS and sum(w for _, w in members) == pytest.approx(1.0)
 
 
 site_fractions = st.lists(st.floats(0.1, 0.9), min_size=2, max_size=3)

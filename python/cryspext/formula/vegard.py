@@ -27,8 +27,6 @@ Which elements share a site is not written in a formula; ``end_members`` guesses
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 __all__ = ["GROUPING_COST", "MAX_END_MEMBERS", "NON_METALS", "end_members", "is_fractional"]
@@ -95,17 +93,18 @@ def end_members(composition: dict[str, float]) -> list[tuple[dict[str, float], f
     amounts = [float(composition[el]) for el in site_order]
     kinds = [el in NON_METALS for el in site_order]
     sites = [(site_order[i:j], amounts[i:j]) for i, j in _runs(amounts, kinds)]
+    # One site at a time, keeping the heaviest partial choices: weights are products of
+    # positive shares, so this beam keeps exactly the MAX_END_MEMBERS heaviest end members
+    # without listing all of them (a product over many sites).
+    beam = [(1.0, {})]
+    for els, amts in sites:
+        total = sum(amts)
+        beam = [(weight * amount / total, {**chosen, **{e: 0.0 for e in els}, el: float(_whole(total))})
+                for weight, chosen in beam for el, amount in zip(els, amts)]
+        beam = sorted(beam, key=lambda m: -m[0])[:MAX_END_MEMBERS]
     members = []
-    for choice in itertools.product(*[range(len(els)) for els, _ in sites]):
-        weight, replaced = 1.0, {}
-        for (els, amts), c in zip(sites, choice):
-            total = sum(amts)
-            weight *= amts[c] / total
-            replaced.update({el: 0.0 for el in els})
-            replaced[els[c]] = float(_whole(total))
-        member = {el: replaced.get(el, float(round(composition[el]))) for el in elements}
+    for weight, chosen in beam:
+        member = {el: chosen.get(el, float(round(composition[el]))) for el in elements}
         members.append(({el: n for el, n in member.items() if n > 0}, weight))
-    members.sort(key=lambda m: -m[1])
-    members = members[:MAX_END_MEMBERS]
     total = sum(w for _, w in members)
     return [(c, w / total) for c, w in members]
