@@ -129,7 +129,8 @@ def main(argv=None) -> int:
         "bravais_temperature": t_best,
         "lattice_uncertainty": {"lengths": {"std_scale": lengths["std_scale"], "relative_floor": lengths["floor"]},
                                 "angles": {"std_scale": angles["std_scale"], "floor_deg": angles["floor"]}},
-        "chosen_by": f"python benchmarks/formula_confidence_validation.py --split {a.split}",
+        "chosen_by": f"python benchmarks/formula_confidence_validation.py --split {a.split}"
+                     + (f" --trees {a.trees}" if a.trees else ""),
     }
     if a.write:
         table = json.loads(a.write.read_text()) if a.write.is_file() else {}
