@@ -201,6 +201,8 @@ def test_formula_unit_features_are_extensive_over_the_reduced_formula():
     # numbers are taken as written.
     np.testing.assert_allclose(formula_unit_features("O2"), [1.0, v["O"]])
     assert formula_unit_features("Fe0.95O")[0] == pytest.approx(1.95)
+    # ... except for one element, which is one atom whatever its amount
+    np.testing.assert_allclose(formula_unit_features("Fe0.05"), [1.0, v["Fe"]])
     with pytest.raises(ValueError, match="no elemental property data"):
         formula_unit_features("RfO2")
     with pytest.raises(ValueError, match="unknown element"):

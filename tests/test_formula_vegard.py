@@ -173,3 +173,18 @@ def test_vegard_is_closer_to_measured_cells_than_the_formula_read_directly():
             errors += [abs(lattice[k]["value"] - v) for k, v in measured.items() if k != "alpha"]
     assert sum(v < d for d, v in zip(direct, vegard)) >= 11
     assert np.mean(vegard) < 0.5 * np.mean(direct)
+
+
+@shipped
+@settings(max_examples=25, deadline=None)
+@given(st.dictionaries(st.sampled_from(["Li", "Mg", "Al", "Si", "Ti", "Fe", "Ni", "Sr", "La", "O", "N", "S"]),
+                       st.floats(0.05, 8.0), min_size=1, max_size=5))
+def test_any_fractional_formula_gets_finite_vegard_lattices(composition):
+    from cryspext.formula import predict_formula
+
+    res = predict_formula(composition, top_k=2)
+    assert ("end_members" in res) == is_fractional(composition)
+    for cand in res["candidates"]:
+        values = [p["value"] for p in cand["lattice"].values()]
+        assert np.all(np.isfinite(values)) and min(values) > 0
+        assert all(np.isfinite(p["uncertainty"]) and p["uncertainty"] >= 0 for p in cand["lattice"].values())

@@ -121,9 +121,12 @@ def formula_features(formula) -> np.ndarray:
 
 def reduced_amounts(amounts) -> np.ndarray:
     """Amounts of the reduced formula: whole-number amounts divided by their greatest common
-    divisor (Fe4O6 → Fe2O3, O2 → O); amounts that are not all whole numbers (Li0.5CoO2) as given.
+    divisor (Fe4O6 → Fe2O3, O2 → O); amounts that are not all whole numbers (Li0.5CoO2) as given,
+    except for a single element, whose formula unit is one atom whatever its amount (Pd1.7 → Pd).
     """
     a = np.asarray(amounts, dtype=float)
+    if a.size == 1:
+        return np.ones(1)
     whole = np.round(a)
     # Beyond 2**53 a float is no exact whole number (and int64 overflows at 2**63).
     if np.all(whole >= 1) and np.all(whole < 2.0**53) and np.all(np.abs(a - whole) <= 1e-6):
