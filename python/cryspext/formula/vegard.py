@@ -2,9 +2,10 @@
 
 A formula with fractional amounts (Ba0.5Sr0.5TiO3, LiNi0.8Co0.15Al0.05O2, Fe0.95O) is a solid
 solution, a doped or a non-stoichiometric compound: a disordered crystal whose small cell
-holds the mixed sites. The lattice regressors learned ordered Materials Project cells only, and
-read such a formula as an ordered cell of the same mole fractions, several formula units large
-(BaSrTi2O6), whose lengths are too long. Vegard's law instead takes the lattice parameters of a
+holds the mixed sites. The lattice regressors learned ordered Materials Project cells only;
+for such a formula they give about the cell of an ordered compound of the same mole fractions,
+several formula units large (Ba0.5Sr0.5TiO3 in Pm-3m: a = 4.92 Å, a cell of about twice
+the measured volume, a = 3.95 Å). Vegard's law instead takes the lattice parameters of a
 solid solution as the composition-weighted mean of those of its end members
 (0.5 · a(BaTiO3) + 0.5 · a(SrTiO3)); ``predict.predict_formula`` does that, with every end
 member's parameters predicted in the same Bravais lattice and space groups as the formula's.

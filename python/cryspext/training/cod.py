@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..formula.vegard import is_fractional
+
 COD_FILE = Path("mp") / "cod_formula_sg.json.gz"  # inside the shared/data folder
 MP_FILE = Path("mp") / "mp_ehull.json.gz"
 COD_SOURCE = ("Crystallography Open Database (public domain / CC0), formula and space group per "
@@ -46,7 +48,7 @@ def composition_key(composition: dict) -> tuple:
 def has_fractional_amounts(composition: dict) -> bool:
     """Whether any amount of ``composition`` is not a whole number (a solid solution, a doped
     or non-stoichiometric compound: Materials Project's formulas never are)."""
-    return any(abs(n - round(n)) > 1e-6 for n in composition.values())
+    return is_fractional(composition)
 
 
 def _key_or_none(formula):
