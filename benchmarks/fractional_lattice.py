@@ -16,7 +16,6 @@ Prints a markdown table and the mean |error| of each way.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -27,8 +26,9 @@ sys.path.insert(0, str(REPO / "python"))
 
 def rhombohedral(a_hex: float, c_hex: float) -> dict:
     """The rhombohedral cell (a in Å, alpha in degrees) of a hexagonal-setting R lattice."""
-    a = math.sqrt(a_hex ** 2 / 3 + c_hex ** 2 / 9)
-    return {"a": a, "alpha": math.degrees(2 * math.asin(a_hex / (2 * a)))}
+    from cryspext.formula.lattice import hexagonal_to_rhombohedral
+
+    return dict(zip(("a", "alpha"), hexagonal_to_rhombohedral(a_hex, c_hex)))
 
 
 # (formula, space group, measured free parameters (Å, degrees), what it is)

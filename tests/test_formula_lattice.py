@@ -7,7 +7,7 @@ import pytest
 
 from cryspext.formula.lattice import (
     BRAVAIS, FREE_PARAMETERS, bravais_of_spacegroup, cell_parameters, full_parameters,
-    hexagonal_to_rhombohedral, spacegroups_of_bravais)
+    hexagonal_to_rhombohedral, rhombohedral_to_hexagonal, spacegroups_of_bravais)
 
 spglib = pytest.importorskip("spglib")
 
@@ -75,6 +75,14 @@ def test_hexagonal_to_rhombohedral_matches_spglib_primitive(a, c):
     np.testing.assert_allclose(pa[:3], a_r, rtol=1e-6)
     # spglib may pick the reverse-angle basis (180 - alpha has the same lattice only if 90)
     assert min(abs(pa[3] - alpha), abs(pa[3] - (180 - alpha))) < 1e-4
+
+
+@pytest.mark.parametrize("a, c", [(4.9, 13.6), (3.0, 20.0), (5.5, 6.0), (2.865, 14.18)])
+def test_rhombohedral_to_hexagonal_inverts_it(a, c):
+    np.testing.assert_allclose(rhombohedral_to_hexagonal(*hexagonal_to_rhombohedral(a, c)), (a, c), rtol=1e-9)
+    # a 60° rhombohedron is the fcc lattice: on hexagonal axes c / a = √6
+    a_hex, c_hex = rhombohedral_to_hexagonal(1.0, 60.0)
+    assert (a_hex, c_hex) == pytest.approx((1.0, 6 ** 0.5))
 
 
 def test_full_parameters():

@@ -47,6 +47,16 @@ def test_result_structure_and_consistency():
             assert lat["alpha"]["value"] == 90
         if b == "hP":
             assert lat["gamma"]["value"] == 120
+        assert ("hexagonal_setting" in c) == (b == "hR")
+
+
+def test_rhombohedral_candidates_also_in_hexagonal_axes():
+    from cryspext.formula.lattice import hexagonal_to_rhombohedral
+
+    cand = predict_formula("LiCoO2", spacegroup=166)["candidates"][0]
+    hexagonal, lat = cand["hexagonal_setting"], cand["lattice"]
+    np.testing.assert_allclose(hexagonal_to_rhombohedral(hexagonal["a"], hexagonal["c"]),
+                               (lat["a"]["value"], lat["alpha"]["value"]), rtol=1e-9)
 
 
 def test_composition_and_string_agree():

@@ -74,6 +74,9 @@ def _formula(args) -> int:
             f"{k} = {lat[k]['value']:.1f}±{err[k]:.1f}°" for k in ("alpha", "beta", "gamma")
         )
         print(f"   lattice: {lengths}\n            {angles}")
+        if "hexagonal_setting" in cand:
+            hexagonal = cand["hexagonal_setting"]
+            print(f"            hexagonal axes: a = {hexagonal['a']:.2f} Å  c = {hexagonal['c']:.2f} Å")
     return 0
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "bravais_of_spacegroup",
     "spacegroups_of_bravais",
     "hexagonal_to_rhombohedral",
+    "rhombohedral_to_hexagonal",
     "cell_parameters",
     "full_parameters",
 ]
@@ -123,6 +124,14 @@ def hexagonal_to_rhombohedral(a_hex: float, c_hex: float) -> tuple[float, float]
     a_r = math.sqrt(a2 / 3.0 + c2 / 9.0)
     cos_alpha = (2.0 * c2 - 3.0 * a2) / (2.0 * c2 + 6.0 * a2)
     return a_r, math.degrees(math.acos(max(-1.0, min(1.0, cos_alpha))))
+
+
+def rhombohedral_to_hexagonal(a_r: float, alpha: float) -> tuple[float, float]:
+    """(a, c) in Å of the hexagonal (obverse) axes of a rhombohedral primitive cell (a_r in Å,
+    α in degrees), the inverse of ``hexagonal_to_rhombohedral``: a = 2 a_r sin(α/2),
+    c = a_r √(3 (1 + 2 cos α))."""
+    half = math.radians(alpha) / 2.0
+    return 2.0 * a_r * math.sin(half), a_r * math.sqrt(max(0.0, 3.0 * (1.0 + 2.0 * math.cos(2.0 * half))))
 
 
 def cell_parameters(cell) -> np.ndarray:

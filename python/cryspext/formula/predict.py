@@ -35,7 +35,7 @@ import numpy as np
 from .cellgeom import TRAINING_LENGTHS, canonical_cell, canonical_features
 from .confidence import full_uncertainties, lattice_uncertainty, member_std, temper
 from .features import FEATURE_NAMES, formula_features, formula_unit_rows
-from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters
+from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters, rhombohedral_to_hexagonal
 from .parse import as_composition
 from .vegard import end_members
 
@@ -348,7 +348,8 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     (``confidence.lattice_uncertainty``, NaN for models without calibration constants); a
     length set equal to a free one by symmetry shares its std and σ, an angle fixed by symmetry
     has 0). The probabilities are tempered with the card's ``bravais_temperature``. hR lattices
-    are given as the rhombohedral cell.
+    are given as the rhombohedral cell; their candidates also have ``hexagonal_setting``
+    ({a, c} in Å, the same lattice on hexagonal axes).
 
     The calibration holds for compounds like the training ones (the random split). For
     chemistries newer than Materials Project's bulk, read the probabilities as optimistic: on the
@@ -445,6 +446,9 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
             "lattice": {n: {"value": float(v), "std": float(stds[n]), "uncertainty": float(sigma[n])}
                         for n, v in values.items()},
         })
+        if b == "hR":  # the hexagonal setting most papers and databases quote
+            a_hex, c_hex = rhombohedral_to_hexagonal(values["a"], values["alpha"])
+            candidates[-1]["hexagonal_setting"] = {"a": a_hex, "c": c_hex}
     if isinstance(formula, str):
         text = formula
     else:  # a Composition or mapping: write it back as a formula
