@@ -183,3 +183,55 @@ def test_cli_spacegroup_given(capsys):
     assert main(["formula", "LiFePO4", "--spacegroup", "231"]) == 2
     assert main(["formula", "cell", "4", "4", "4", "90", "90", "90", "--spacegroup", "225"]) == 2
     assert "--spacegroup" in capsys.readouterr().err
+
+
+def _same_answers(many, one):
+    """Answers equal up to float32 rounding (the batch runs the models on other shapes)."""
+    assert len(many) == len(one)
+    for a, b in zip(many, one):
+        assert {k: v for k, v in a.items() if k != "candidates"} == {k: v for k, v in b.items() if k != "candidates"}
+        assert [c["bravais"] for c in a["candidates"]] == [c["bravais"] for c in b["candidates"]]
+        for ca, cb in zip(a["candidates"], b["candidates"]):
+            assert [s["number"] for s in ca["spacegroups"]] == [s["number"] for s in cb["spacegroups"]]
+            assert ca["probability"] == pytest.approx(cb["probability"], abs=1e-5)
+            for n in ca["lattice"]:
+                assert ca["lattice"][n]["value"] == pytest.approx(cb["lattice"][n]["value"], rel=1e-4)
+                assert ca["lattice"][n]["uncertainty"] == pytest.approx(cb["lattice"][n]["uncertainty"], rel=1e-4)
+            assert ("hexagonal_setting" in ca) == ("hexagonal_setting" in cb)
+
+
+def test_predict_formulas_equals_one_at_a_time():
+    from cryspext.formula import predict_formulas
+
+    formulas = ["LiFePO4", "Ba0.5Sr0.5TiO3", {"Fe": 2, "O": 3}, "LiCoO2", "Fe0.95O", "NaCl", "LiFePO4"]
+    _same_answers(predict_formulas(formulas, top_k=4), [predict_formula(f, top_k=4) for f in formulas])
+    _same_answers(predict_formulas(formulas, spacegroup=166, vegard=False),
+                  [predict_formula(f, spacegroup=166, vegard=False) for f in formulas])
+    assert predict_formulas([]) == []
+
+
+def test_predict_formulas_errors_and_warning():
+    from cryspext.formula import predict_formulas
+
+    with pytest.raises(ValueError, match=r"formula 1 \('Xq2'\)"):
+        predict_formulas(["NaCl", "Xq2"])
+    with pytest.raises(TypeError, match="sequence of formulas"):
+        predict_formulas("NaCl")
+    with pytest.warns(UserWarning, match="1 of 2 formulas lie outside the training data"):
+        out = predict_formulas(["YbB6", "NaCl"], top_k=1)
+    assert [o["training_coverage"]["in_training_range"] for o in out] == [False, True]
+
+
+def test_cli_file_of_formulas(tmp_path, capsys):
+    from cryspext.cli import main
+
+    path = tmp_path / "formulas.txt"
+    path.write_text("LiFePO4\n\n# a solid solution\nBa0.5Sr0.5TiO3  # BST\n")
+    assert main(["formula", "--file", str(path), "--json", "--top", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["formula"] for line in lines] == ["LiFePO4", "Ba0.5Sr0.5TiO3"]
+    assert main(["formula", "--file", str(path)]) == 0
+    assert "Vegard's law" in capsys.readouterr().out
+    assert main(["formula", "NaCl", "--file", str(path)]) == 2
+    assert main(["formula"]) == 2
+    assert "give a formula" in capsys.readouterr().err

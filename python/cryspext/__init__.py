@@ -3,7 +3,8 @@
 Atoms:     ``classify`` (ARISE-style Bayesian classifier, 108 prototypes), ``spm`` (strided
            pattern matching maps over large samples), ``descriptors`` (ARISE SOAP).
 Patterns:  ``xrd`` (ideal δ-profiles, space group + volume from a structure or measured pattern).
-Formulas:  ``predict_formula``, ``predict_cell`` (Bravais lattice, space group, lattice parameters).
+Formulas:  ``predict_formula`` (``predict_formulas`` for many), ``predict_cell`` (Bravais lattice,
+           space group, lattice parameters).
 Geometry:  ``neighbor_list``, ``strided_boxes``; ``as_structure`` reads ASE, pymatgen, OVITO, files.
 
 Sub-packages that need torch are imported on first use, so ``import cryspext`` stays light.
@@ -47,6 +48,7 @@ _LAZY = {
     "delta_profile": ("cryspext.xrd", "delta_profile"),
     "predict_pattern": ("cryspext.xrd", "predict_pattern"),
     "predict_formula": ("cryspext.formula", "predict_formula"),
+    "predict_formulas": ("cryspext.formula", "predict_formulas"),
     "predict_cell": ("cryspext.formula", "predict_cell"),
     "polycrystal": ("cryspext.build", "polycrystal"),
 }

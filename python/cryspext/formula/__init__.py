@@ -1,7 +1,7 @@
 """From a formula or a unit cell alone: likely Bravais lattice, space group and lattice parameters.
 
 * ``predict_formula("LiFePO4", top_k=3)`` — CRYSPNet-style network ensembles mixed with
-  gradient-boosted trees, on Magpie-style features.
+  gradient-boosted trees, on Magpie-style features; ``predict_formulas([...])`` for many.
 * ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry.
 * ``parse_formula`` / ``formula_features`` / ``formula_unit_features`` — the parser and the
   features behind them (intensive Magpie-style statistics; the size of the reduced formula).
@@ -15,10 +15,11 @@ from __future__ import annotations
 from .features import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES, formula_features, formula_unit_features
 from .lattice import BRAVAIS, BRAVAIS_NAMES, bravais_of_spacegroup
 from .parse import as_composition, parse_formula
-from .predict import FormulaModels, predict_cell, predict_formula
+from .predict import FormulaModels, predict_cell, predict_formula, predict_formulas
 
 __all__ = [
     "predict_formula",
+    "predict_formulas",
     "predict_cell",
     "parse_formula",
     "as_composition",

@@ -24,9 +24,33 @@ def _sg_symbol(number: int) -> str:
     return _SG_SYMBOLS.get(number, "")
 
 
-def _formula(args) -> int:
-    from .predict import predict_formula
+def _read_formulas(path: str) -> list[str]:
+    """Formulas of a text file, one per line ('-': standard input); blank lines and text after
+    '#' are skipped."""
+    import sys
 
+    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return [line for line in lines if line]
+
+
+def _formula(args) -> int:
+    from .predict import predict_formula, predict_formulas
+
+    if args.file is not None:
+        if args.formula is not None:
+            raise ValueError("give either a formula or --file, not both")
+        formulas = _read_formulas(args.file)
+        with warnings.catch_warnings():  # said in the output itself
+            warnings.simplefilter("ignore", UserWarning)
+            results = predict_formulas(formulas, top_k=args.top, spacegroup=args.spacegroup,
+                                       vegard=args.vegard, progress=len(formulas) > 2048)
+        for result in results:
+            print(json.dumps(result) if args.json else _describe(result, args.spacegroup))
+        return 0
+    if args.formula is None:
+        raise ValueError("give a formula (e.g. cryspext formula LiFePO4), 'cell' and six numbers, "
+                         "or --file")
     if args.formula == "cell":
         if len(args.cell) != 6:
             raise ValueError(
@@ -42,30 +66,34 @@ def _formula(args) -> int:
         warnings.simplefilter("ignore", UserWarning)
         result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup,
                                  vegard=args.vegard)
-    if args.json:
-        print(json.dumps(result))
-        return 0
+    print(json.dumps(result) if args.json else _describe(result, args.spacegroup))
+    return 0
+
+
+def _describe(result: dict, spacegroup: int | None) -> str:
+    """The human-readable answer of ``predict_formula``, several lines."""
+    lines = []
     coverage = result.get("training_coverage")
     if coverage and not coverage["in_training_range"]:
-        print(f"(an extrapolation: {'; '.join(coverage['reasons'])})")
-    if args.spacegroup is None:
-        print(f"{result['formula']}: most likely Bravais lattices (probability ± network spread; "
-              "lattice parameters ± their uncertainty σ)")
+        lines.append(f"(an extrapolation: {'; '.join(coverage['reasons'])})")
+    if spacegroup is None:
+        lines.append(f"{result['formula']}: most likely Bravais lattices (probability ± network "
+                     "spread; lattice parameters ± their uncertainty σ)")
     else:
-        print(f"{result['formula']} in space group {args.spacegroup} {_sg_symbol(args.spacegroup)}: "
-              "the lattice parameters given that group (probabilities: what the model would have "
-              "said without it)".replace("  ", " "))
+        lines.append(f"{result['formula']} in space group {spacegroup} {_sg_symbol(spacegroup)}: "
+                     "the lattice parameters given that group (probabilities: what the model would "
+                     "have said without it)".replace("  ", " "))
     if "end_members" in result:
         mean = " + ".join(f"{e['weight']:.2f} {e['formula']}" for e in result["end_members"])
-        print(f"   (lattice parameters by Vegard's law over the end members {mean})")
+        lines.append(f"   (lattice parameters by Vegard's law over the end members {mean})")
     for i, cand in enumerate(result["candidates"], 1):
-        print(f"{i}. {cand['name']:<15} ({cand['bravais']})  p = {cand['probability']:.2f} "
-              f"± {cand['spread']:.2f}")
+        lines.append(f"{i}. {cand['name']:<15} ({cand['bravais']})  p = {cand['probability']:.2f} "
+                     f"± {cand['spread']:.2f}")
         sgs = ", ".join(
             f"{s['number']} {_sg_symbol(s['number'])} ({s['probability']:.2f})".replace("  ", " ")
             for s in cand["spacegroups"]
         )
-        print(f"   space groups: {sgs}")
+        lines.append(f"   space groups: {sgs}")
         lat = cand["lattice"]
         # ± the calibrated σ where the model has one, else the members' std
         err = {k: v["std"] if math.isnan(v["uncertainty"]) else v["uncertainty"] for k, v in lat.items()}
@@ -73,11 +101,11 @@ def _formula(args) -> int:
         angles = "  ".join(
             f"{k} = {lat[k]['value']:.1f}±{err[k]:.1f}°" for k in ("alpha", "beta", "gamma")
         )
-        print(f"   lattice: {lengths}\n            {angles}")
+        lines.append(f"   lattice: {lengths}\n            {angles}")
         if "hexagonal_setting" in cand:
             hexagonal = cand["hexagonal_setting"]
-            print(f"            hexagonal axes: a = {hexagonal['a']:.2f} Å  c = {hexagonal['c']:.2f} Å")
-    return 0
+            lines.append(f"            hexagonal axes: a = {hexagonal['a']:.2f} Å  c = {hexagonal['c']:.2f} Å")
+    return "\n".join(lines)
 
 
 def _cell(args) -> int:
@@ -123,6 +151,7 @@ def register(subparsers) -> None:
             "  cryspext formula Al2.6652O4\n"
             "  cryspext formula LiFePO4 --spacegroup 62   (lattice parameters in Pnma)\n"
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
+            "  cryspext formula --file formulas.txt --json > predictions.jsonl\n"
             "Formulas: nested (), [] and {} groups, decimal amounts, hydrates joined by · or *. "
             "Charges (SO4^2-) and variables (La2-xSrxCuO4) are refused.\n"
             "Decimal amounts (solid solutions, doped compounds: Ba0.5Sr0.5TiO3) are read as "
@@ -134,7 +163,8 @@ def register(subparsers) -> None:
         ),
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
     )
-    p.add_argument("formula", help="chemical formula, e.g. LiFePO4; or the word 'cell'")
+    p.add_argument("formula", nargs="?", default=None,
+                   help="chemical formula, e.g. LiFePO4; or the word 'cell'")
     p.add_argument("cell", nargs="*", help="with 'cell': a b c (Å) alpha beta gamma (degrees)")
     p.add_argument("--top", type=int, default=3,
                    help="how many Bravais lattices (or space groups with 'cell') to list "
@@ -146,5 +176,9 @@ def register(subparsers) -> None:
                    help="for a formula with decimal amounts, predict the lattice parameters of "
                         "the formula as written (the content of an ordered cell) instead of "
                         "Vegard's law over its end members")
+    p.add_argument("--file", default=None, metavar="PATH",
+                   help="predict every formula of a text file, one per line ('-': standard "
+                        "input; '#' starts a comment), in batches (faster than one call each); "
+                        "with --json, one JSON object per line")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_formula)

@@ -39,7 +39,7 @@ from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters, rhombohedr
 from .parse import as_composition
 from .vegard import end_members
 
-__all__ = ["FormulaModels", "mix_parts", "predict_formula", "predict_cell"]
+__all__ = ["FormulaModels", "mix_parts", "predict_formula", "predict_formulas", "predict_cell"]
 
 FAMILY = "formula"
 
@@ -386,80 +386,143 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     ``uncertainty`` are those of the members' weighted means. ``vegard=False`` reads the
     formula directly (for a formula that is the content of an ordered cell).
     """
-    top_k = _check_top_k(top_k, len(BRAVAIS))
-    n_spacegroups = _check_top_k(n_spacegroups, 230)
-    if spacegroup is not None:
-        from .lattice import bravais_of_spacegroup
-
-        given = BRAVAIS.index(bravais_of_spacegroup(spacegroup))  # checks 1..230
+    top_k, n_spacegroups = _check_top_k(top_k, len(BRAVAIS)), _check_top_k(n_spacegroups, 230)
     comp = as_composition(formula)
-    m = _models(str(model_dir) if model_dir else None)
-    if spacegroup is not None and not m.trees_read_spacegroup:
-        raise ValueError("these formula models cannot take a space group: their lattice trees "
-                         "do not read it (retrain with training.formula_trees)")
-    coverage = training_coverage(m.formula_card, comp)
+    out = _predict(_models(str(model_dir) if model_dir else None), [comp],
+                   [formula if isinstance(formula, str) else _written(comp)],
+                   top_k, n_spacegroups, spacegroup, vegard)[0]
+    coverage = out.get("training_coverage")
     if coverage is not None and not coverage["in_training_range"]:
         warnings.warn(f"{formula if isinstance(formula, str) else dict(comp)}: "
                       f"{'; '.join(coverage['reasons'])}: the predictions are an extrapolation",
                       UserWarning, stacklevel=2)
-    x = m.features([comp])
+    return out
+
+
+# Formulas per batch of ``predict_formulas`` (bounds the memory of the members' outputs).
+BATCH = 2048
+
+
+def predict_formulas(formulas, top_k: int = 3, n_spacegroups: int = 3,
+                     model_dir: str | Path | None = None, spacegroup: int | None = None,
+                     vegard: bool = True, progress: bool = False) -> list[dict]:
+    """``predict_formula`` for many formulas at once: one answer per formula, in order, equal
+    to ``predict_formula``'s up to float32 rounding, computed in batches of ``BATCH`` formulas
+    (the models run once per batch instead of once per formula: much faster for screening).
+    A formula that cannot be read raises, naming its position. Formulas outside the training
+    data are counted in one ``UserWarning`` (each answer's ``training_coverage`` says why).
+    ``progress``: a tqdm bar over the batches."""
+    top_k, n_spacegroups = _check_top_k(top_k, len(BRAVAIS)), _check_top_k(n_spacegroups, 230)
+    if isinstance(formulas, (str, dict)) or not hasattr(formulas, "__iter__"):
+        raise TypeError("formulas must be a sequence of formulas; for one, use predict_formula")
+    formulas = list(formulas)
+    comps = []
+    for i, f in enumerate(formulas):
+        try:
+            comps.append(as_composition(f))
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"formula {i} ({f!r}): {err}") from err
+    texts = [f if isinstance(f, str) else _written(c) for f, c in zip(formulas, comps)]
+    m = _models(str(model_dir) if model_dir else None)
+    starts = range(0, len(comps), BATCH)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="formula batches", unit="batch")
+    out = []
+    for i in starts:
+        out += _predict(m, comps[i:i + BATCH], texts[i:i + BATCH], top_k, n_spacegroups, spacegroup, vegard)
+    outside = sum(1 for o in out if not o.get("training_coverage", {}).get("in_training_range", True))
+    if outside:
+        warnings.warn(f"{outside} of {len(out)} formulas lie outside the training data: their "
+                      "predictions are extrapolations (see each answer's training_coverage)",
+                      UserWarning, stacklevel=2)
+    return out
+
+
+def _predict(m: FormulaModels, comps: list[dict], texts: list[str], top_k: int, n_spacegroups: int,
+             spacegroup: int | None, vegard: bool) -> list[dict]:
+    """The answers of ``predict_formula`` for compositions ``comps`` (written as ``texts``),
+    every model run once for all of them."""
+    if spacegroup is not None:
+        from .lattice import bravais_of_spacegroup
+
+        given = BRAVAIS.index(bravais_of_spacegroup(spacegroup))  # checks 1..230
+        if not m.trees_read_spacegroup:
+            raise ValueError("these formula models cannot take a space group: their lattice trees "
+                             "do not read it (retrain with training.formula_trees)")
+    if not comps:
+        return []
+    x = m.features(comps)
     raw = m.raw_outputs(x)  # the members run once for all outputs
-    parts = end_members(comp) if vegard else []  # [] for whole-number formulas
-    if parts:
-        x_parts = m.features([c for c, _ in parts])
+    # Vegard's law for fractional formulas: their end members' rows, and whose they are
+    parts = [end_members(c) if vegard else [] for c in comps]
+    owner = np.array([i for i, ps in enumerate(parts) for _ in ps], dtype=int)
+    if len(owner):
+        x_parts = m.features([c for ps in parts for c, _ in ps])
         raw_parts = m.raw_outputs(x_parts)
-        w_parts = np.array([w for _, w in parts])
-    members = m.heads(raw, BRAVAIS[0])[0][:, 0, :]
-    prob = m.calibrated_bravais(members.mean(axis=0, keepdims=True), m.tree_output("bravais", x))[0]
+        w_parts = np.array([w for ps in parts for _, w in ps])
+    members = m.heads(raw, BRAVAIS[0])[0]  # (members, n, 14)
+    prob = m.calibrated_bravais(members.mean(axis=0), m.tree_output("bravais", x))
     spread = members.std(axis=0)
-    candidates = []
-    for k in np.argsort(-prob)[:top_k] if spacegroup is None else [given]:
-        b = BRAVAIS[int(k)]
-        _, p_sg, lp = m.heads(raw, b)
+    chosen = [np.argsort(-p)[:top_k] if spacegroup is None else np.array([given]) for p in prob]
+    candidates = [dict() for _ in comps]  # row -> {k: candidate}
+    for k in sorted({int(k) for ks in chosen for k in ks}):
+        rows = np.array([i for i, ks in enumerate(chosen) if k in ks], dtype=int)
+        b = BRAVAIS[k]
         groups = m.formula_card["spacegroup_classes"][b]
         names = m.formula_card["parameters"][b]["free"]
-        p_sg = m.mix(p_sg[:, 0, :].mean(axis=0, keepdims=True), m.tree_output("spacegroup", x, int(k)))[0]
-        order = np.argsort(-p_sg)[: min(n_spacegroups, len(groups))]
+        _, p_sg, lp = m.heads(raw[:, rows], b)  # (members, rows, groups / free)
+        p_sg = m.mix(p_sg.mean(axis=0), m.tree_output("spacegroup", x[rows], k))
         trees_given = p_sg  # the lattice trees average over these groups' probabilities ...
         if spacegroup is not None:  # ... or take the one the user gave
-            order = [groups.index(int(spacegroup))]
-            trees_given = np.zeros(len(groups))
-            trees_given[order[0]] = 1.0
-        lp = lp[:, 0, :]
-        if parts:  # Vegard's law: the end members' values in this lattice, weighted
-            lp_parts = m.heads(raw_parts, b)[2]  # (members, end members, free)
-            given = np.repeat(trees_given[None, :], len(parts), axis=0)
-            mixed = w_parts @ m.lattice_mix(lp_parts.mean(axis=0), m.tree_lattice(x_parts, int(k), given), b)
-            lp = np.einsum("j,mjf->mf", w_parts, lp_parts)
-        else:
-            mixed = m.lattice_mix(lp.mean(axis=0, keepdims=True), m.tree_lattice(x, int(k), trees_given[None, :]), b)[0]
-        values = full_parameters(b, dict(zip(names, mixed.tolist())))
-        stds = full_uncertainties(b, dict(zip(names, lp.std(axis=0).tolist())))
-        sigma = full_uncertainties(b, dict(zip(names, m.lattice_uncertainty(names, mixed, lp).tolist())))
-        candidates.append({
-            "bravais": b,
-            "name": BRAVAIS_NAMES[b],
-            "probability": float(prob[k]),
-            "spread": float(spread[k]),
-            "spacegroups": [{"number": int(groups[i]), "probability": float(p_sg[i])}
-                            for i in order],
-            "lattice": {n: {"value": float(v), "std": float(stds[n]), "uncertainty": float(sigma[n])}
-                        for n, v in values.items()},
-        })
-        if b == "hR":  # the hexagonal setting most papers and databases quote
-            a_hex, c_hex = rhombohedral_to_hexagonal(values["a"], values["alpha"])
-            candidates[-1]["hexagonal_setting"] = {"a": a_hex, "c": c_hex}
-    if isinstance(formula, str):
-        text = formula
-    else:  # a Composition or mapping: write it back as a formula
-        text = _written(comp)
-    out = {"formula": text, "composition": comp, "candidates": candidates}
-    if parts:
-        out["end_members"] = [{"formula": _written(c), "weight": float(w)} for c, w in parts]
-    if coverage is not None:
-        out["training_coverage"] = coverage
-    if spacegroup is not None:
-        out["spacegroup"] = int(spacegroup)
+            trees_given = np.zeros_like(p_sg)
+            trees_given[:, groups.index(int(spacegroup))] = 1.0
+        mixed = m.lattice_mix(lp.mean(axis=0), m.tree_lattice(x[rows], k, trees_given), b)
+        row_of = {int(i): r for r, i in enumerate(rows)}
+        mine = np.array([j for j, i in enumerate(owner) if int(i) in row_of], dtype=int)
+        if len(mine):  # Vegard's law: the end members' values in this lattice, weighted
+            lp_parts = m.heads(raw_parts[:, mine], b)[2]  # (members, end members, free)
+            at = np.array([row_of[int(i)] for i in owner[mine]])
+            mixed_parts = m.lattice_mix(lp_parts.mean(axis=0),
+                                        m.tree_lattice(x_parts[mine], k, trees_given[at]), b)
+            weighted = w_parts[mine][:, None]
+            for r in np.unique(at):
+                mixed[r] = (weighted[at == r] * mixed_parts[at == r]).sum(axis=0)
+                lp[:, r] = (weighted[at == r][None] * lp_parts[:, at == r]).sum(axis=1)
+        sigma = m.lattice_uncertainty(names, mixed, lp)
+        std = lp.std(axis=0)
+        for r, i in enumerate(rows):
+            order = (np.argsort(-p_sg[r])[: min(n_spacegroups, len(groups))] if spacegroup is None
+                     else [groups.index(int(spacegroup))])
+            values = full_parameters(b, dict(zip(names, mixed[r].tolist())))
+            stds = full_uncertainties(b, dict(zip(names, std[r].tolist())))
+            sigmas = full_uncertainties(b, dict(zip(names, sigma[r].tolist())))
+            cand = {
+                "bravais": b,
+                "name": BRAVAIS_NAMES[b],
+                "probability": float(prob[i, k]),
+                "spread": float(spread[i, k]),
+                "spacegroups": [{"number": int(groups[g]), "probability": float(p_sg[r, g])} for g in order],
+                "lattice": {n: {"value": float(v), "std": float(stds[n]), "uncertainty": float(sigmas[n])}
+                            for n, v in values.items()},
+            }
+            if b == "hR":  # the hexagonal setting most papers and databases quote
+                a_hex, c_hex = rhombohedral_to_hexagonal(values["a"], values["alpha"])
+                cand["hexagonal_setting"] = {"a": a_hex, "c": c_hex}
+            candidates[i][k] = cand
+    out = []
+    for i, comp in enumerate(comps):
+        answer = {"formula": texts[i], "composition": comp,
+                  "candidates": [candidates[i][int(k)] for k in chosen[i]]}
+        if parts[i]:
+            answer["end_members"] = [{"formula": _written(c), "weight": float(w)} for c, w in parts[i]]
+        coverage = training_coverage(m.formula_card, comp)
+        if coverage is not None:
+            answer["training_coverage"] = coverage
+        if spacegroup is not None:
+            answer["spacegroup"] = int(spacegroup)
+        out.append(answer)
     return out
 
 
