@@ -176,6 +176,7 @@ def test_vegard_is_closer_to_measured_cells_than_the_formula_read_directly():
 
 
 @shipped
+@pytest.mark.filterwarnings("ignore:.*an extrapolation:UserWarning")  # tiny formula units
 @settings(max_examples=25, deadline=None)
 @given(st.dictionaries(st.sampled_from(["Li", "Mg", "Al", "Si", "Ti", "Fe", "Ni", "Sr", "La", "O", "N", "S"]),
                        st.floats(0.05, 8.0), min_size=1, max_size=5))
