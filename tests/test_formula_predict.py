@@ -235,3 +235,21 @@ def test_cli_file_of_formulas(tmp_path, capsys):
     assert main(["formula", "NaCl", "--file", str(path)]) == 2
     assert main(["formula"]) == 2
     assert "give a formula" in capsys.readouterr().err
+
+
+def test_plot_formula(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from cryspext.cli import main
+    from cryspext.formula.plot import plot_formula
+
+    answer = predict_formula("Ba0.5Sr0.5TiO3", top_k=3)
+    fig = plot_formula(answer, tmp_path / "bst.png")
+    assert (tmp_path / "bst.png").stat().st_size > 10_000
+    left, right = fig.axes
+    assert len(left.patches) == 3  # one bar per candidate
+    assert "Vegard" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="answer of predict_formula"):
+        plot_formula({"formula": "NaCl"})
+    assert main(["formula", "NaCl", "--top", "2", "--png", str(tmp_path / "nacl.png")]) == 0
+    assert (tmp_path / "nacl.png").stat().st_size > 10_000
+    assert main(["formula", "--file", str(tmp_path / "none.txt"), "--png", str(tmp_path / "x.png")]) == 2

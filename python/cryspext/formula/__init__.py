@@ -1,7 +1,8 @@
 """From a formula or a unit cell alone: likely Bravais lattice, space group and lattice parameters.
 
 * ``predict_formula("LiFePO4", top_k=3)`` — CRYSPNet-style network ensembles mixed with
-  gradient-boosted trees, on Magpie-style features; ``predict_formulas([...])`` for many.
+  gradient-boosted trees, on Magpie-style features; ``predict_formulas([...])`` for many;
+  ``plot.plot_formula(answer, "out.png")`` draws one answer.
 * ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry.
 * ``parse_formula`` / ``formula_features`` / ``formula_unit_features`` — the parser and the
   features behind them (intensive Magpie-style statistics; the size of the reduced formula).

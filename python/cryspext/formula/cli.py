@@ -38,8 +38,8 @@ def _formula(args) -> int:
     from .predict import predict_formula, predict_formulas
 
     if args.file is not None:
-        if args.formula is not None:
-            raise ValueError("give either a formula or --file, not both")
+        if args.formula is not None or args.png:
+            raise ValueError("--file goes without a formula and without --png")
         formulas = _read_formulas(args.file)
         with warnings.catch_warnings():  # said in the output itself
             warnings.simplefilter("ignore", UserWarning)
@@ -67,6 +67,10 @@ def _formula(args) -> int:
         result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup,
                                  vegard=args.vegard)
     print(json.dumps(result) if args.json else _describe(result, args.spacegroup))
+    if args.png:
+        from .plot import plot_formula
+
+        plot_formula(result, args.png)
     return 0
 
 
@@ -150,6 +154,7 @@ def register(subparsers) -> None:
             "  cryspext formula 'CuSO4·5H2O' --top 2 --json\n"
             "  cryspext formula Al2.6652O4\n"
             "  cryspext formula LiFePO4 --spacegroup 62   (lattice parameters in Pnma)\n"
+            "  cryspext formula Ba0.5Sr0.5TiO3 --png bst.png\n"
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
             "  cryspext formula --file formulas.txt --json > predictions.jsonl\n"
             "Formulas: nested (), [] and {} groups, decimal amounts, hydrates joined by · or *. "
@@ -180,5 +185,7 @@ def register(subparsers) -> None:
                    help="predict every formula of a text file, one per line ('-': standard "
                         "input; '#' starts a comment), in batches (faster than one call each); "
                         "with --json, one JSON object per line")
+    p.add_argument("--png", default=None, metavar="PATH",
+                   help="also draw the answer (probabilities, lattice lengths ± σ) into a PNG file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_formula)
