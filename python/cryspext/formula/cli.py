@@ -144,8 +144,9 @@ def register(subparsers) -> None:
             "Predict the likely Bravais lattices of a compound from its formula alone, each "
             "with its most likely space groups and lattice parameters (a CRYSPNet-style "
             "network ensemble mixed with gradient-boosted trees, trained on Materials "
-            "Project). The ± values are the spread over the networks: large spread = the "
-            "networks disagree. "
+            "Project). ± after a probability is the spread over the network members (large = "
+            "they disagree); ± after a lattice parameter is its calibrated uncertainty σ (about "
+            "68 % of errors fall within it). "
             "With 'cell' instead of a formula, rank space groups from the six cell parameters."
         ),
         epilog=(
