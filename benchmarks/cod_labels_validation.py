@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--halves", choices=["composition", "system"], default="composition",
                     help="split COD into training and scored halves by composition or by "
                     "chemical system (element set)")
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data" / "mp")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
+                    help="shared/data folder with mp/cod_formula_sg.json.gz and mp/mp_ehull.json.gz")
     a = ap.parse_args(argv)
     from sklearn.ensemble import RandomForestClassifier
     from threadpoolctl import threadpool_limits
@@ -63,17 +64,18 @@ def main(argv=None) -> int:
     from cryspext.formula.trees import bin_features, feature_edges
     from cryspext.training import formula as T
     from cryspext.training.formula_trees import BRAVAIS_TREES, _classifier, tree_inputs
-    from cryspext.training.cod import (bravais_indices, cod_features, cod_label_rows,
-                                       has_fractional_amounts, system_halves)
+    from cryspext.formula.vegard import is_fractional
+    from cryspext.training.cod import (COD_FILE, MP_FILE, bravais_indices, cod_features,
+                                       cod_label_rows, system_halves)
     from formula_blend_validation import bravais_top12
 
     t0 = time.perf_counter()
     arr = T.dataset_arrays(T.DEFAULT_CACHE)
     fit, val = T.validation_split(arr, T._split(arr, a.split)[0], a.split)
     X, B = tree_inputs(arr, True), arr["bravais"]
-    comps, sg_cod = cod_label_rows(a.shared / "cod_formula_sg.json.gz", a.shared / "mp_ehull.json.gz")
+    comps, sg_cod = cod_label_rows(a.shared / COD_FILE, a.shared / MP_FILE)
     y_cod, X_cod = bravais_indices(sg_cod), cod_features(comps).astype(X.dtype)
-    fractional = np.array([has_fractional_amounts(c) for c in comps])
+    fractional = np.array([is_fractional(c) for c in comps])
     if a.halves == "composition":
         half = np.random.default_rng(0).permutation(len(comps)) < len(comps) // 2
     else:  # whole chemical systems, in a seeded order, until half of the rows

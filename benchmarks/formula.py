@@ -170,18 +170,18 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
         "cryspext": float(np.mean(models.bravais(XL[fit_rows]).argmax(1) == B[fit_rows])),
         "random forest": float(np.mean(rf_b.predict(XC[fit_rows]) == B[fit_rows]))}
     del rf_b
+    forest_mp = {}
+    if cod_labels:  # what the COD rows do to the forest: the same forest on the MP rows alone
+        rf_mp = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+        forest_mp[FOREST_MP] = rf_scores(rf_mp.fit(XC[train], B[train]), XC[test], len(BRAVAIS))
+        del rf_mp
     scores_b = {
         **parts_b,
         "random forest": p_rf,
+        **forest_mp,
         "mode": freq_scores(B[train], 14, len(test), rng, False),
         "random by frequency": freq_scores(B[train], 14, len(test), rng, True),
     }
-    if cod_labels:  # what the COD rows do to the forest: the same forest on the MP rows alone
-        rf_mp = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
-        p_mp = rf_scores(rf_mp.fit(XC[train], B[train]), XC[test], len(BRAVAIS))
-        del rf_mp
-        scores_b = {m: v for m, v in scores_b.items() if m != "mode" and m != "random by frequency"} | {
-            FOREST_MP: p_mp, "mode": scores_b["mode"], "random by frequency": scores_b["random by frequency"]}
     res["bravais"] = {m: {"top1": float(topk(s, B[test], 1).mean()),
                           "top2": float(topk(s, B[test], 2).mean())} for m, s in scores_b.items()}
     pred_b = {m: np.argmax(s, axis=1) for m, s in scores_b.items()}

@@ -52,7 +52,8 @@ sys.path.insert(0, str(REPO / "python"))
 from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES, spacegroups_of_bravais  # noqa: E402
 from cryspext.formula.parse import as_composition  # noqa: E402
 from cryspext.formula.predict import FEW_TRAINING_FORMULAS, FormulaModels, training_coverage  # noqa: E402
-from cryspext.training.cod import COD_FILE, MP_FILE, cod_halves, has_fractional_amounts  # noqa: E402
+from cryspext.formula.vegard import is_fractional  # noqa: E402
+from cryspext.training.cod import COD_FILE, MP_FILE, cod_halves  # noqa: E402
 from cryspext.training.formula import split_indices  # noqa: E402
 from cryspext.training.formula_confidence import nll  # noqa: E402
 from cryspext.training.formula_trees import tree_inputs  # noqa: E402
@@ -206,7 +207,7 @@ def evaluate_cod(models, forests: dict, n_forest_inputs: int, cod: dict) -> dict
             predicted_sg[m][rows] = groups[p.argmax(axis=1)]
     outside = np.array([not training_coverage(models.formula_card, c)["in_training_range"]
                         for c in compositions])
-    fractional = np.array([has_fractional_amounts(c) for c in compositions])
+    fractional = np.array([is_fractional(c) for c in compositions])
     groups = {"all": np.ones(len(y), bool), "whole": ~fractional, "fractional": fractional,
               "outside": outside}
     out = {"n": int(len(y)), **{f"n {g}": int(sel.sum()) for g, sel in groups.items()},
@@ -249,9 +250,7 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int,
         fit_y = np.concatenate([fit_y, cod["train"]["bravais"]])
         fit_sg = np.concatenate([fit_sg, cod["train"]["sg"]])
     rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0).fit(fit_x, fit_y)
-    p_rf = np.zeros((len(test), len(BRAVAIS)))
-    p_rf[:, rf.classes_] = rf.predict_proba(XC[test])
-    probs[FOREST] = p_rf
+    probs[FOREST] = p_rf = forest_proba(rf, XC[test], range(len(BRAVAIS)))
     y = B[test]
     res = {"split": split, "n_test": int(len(test)), "members": int(members.shape[0]),
            "confidence_constants": models.confidence,

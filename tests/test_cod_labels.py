@@ -18,7 +18,6 @@ from cryspext.training.cod import (
     cod_label_rows,
     cod_training_rows,
     composition_key,
-    has_fractional_amounts,
     system_halves,
 )
 
@@ -26,11 +25,6 @@ from cryspext.training.cod import (
 def test_composition_key_is_by_mole_fraction():
     assert composition_key({"Fe": 2, "O": 3}) == composition_key({"O": 6.0, "Fe": 4.0})
     assert composition_key({"Fe": 1, "O": 1}) != composition_key({"Fe": 0.95, "O": 1})
-
-
-def test_fractional_amounts():
-    assert has_fractional_amounts({"Ba": 0.5, "Sr": 0.5, "Ti": 1, "O": 3})
-    assert not has_fractional_amounts({"Fe": 2.0, "O": 3})
 
 
 def _write(folder, cod_rows, mp_formulas):

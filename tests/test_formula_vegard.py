@@ -51,6 +51,7 @@ def test_vacancies_and_near_whole_amounts_round():
 
 
 def test_whole_number_formulas_have_none():
+    assert is_fractional({"Ba": 0.5, "Sr": 0.5, "Ti": 1, "O": 3})
     assert not is_fractional({"Fe": 2.0, "O": 3.0})
     assert end_members({"Fe": 2.0, "O": 3.0}) == []
 

@@ -28,8 +28,9 @@ def _read_formulas(path: str) -> list[str]:
     """Formulas of a text file, one per line ('-': standard input); blank lines and text after
     '#' are skipped."""
     import sys
+    from pathlib import Path
 
-    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     return [line for line in lines if line]
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formula.vegard import is_fractional
 
 COD_FILE = Path("mp") / "cod_formula_sg.json.gz"  # inside the shared/data folder
 MP_FILE = Path("mp") / "mp_ehull.json.gz"
@@ -43,12 +42,6 @@ def composition_key(composition: dict) -> tuple:
     """A composition as sorted (element, mole fraction to 4 decimals) pairs."""
     total = sum(composition.values())
     return tuple(sorted((el, round(n / total, 4)) for el, n in composition.items()))
-
-
-def has_fractional_amounts(composition: dict) -> bool:
-    """Whether any amount of ``composition`` is not a whole number (a solid solution, a doped
-    or non-stoichiometric compound: Materials Project's formulas never are)."""
-    return is_fractional(composition)
 
 
 def _key_or_none(formula):

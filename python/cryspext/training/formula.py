@@ -1063,9 +1063,9 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         shared = None if args.no_cod else args.shared  # COD labels for the classifiers
-        for fit in (train_formula_trees, train_cell_trees):  # formula_trees.pt, cell_trees.pt
-            extra = (shared,) if fit is train_formula_trees else ()
-            card = fit(args.split, Path(out), args.cache, args.validate, args.threads, 0, *extra)
+        for card in (train_formula_trees(args.split, Path(out), args.cache, args.validate,
+                                         args.threads, shared=shared),
+                     train_cell_trees(args.split, Path(out), args.cache, args.validate, args.threads)):
             print(json.dumps({k: card[k] for k in ("kind", "split", "n_trees", "fit_s",
                                                    "test_metrics")}))
     if args.step == "coverage":
