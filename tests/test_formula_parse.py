@@ -43,6 +43,19 @@ def test_hydrate_adds_the_water():
     assert parse_formula("CaSO4*0.5H2O") == pytest.approx({"Ca": 1, "S": 1, "O": 4.5, "H": 1})
 
 
+def test_a_dot_before_water_is_a_decimal_point_with_a_warning():
+    with pytest.warns(UserWarning, match="CuSO4·5H2O"):
+        assert parse_formula("CuSO4.5H2O") == pytest.approx({"Cu": 1, "S": 1, "O": 5.5, "H": 2})
+    with pytest.warns(UserWarning, match=r"Cu\(NO3\)2·3H2O"):
+        parse_formula("Cu(NO3)2.3H2O")
+    import warnings
+
+    with warnings.catch_warnings():  # plain decimal amounts say nothing
+        warnings.simplefilter("error")
+        for formula in ("Fe0.5H2O", "Li0.5CoO2", "YBa2Cu3O6.95", "CaSO4*0.5H2O"):
+            parse_formula(formula)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, MAX_Z), st.one_of(st.integers(1, 12),
                                                            st.floats(0.05, 9.5))),

@@ -55,8 +55,23 @@ def test_rhombohedral_candidates_also_in_hexagonal_axes():
 
     cand = predict_formula("LiCoO2", spacegroup=166)["candidates"][0]
     hexagonal, lat = cand["hexagonal_setting"], cand["lattice"]
-    np.testing.assert_allclose(hexagonal_to_rhombohedral(hexagonal["a"], hexagonal["c"]),
+    np.testing.assert_allclose(hexagonal_to_rhombohedral(hexagonal["a"]["value"], hexagonal["c"]["value"]),
                                (lat["a"]["value"], lat["alpha"]["value"]), rtol=1e-9)
+    for v in hexagonal.values():
+        assert v["std"] > 0 and v["uncertainty"] > 0
+
+
+def test_hexagonal_uncertainty_matches_sampling():
+    from cryspext.formula.lattice import rhombohedral_to_hexagonal, rhombohedral_to_hexagonal_uncertainty
+
+    rng = np.random.default_rng(0)
+    for a_r, alpha, s_a, s_alpha in ((5.0, 33.0, 0.02, 0.1), (3.5, 60.0, 0.01, 0.2), (6.0, 95.0, 0.05, 0.3)):
+        draws = np.array([rhombohedral_to_hexagonal(a, al) for a, al in
+                          zip(rng.normal(a_r, s_a, 20000), rng.normal(alpha, s_alpha, 20000))])
+        np.testing.assert_allclose(draws.std(axis=0),
+                                   rhombohedral_to_hexagonal_uncertainty(a_r, alpha, s_a, s_alpha), rtol=0.03)
+    assert np.isnan(rhombohedral_to_hexagonal_uncertainty(4.0, 120.0, 0.1, 1.0)).all()
+    assert np.isnan(rhombohedral_to_hexagonal_uncertainty(4.0, 30.0, float("nan"), 1.0)).all()
 
 
 def test_composition_and_string_agree():
@@ -162,7 +177,11 @@ def test_cli_json_and_errors(capsys):
     assert main(["formula", "Xq2"]) == 2
     assert "unknown element" in capsys.readouterr().err
     assert main(["formula", "YbB6", "--top", "1"]) == 0
-    assert "an extrapolation: Yb is in 0 training formulas" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "an extrapolation: Yb is in 0 training formulas" in captured.out
+    assert "note" not in captured.err  # the coverage is said once, in the answer
+    assert main(["formula", "CuSO4.5H2O", "--top", "1"]) == 0  # a note on how it was read
+    assert "note: '.' in formula 'CuSO4.5H2O' is a decimal point" in capsys.readouterr().err
 
 
 def test_cli_spacegroup_given(capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import warnings
@@ -35,6 +36,25 @@ def _read_formulas(path: str) -> list[str]:
     return [line for line in lines if line]
 
 
+@contextlib.contextmanager
+def _reading_notes():
+    """Runs the block with its UserWarnings held back (the training-coverage ones are said in
+    the output itself), then prints how a formula was read (``FormulaReadingWarning``) to
+    standard error as a note."""
+    import sys
+
+    from .parse import FormulaReadingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, FormulaReadingWarning):
+            print(f"cryspext formula: note: {w.message}", file=sys.stderr)
+        elif not issubclass(w.category, UserWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _formula(args) -> int:
     from .predict import predict_formula, predict_formulas
 
@@ -42,8 +62,7 @@ def _formula(args) -> int:
         if args.formula is not None or args.png:
             raise ValueError("--file goes without a formula and without --png")
         formulas = _read_formulas(args.file)
-        with warnings.catch_warnings():  # said in the output itself
-            warnings.simplefilter("ignore", UserWarning)
+        with _reading_notes():
             results = predict_formulas(formulas, top_k=args.top, spacegroup=args.spacegroup,
                                        vegard=args.vegard, progress=len(formulas) > 2048)
         for result in results:
@@ -63,8 +82,7 @@ def _formula(args) -> int:
         return _cell(args)
     if args.cell:
         raise ValueError(f"unexpected extra arguments {args.cell} after the formula")
-    with warnings.catch_warnings():  # said in the output itself
-        warnings.simplefilter("ignore", UserWarning)
+    with _reading_notes():
         result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup,
                                  vegard=args.vegard)
     print(json.dumps(result) if args.json else _describe(result, args.spacegroup))
@@ -109,7 +127,9 @@ def _describe(result: dict, spacegroup: int | None) -> str:
         lines.append(f"   lattice: {lengths}\n            {angles}")
         if "hexagonal_setting" in cand:
             hexagonal = cand["hexagonal_setting"]
-            lines.append(f"            hexagonal axes: a = {hexagonal['a']:.2f} Å  c = {hexagonal['c']:.2f} Å")
+            lines.append("            hexagonal axes: " + "  ".join(
+                f"{k} = {v['value']:.2f}±{v['std'] if math.isnan(v['uncertainty']) else v['uncertainty']:.2f} Å"
+                for k, v in hexagonal.items()))
     return "\n".join(lines)
 
 

@@ -134,6 +134,23 @@ def rhombohedral_to_hexagonal(a_r: float, alpha: float) -> tuple[float, float]:
     return 2.0 * a_r * math.sin(half), a_r * math.sqrt(max(0.0, 3.0 * (1.0 + 2.0 * math.cos(2.0 * half))))
 
 
+def rhombohedral_to_hexagonal_uncertainty(a_r: float, alpha: float, sigma_a: float,
+                                          sigma_alpha: float) -> tuple[float, float]:
+    """(σ_a, σ_c) in Å of ``rhombohedral_to_hexagonal``'s (a, c), to first order, from σ_a (Å)
+    and σ_α (degrees) of the rhombohedral cell taken as independent errors. NaN where c has
+    no derivative (α at 120°, a flat cell) or an input is NaN."""
+    x = math.radians(alpha)
+    root_sq = 3.0 * (1.0 + 2.0 * math.cos(x))
+    if not root_sq > 1e-9:  # at 120° (to rounding) the cell is flat: c = 0, no derivative
+        return math.nan, math.nan
+    root, s_x = math.sqrt(root_sq), math.radians(sigma_alpha)
+    # a = 2 a_r sin(x/2): ∂/∂a_r = 2 sin(x/2), ∂/∂x = a_r cos(x/2)
+    sigma_hex_a = math.hypot(2.0 * math.sin(x / 2.0) * sigma_a, a_r * math.cos(x / 2.0) * s_x)
+    # c = a_r √(3 (1 + 2 cos x)): ∂/∂a_r = the root, ∂/∂x = −3 a_r sin x / root
+    sigma_hex_c = math.hypot(root * sigma_a, 3.0 * a_r * math.sin(x) / root * s_x)
+    return sigma_hex_a, sigma_hex_c
+
+
 def cell_parameters(cell) -> np.ndarray:
     """(a, b, c, α, β, γ) in Å and degrees of a 3×3 cell given as rows."""
     m = np.asarray(cell, dtype=float)

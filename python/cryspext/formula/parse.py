@@ -3,7 +3,9 @@
 Accepted: element symbols with integer or decimal amounts (``"Al2.6652O4"``, ``"Li0.5CoO2"``),
 nested groups in ``()``, ``[]`` or ``{}`` with a multiplier (``"Ca3(Al(SiO4))2"``), hydrates and
 adducts joined by ``·``, ``•``, ``⋅`` or ``*`` with an optional leading count
-(``"CuSO4·5H2O"``, ``"CaSO4*0.5H2O"``). A ``.`` is always a decimal point, never a hydrate dot.
+(``"CuSO4·5H2O"``, ``"CaSO4*0.5H2O"``). A ``.`` is always a decimal point, never a hydrate dot;
+where it looks like one (``"CuSO4.5H2O"``, read as CuSO4.5 H2 O) a ``FormulaReadingWarning`` (a
+``UserWarning``) says so.
 Refused with a ``ValueError`` that says why: charges (``"SO4^2-"``, ``"Fe3+"``), variable
 stoichiometry (``"La2-xSrxCuO4"``), unknown symbols, zero or negative amounts, unbalanced
 brackets. A pymatgen ``Composition`` (or a ``{symbol: amount}`` mapping) is taken as is.
@@ -12,17 +14,25 @@ brackets. A pymatgen ``Composition`` (or a ``{symbol: amount}`` mapping) is take
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 
 from .elements import SYMBOLS
 
-__all__ = ["parse_formula", "as_composition"]
+__all__ = ["parse_formula", "as_composition", "FormulaReadingWarning"]
+
+
+class FormulaReadingWarning(UserWarning):
+    """A formula was read one way where its writer may have meant another."""
+
 
 _HYDRATE_DOTS = "·•⋅*∙"
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _NUMBER = re.compile(r"(\d+(?:\.\d*)?|\.\d+)")
 _SYMBOL = re.compile(r"[A-Z][a-z]{0,2}")
 _KNOWN = set(SYMBOLS)
+# A decimal point followed by a count of water or ammonia: a hydrate written with '.' ?
+_DOT_HYDRATE = re.compile(r"([A-Za-z)\]}][1-9]\d*)\.(\d+)((?:H2O|D2O|NH3)(?![a-z\d]))")
 
 
 def _amount(text: str, pos: int) -> tuple[float, int]:
@@ -94,6 +104,13 @@ def parse_formula(formula: str) -> dict[str, float]:
             f"'-'/'+' inside formula {formula!r}: variable stoichiometry (e.g. 'La2-xSrxCuO4') "
             "and charges are not supported"
         )
+    hydrate = _DOT_HYDRATE.search(text)
+    if hydrate:
+        before, digits, molecule = hydrate.groups()
+        dotted = text[: hydrate.start()] + before + "·" + digits + text[hydrate.start(3):]
+        warnings.warn(f"'.' in formula {formula!r} is a decimal point ({before}.{digits}, then "
+                      f"{molecule}), not a hydrate dot; for a hydrate write {dotted!r}",
+                      FormulaReadingWarning, stacklevel=2)
     total: dict[str, float] = {}
     for part in re.split("[" + re.escape(_HYDRATE_DOTS) + "]", text):
         if not part:

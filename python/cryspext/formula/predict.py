@@ -35,7 +35,8 @@ import numpy as np
 from .cellgeom import TRAINING_LENGTHS, canonical_cell, canonical_features
 from .confidence import full_uncertainties, lattice_uncertainty, member_std, temper
 from .features import FEATURE_NAMES, formula_features, formula_unit_rows
-from .lattice import ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters, rhombohedral_to_hexagonal
+from .lattice import (ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters, rhombohedral_to_hexagonal,
+                      rhombohedral_to_hexagonal_uncertainty)
 from .parse import as_composition
 from .vegard import end_members
 
@@ -349,7 +350,8 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     length set equal to a free one by symmetry shares its std and σ, an angle fixed by symmetry
     has 0). The probabilities are tempered with the card's ``bravais_temperature``. hR lattices
     are given as the rhombohedral cell; their candidates also have ``hexagonal_setting``
-    ({a, c} in Å, the same lattice on hexagonal axes).
+    ({a, c: {value, std, uncertainty}} in Å, the same lattice on hexagonal axes; σ propagated
+    to first order from those of a and α).
 
     The calibration holds for compounds like the training ones (the random split). For
     chemistries newer than Materials Project's bulk, read the probabilities as optimistic: on the
@@ -508,8 +510,7 @@ def _predict(m: FormulaModels, comps: list[dict], texts: list[str], top_k: int, 
                             for n, v in values.items()},
             }
             if b == "hR":  # the hexagonal setting most papers and databases quote
-                a_hex, c_hex = rhombohedral_to_hexagonal(values["a"], values["alpha"])
-                cand["hexagonal_setting"] = {"a": a_hex, "c": c_hex}
+                cand["hexagonal_setting"] = _hexagonal_setting(cand["lattice"], lp[:, r])
             candidates[i][k] = cand
     out = []
     for i, comp in enumerate(comps):
@@ -524,6 +525,20 @@ def _predict(m: FormulaModels, comps: list[dict], texts: list[str], top_k: int, 
             answer["spacegroup"] = int(spacegroup)
         out.append(answer)
     return out
+
+
+def _hexagonal_setting(lattice: dict, members: np.ndarray) -> dict:
+    """{a, c: {value, std, uncertainty}} in Å of an hR candidate on hexagonal axes, from its
+    rhombohedral ``lattice`` entry and the network members' (members, 2) values of (a, α): std
+    over the members converted one by one; σ propagated to first order from the rhombohedral
+    σ of a and α (``lattice.rhombohedral_to_hexagonal_uncertainty``)."""
+    a_r, alpha = lattice["a"], lattice["alpha"]
+    value = rhombohedral_to_hexagonal(a_r["value"], alpha["value"])
+    each = np.array([rhombohedral_to_hexagonal(float(m[0]), float(m[1])) for m in members])
+    sigma = rhombohedral_to_hexagonal_uncertainty(a_r["value"], alpha["value"],
+                                                  a_r["uncertainty"], alpha["uncertainty"])
+    return {n: {"value": float(value[j]), "std": float(each[:, j].std()), "uncertainty": float(sigma[j])}
+            for j, n in enumerate("ac")}
 
 
 def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma: float,
