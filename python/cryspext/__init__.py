@@ -4,7 +4,8 @@ Atoms:     ``classify`` (ARISE-style Bayesian classifier, 108 prototypes), ``spm
            pattern matching maps over large samples), ``descriptors`` (ARISE SOAP).
 Patterns:  ``xrd`` (ideal δ-profiles, space group + volume from a structure or measured pattern).
 Formulas:  ``predict_formula`` (``predict_formulas`` for many), ``predict_cell`` (Bravais lattice,
-           space group, lattice parameters).
+           space group, lattice parameters); ``check_cell`` / ``check_structure`` (does a
+           proposed space group and cell fit the formula?).
 Geometry:  ``neighbor_list``, ``strided_boxes``; ``as_structure`` reads ASE, pymatgen, OVITO, files.
 
 Sub-packages that need torch are imported on first use, so ``import cryspext`` stays light.
@@ -50,6 +51,8 @@ _LAZY = {
     "predict_formula": ("cryspext.formula", "predict_formula"),
     "predict_formulas": ("cryspext.formula", "predict_formulas"),
     "predict_cell": ("cryspext.formula", "predict_cell"),
+    "check_cell": ("cryspext.formula", "check_cell"),
+    "check_structure": ("cryspext.formula", "check_structure"),
     "polycrystal": ("cryspext.build", "polycrystal"),
 }
 _SUBMODULES = {"arise", "descriptors", "xrd", "formula", "build", "models", "training"}

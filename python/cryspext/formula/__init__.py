@@ -4,6 +4,8 @@
   gradient-boosted trees, on Magpie-style features; ``predict_formulas([...])`` for many;
   ``plot.plot_formula(answer, "out.png")`` draws one answer.
 * ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry.
+* ``check_cell(formula, spacegroup, cell)`` / ``check_structure(atoms)`` — how well a proposed
+  space group and cell (an indexing, a CIF) fit what the model expects for the formula.
 * ``parse_formula`` / ``formula_features`` / ``formula_unit_features`` — the parser and the
   features behind them (intensive Magpie-style statistics; the size of the reduced formula).
 
@@ -16,12 +18,15 @@ from __future__ import annotations
 from .features import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES, formula_features, formula_unit_features
 from .lattice import BRAVAIS, BRAVAIS_NAMES, bravais_of_spacegroup
 from .parse import as_composition, parse_formula
+from .check import check_cell, check_structure
 from .predict import FormulaModels, predict_cell, predict_formula, predict_formulas
 
 __all__ = [
     "predict_formula",
     "predict_formulas",
     "predict_cell",
+    "check_cell",
+    "check_structure",
     "parse_formula",
     "as_composition",
     "formula_features",

@@ -1,0 +1,112 @@
+"""How well ``check_cell`` tells a compound's own cell from another compound's cell of the same
+space group, on held-out formulas.
+
+    python benchmarks/formula_check.py [--n 1000] [--threads 2]
+
+Rows: a seeded sample of the *test* formulas of the random split (the shipped formula model never
+saw them; ``cache/formula/dataset.json.gz`` from ``python -m cryspext.training.formula data``).
+For each, ``check_cell`` is asked twice with the row's true space group: with its own conventional
+cell (true), and with the conventional cell of another test formula of the same space group
+(swapped, drawn at random; rows whose group has no other test formula are left out). Reported: the
+shares of max |z| below 1, 2 and 3 for both, the area under the ROC curve of max |z| as a score
+for "not this compound's cell" (the chance that a swapped cell scores above a true one), and the
+ranks of the true Bravais lattice and space group. Writes benchmarks/RESULTS_formula_check.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python"))
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a negative's score > a positive's) + ½ P(equal): the ROC area of the score."""
+    both = np.concatenate([positive, negative])
+    ranks = np.argsort(np.argsort(both, kind="stable"), kind="stable").astype(float) + 1
+    # mid-ranks for ties
+    for v in np.unique(both):
+        same = both == v
+        if same.sum() > 1:
+            ranks[same] = ranks[same].mean()
+    r_neg = ranks[len(positive):].sum()
+    n_pos, n_neg = len(positive), len(negative)
+    return float((r_neg - n_neg * (n_neg + 1) / 2) / (n_pos * n_neg))
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from cryspext.formula.check import check_cell
+    from cryspext.training import formula as T
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1000, help="test formulas sampled (default 1000)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--cache", type=Path, default=T.DEFAULT_CACHE)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS_formula_check.md")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    rows = T.load_dataset(a.cache / "dataset.json.gz")
+    _, test = T.split_indices(rows, "random")
+    rng = np.random.default_rng(0)
+    by_group: dict[int, list[int]] = {}
+    for i in test:
+        by_group.setdefault(rows[i]["sg"], []).append(int(i))
+    sample = [int(i) for i in rng.permutation(test) if len(by_group[rows[i]["sg"]]) > 1][: a.n]
+    warnings.simplefilter("ignore", UserWarning)
+    t0 = time.perf_counter()
+    true_z, swap_z, bravais_rank, group_rank = [], [], [], []
+    for i in sample:
+        r = rows[i]
+        others = [j for j in by_group[r["sg"]] if j != i]
+        j = others[rng.integers(len(others))]
+        own = check_cell(r["formula"], r["sg"], r["conventional"])
+        swapped = check_cell(r["formula"], r["sg"], rows[j]["conventional"])
+        true_z.append(own["max_abs_z"])
+        swap_z.append(swapped["max_abs_z"])
+        bravais_rank.append(own["bravais_rank"])
+        group_rank.append(own["spacegroup_rank"])
+    seconds = time.perf_counter() - t0
+    true_z, swap_z = np.array(true_z), np.array(swap_z)
+    bravais_rank, group_rank = np.array(bravais_rank), np.array(group_rank)
+
+    def pct(x):
+        return f"{100 * float(np.mean(x)):.1f} %"
+
+    lines = [
+        "# Checking a cell against the formula model (`check_cell`)", "",
+        f"Produced by `python benchmarks/formula_check.py --n {a.n}` ({len(sample)} test formulas of "
+        f"the random split, the shipped model; {seconds / 60:.1f} min, {1000 * seconds / (2 * len(sample)):.0f} "
+        "ms per check).", "",
+        "Each formula is checked with its own conventional cell (true) and with the cell of another "
+        "test formula of the same space group (swapped). max |z| is the largest |given − expected| / σ "
+        "over the lattice's free parameters, expected given the space group.", "",
+        "| cell | median max \\|z\\| | max \\|z\\| < 1 | < 2 | < 3 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, z in (("true", true_z), ("swapped", swap_z)):
+        lines.append(f"| {name} | {np.median(z):.2f} | {pct(z < 1)} | {pct(z < 2)} | {pct(z < 3)} |")
+    lines += [
+        "",
+        f"ROC area of max |z| for 'not this compound's cell' (true against swapped): "
+        f"{auc(true_z, swap_z):.3f} (0.5 = no better than chance).", "",
+        f"True Bravais lattice ranked 1 / ≤ 2 / ≤ 3 of 14: {pct(bravais_rank == 1)} / "
+        f"{pct(bravais_rank <= 2)} / {pct(bravais_rank <= 3)}; true space group ranked first in its "
+        f"lattice: {pct(group_rank == 1)}, within the first 3: {pct(group_rank <= 3)}.", "",
+    ]
+    text = "\n".join(lines)
+    a.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
