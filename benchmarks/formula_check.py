@@ -10,7 +10,10 @@ cell (true), and with the conventional cell of another test formula of the same 
 (swapped, drawn at random; rows whose group has no other test formula are left out). Reported: the
 shares of max |z| below 1, 2 and 3 for both, the area under the ROC curve of max |z| as a score
 for "not this compound's cell" (the chance that a swapped cell scores above a true one), and the
-ranks of the true Bravais lattice and space group. Writes benchmarks/RESULTS_formula_check.md.
+ranks of the true Bravais lattice and space group. Also the σ of ``hexagonal_setting`` (propagated
+from the rhombohedral a and α) on every hR test formula: the shares of true hexagonal a and c
+within 1 and 2 σ, next to those of the rhombohedral a and α. Writes
+benchmarks/RESULTS_formula_check.md.
 """
 
 from __future__ import annotations
@@ -39,6 +42,32 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     r_neg = ranks[len(positive):].sum()
     n_pos, n_neg = len(positive), len(negative)
     return float((r_neg - n_neg * (n_neg + 1) / 2) / (n_pos * n_neg))
+
+
+def hexagonal_coverage(rows: list[dict], test) -> list[str]:
+    """Markdown lines: how often the true cell of each hR test formula lies within 1 and 2 σ of
+    ``predict_formula``'s hR candidate, on hexagonal axes and on rhombohedral ones."""
+    from cryspext.formula.predict import predict_formulas
+
+    hr = [int(i) for i in test if rows[i]["bravais"] == "hR"]
+    answers = predict_formulas([rows[i]["formula"] for i in hr], top_k=14)
+    z = {"hexagonal a": [], "hexagonal c": [], "rhombohedral a": [], "rhombohedral α": []}
+    for i, answer in zip(hr, answers):
+        cand = next(c for c in answer["candidates"] if c["bravais"] == "hR")
+        hexagonal, lattice = cand["hexagonal_setting"], cand["lattice"]
+        conventional, rhombohedral = rows[i]["conventional"], rows[i]["params"]
+        for name, v, truth in (("hexagonal a", hexagonal["a"], conventional[0]),
+                               ("hexagonal c", hexagonal["c"], conventional[2]),
+                               ("rhombohedral a", lattice["a"], rhombohedral[0]),
+                               ("rhombohedral α", lattice["alpha"], rhombohedral[3])):
+            z[name].append(abs(v["value"] - truth) / v["uncertainty"])
+    lines = [f"hR candidates on hexagonal axes ({len(hr)} hR test formulas; σ of `hexagonal_setting` "
+             "propagated to first order from the rhombohedral a and α, taken as independent):", "",
+             "| parameter | within 1 σ | within 2 σ |", "|---|---|---|"]
+    for name, v in z.items():
+        v = np.array(v)
+        lines.append(f"| {name} | {100 * np.mean(v < 1):.1f} % | {100 * np.mean(v < 2):.1f} % |")
+    return lines + [""]
 
 
 def main(argv=None) -> int:
@@ -102,6 +131,7 @@ def main(argv=None) -> int:
         f"{pct(bravais_rank <= 2)} / {pct(bravais_rank <= 3)}; true space group ranked first in its "
         f"lattice: {pct(group_rank == 1)}, within the first 3: {pct(group_rank <= 3)}.", "",
     ]
+    lines += hexagonal_coverage(rows, test)
     text = "\n".join(lines)
     a.out.write_text(text)
     print(text)
