@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from cryspext.formula import BRAVAIS, bravais_of_spacegroup, predict_formula
+from cryspext.formula import BRAVAIS, bravais_of_spacegroup, predict_formula, predict_formulas
 from cryspext.formula.lattice import FREE_PARAMETERS, spacegroups_of_bravais
 from cryspext.models import MODELS_DIR
 
@@ -220,7 +220,6 @@ def _same_answers(many, one):
 
 
 def test_predict_formulas_equals_one_at_a_time():
-    from cryspext.formula import predict_formulas
 
     formulas = ["LiFePO4", "Ba0.5Sr0.5TiO3", {"Fe": 2, "O": 3}, "LiCoO2", "Fe0.95O", "NaCl", "LiFePO4"]
     _same_answers(predict_formulas(formulas, top_k=4), [predict_formula(f, top_k=4) for f in formulas])
@@ -254,6 +253,35 @@ def test_cli_file_of_formulas(tmp_path, capsys):
     assert main(["formula", "NaCl", "--file", str(path)]) == 2
     assert main(["formula"]) == 2
     assert "give a formula" in capsys.readouterr().err
+
+
+def test_answers_as_table_rows_and_csv(tmp_path, capsys):
+    import csv
+
+    from cryspext.cli import main
+    from cryspext.formula.table import COLUMNS, answer_rows, write_csv
+
+    answers = predict_formulas(["LiFePO4", "Fe2O3"], top_k=3)
+    rows = answer_rows(answers)
+    assert len(rows) == 6 and all(list(r) == COLUMNS for r in rows)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 1, 2, 3]
+    for row, (answer, k) in zip(rows, [(a, k) for a in answers for k in range(3)]):
+        cand = answer["candidates"][k]
+        assert row["bravais"] == cand["bravais"] and row["probability"] == cand["probability"]
+        assert row["spacegroup"] == cand["spacegroups"][0]["number"]
+        assert row["b"] == cand["lattice"]["b"]["value"] and row["sigma_gamma"] == cand["lattice"]["gamma"]["uncertainty"]
+        assert (row["hexagonal_a"] != "") == (cand["bravais"] == "hR")
+    assert answer_rows(answers[0]) == rows[:3]  # one answer alone
+    path = tmp_path / "out.csv"
+    assert write_csv(answers, path) == 6
+    read = list(csv.DictReader(path.open()))
+    assert [r["formula"] for r in read] == ["LiFePO4"] * 3 + ["Fe2O3"] * 3
+    assert float(read[0]["a"]) == pytest.approx(rows[0]["a"])
+    listing = tmp_path / "formulas.txt"
+    listing.write_text("LiFePO4\nFe2O3\n")
+    assert main(["formula", "--file", str(listing), "--top", "1", "--csv", str(tmp_path / "cli.csv")]) == 0
+    assert "wrote 2 rows" in capsys.readouterr().err
+    assert [r["bravais"] for r in csv.DictReader((tmp_path / "cli.csv").open())] == ["oP", "hR"]
 
 
 def test_plot_formula(tmp_path, capsys):

@@ -4,6 +4,8 @@
   gradient-boosted trees, on Magpie-style features; ``predict_formulas([...])`` for many;
   ``plot.plot_formula(answer, "out.png")`` draws one answer.
 * ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry.
+* ``table.answer_rows`` / ``table.write_csv`` — answers as one flat row per formula and
+  candidate lattice (CSV, pandas).
 * ``check_cell(formula, spacegroup, cell)`` / ``check_structure(atoms)`` — how well a proposed
   space group and cell (an indexing, a CIF) fit what the model expects for the formula.
 * ``parse_formula`` / ``formula_features`` / ``formula_unit_features`` — the parser and the

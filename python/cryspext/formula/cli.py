@@ -59,8 +59,8 @@ def _check(args) -> int:
     """--check / --structure: how well a space group and cell fit the formula model."""
     from .check import check_cell, check_structure
 
-    if args.file is not None or args.png or args.spacegroup is not None or args.cell:
-        raise ValueError("--check and --structure go without --file, --png, --spacegroup and 'cell'")
+    if args.file is not None or args.png or args.csv or args.spacegroup is not None or args.cell:
+        raise ValueError("--check and --structure go without --file, --png, --csv, --spacegroup and 'cell'")
     with _reading_notes():
         if args.structure is not None:
             if args.formula is not None or args.check is not None:
@@ -118,6 +118,8 @@ def _formula(args) -> int:
         with _reading_notes():
             results = predict_formulas(formulas, top_k=args.top, spacegroup=args.spacegroup,
                                        vegard=args.vegard, progress=len(formulas) > 2048)
+        if args.csv:
+            return _write_csv(results, args.csv)
         for result in results:
             print(json.dumps(result) if args.json else _describe(result, args.spacegroup))
         return 0
@@ -138,11 +140,25 @@ def _formula(args) -> int:
     with _reading_notes():
         result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup,
                                  vegard=args.vegard)
-    print(json.dumps(result) if args.json else _describe(result, args.spacegroup))
+    if args.csv:
+        _write_csv(result, args.csv)
+    else:
+        print(json.dumps(result) if args.json else _describe(result, args.spacegroup))
     if args.png:
         from .plot import plot_formula
 
         plot_formula(result, args.png)
+    return 0
+
+
+def _write_csv(results, path: str) -> int:
+    import sys
+
+    from .table import write_csv
+
+    n = write_csv(results, path)
+    print(f"cryspext formula: wrote {n} rows (one per formula and candidate lattice) to {path}",
+          file=sys.stderr)
     return 0
 
 
@@ -232,6 +248,7 @@ def register(subparsers) -> None:
             "  cryspext formula Ba0.5Sr0.5TiO3 --png bst.png\n"
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
             "  cryspext formula --file formulas.txt --json > predictions.jsonl\n"
+            "  cryspext formula --file formulas.txt --csv predictions.csv\n"
             "  cryspext formula LiFePO4 --check 62 10.33 6.01 4.69 90 90 90   (does this cell fit?)\n"
             "  cryspext formula --structure relaxed.cif\n"
             "Formulas: nested (), [] and {} groups, decimal amounts, hydrates joined by · or *. "
@@ -272,5 +289,9 @@ def register(subparsers) -> None:
     p.add_argument("--structure", default=None, metavar="PATH",
                    help="the same check for a structure file (CIF, POSCAR, extxyz, ...): its "
                         "formula, and its space group and cell found by spglib")
+    p.add_argument("--csv", default=None, metavar="PATH",
+                   help="write the answers as a table instead: one row per formula and candidate "
+                        "lattice (probability, likeliest space group, a b c in Å and alpha beta "
+                        "gamma in degrees with their σ), for spreadsheets and pandas")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_formula)
