@@ -93,9 +93,8 @@ def check_cell(formula, spacegroup: int, cell, model_dir: str | Path | None = No
                                   vegard=vegard)
         given = predict_formula(comp, top_k=1, model_dir=model_dir, spacegroup=spacegroup,
                                 vegard=vegard)["candidates"][0]
-    if caught:  # the training-coverage warning, once
-        w = caught[0]
-        warnings.warn(str(w.message), w.category, stacklevel=2)
+    for message in dict.fromkeys((str(w.message), w.category) for w in caught):
+        warnings.warn(message[0], message[1], stacklevel=2)  # each once (both calls warn alike)
     names = [c["bravais"] for c in ranking["candidates"]]
     cand = ranking["candidates"][names.index(bravais)]
     groups = [s["number"] for s in cand["spacegroups"]]
