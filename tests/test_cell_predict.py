@@ -171,3 +171,45 @@ def test_primitive_cells_of_centred_cubic_lattices(name, structure, a, bravais):
     res = predict_cell(*params, top_k=3)
     assert res["lattice_type"] == structure.upper()
     assert res["spacegroups"][0]["bravais"] == bravais
+
+
+@shipped
+def test_formula_and_cell_combined():
+    """predict_cell(..., formula=...): P(formula) · P(cell) / P(group), renormalised; a cubic cell
+    that the cell alone calls Pm-3m becomes Fm-3m for NaCl and stays Pm-3m for CsCl."""
+    from cryspext.formula.predict import FormulaModels, _models
+
+    cell = (4.0, 4.0, 4.0, 90, 90, 90)
+    alone = predict_cell(*cell, top_k=230)
+    assert alone["spacegroups"][0]["number"] == 221
+    nacl = predict_cell(*cell, top_k=230, formula="NaCl")
+    assert nacl["spacegroups"][0]["number"] == 225 and nacl["formula"] == "NaCl"
+    assert predict_cell(*cell, top_k=1, formula="CsCl")["spacegroups"][0]["number"] == 221
+    m = _models(None)
+    assert isinstance(m, FormulaModels)
+    from_formula = m.spacegroup_distribution(m.features([{"Na": 1, "Cl": 1}]))[0]
+    assert from_formula.sum() == pytest.approx(1, abs=1e-5)
+    cell_p = {s["number"]: s["probability"] for s in alone["spacegroups"]}
+    expected = np.array([from_formula[g - 1] * cell_p[g] for g in range(1, 231)]) / m.spacegroup_prior()
+    expected /= expected.sum()
+    got = {s["number"]: s for s in nacl["spacegroups"]}
+    assert len(got) == 230 and sum(s["probability"] for s in got.values()) == pytest.approx(1)
+    for g in (225, 221, 216):
+        assert got[g]["probability"] == pytest.approx(expected[g - 1], rel=1e-6)
+        assert got[g]["cell_probability"] == pytest.approx(cell_p[g])
+        assert got[g]["formula_probability"] == pytest.approx(from_formula[g - 1])
+    with pytest.warns(UserWarning, match="Yb"):
+        predict_cell(*cell, formula="YbB6")
+    with pytest.raises(ValueError, match="unknown element"):
+        predict_cell(*cell, formula="Xx2")
+
+
+@shipped
+def test_cli_cell_with_formula(capsys):
+    from cryspext.cli import main
+
+    assert main(["formula", "cell", "4", "4", "4", "90", "90", "90", "--of", "NaCl", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "together" in out and "225 Fm-3m" in out.splitlines()[2]
+    assert main(["formula", "NaCl", "--of", "KCl"]) == 2
+    assert "--of goes with 'cell'" in capsys.readouterr().err

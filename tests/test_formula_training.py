@@ -88,6 +88,8 @@ def test_cards_record_what_the_training_formulas_cover(tiny_models):
     j = FEATURE_NAMES.index("x_Fe")
     assert cover["formulas_per_element"].get("Fe", 0) == int(np.sum(arr["X"][train, j] > 0)) > 0
     assert cover["atoms_per_formula_unit"] == [1.0, 7.0]
+    groups, counts = np.unique(arr["sg"][train], return_counts=True)
+    assert cover["formulas_per_spacegroup"] == {str(g): int(n) for g, n in zip(groups, counts)}
     del card["training_coverage"]
     (out / "formula.json").write_text(json.dumps(card))
     assert main(["coverage", "--split", "future", "--cache", str(out.parent), "--out", str(out)]) == 0

@@ -3,7 +3,8 @@
 * ``predict_formula("LiFePO4", top_k=3)`` — CRYSPNet-style network ensembles mixed with
   gradient-boosted trees, on Magpie-style features; ``predict_formulas([...])`` for many;
   ``plot.plot_formula(answer, "out.png")`` draws one answer.
-* ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry.
+* ``predict_cell(a, b, c, alpha, beta, gamma)`` — space group from the cell geometry; with
+  ``formula=...`` from the cell and the formula together.
 * ``table.answer_rows`` / ``table.write_csv`` — answers as one flat row per formula and
   candidate lattice (CSV, pandas).
 * ``check_cell(formula, spacegroup, cell)`` / ``check_structure(atoms)`` — how well a proposed

@@ -109,6 +109,8 @@ def _describe_check(r: dict) -> str:
 def _formula(args) -> int:
     from .predict import predict_formula, predict_formulas
 
+    if args.cell_formula is not None and args.formula != "cell":
+        raise ValueError("--of goes with 'cell': cryspext formula cell A B C ALPHA BETA GAMMA --of FORMULA")
     if args.check is not None or args.structure is not None:
         return _check(args)
     if args.file is not None:
@@ -209,9 +211,8 @@ def _cell(args) -> int:
         values = [float(v) for v in args.cell]
     except ValueError:
         raise ValueError(f"cell parameters must be numbers, got {args.cell}") from None
-    with warnings.catch_warnings():  # said below, in the output itself
-        warnings.simplefilter("ignore", UserWarning)
-        result = predict_cell(*values, top_k=args.top)
+    with _reading_notes():  # the coverage is said below, in the output itself
+        result = predict_cell(*values, top_k=args.top, formula=args.cell_formula)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -220,9 +221,19 @@ def _cell(args) -> int:
           f"{r[0]:.3f} {r[1]:.3f} {r[2]:.3f} Å, {r[3]:.2f} {r[4]:.2f} {r[5]:.2f}°")
     if not result["in_training_range"]:
         print("(its lengths leave the range of the training cells: an extrapolation)")
+    coverage = result.get("training_coverage")
+    if coverage and not coverage["in_training_range"]:
+        print(f"(the formula is an extrapolation: {'; '.join(coverage['reasons'])})")
+    if "formula" in result:
+        print(f"space groups from this cell and the formula {result['formula']} together "
+              "(p; from the cell alone, from the formula alone):")
     for i, s in enumerate(result["spacegroups"], 1):
-        print(f"{i}. space group {s['number']:>3} {_sg_symbol(s['number']):<12} "
-              f"({s['bravais']})  p = {s['probability']:.2f} ± {s['spread']:.2f}")
+        line = f"{i}. space group {s['number']:>3} {_sg_symbol(s['number']):<12} ({s['bravais']})  p = {s['probability']:.2f}"
+        if "spread" in s:
+            line += f" ± {s['spread']:.2f}"
+        else:
+            line += f"  (cell {s['cell_probability']:.2f}, formula {s['formula_probability']:.2f})"
+        print(line)
     return 0
 
 
@@ -247,6 +258,7 @@ def register(subparsers) -> None:
             "  cryspext formula LiFePO4 --spacegroup 62   (lattice parameters in Pnma)\n"
             "  cryspext formula Ba0.5Sr0.5TiO3 --png bst.png\n"
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
+            "  cryspext formula cell 10.33 6.01 4.69 90 90 90 --of LiFePO4   (cell and formula)\n"
             "  cryspext formula --file formulas.txt --json > predictions.jsonl\n"
             "  cryspext formula --file formulas.txt --csv predictions.csv\n"
             "  cryspext formula LiFePO4 --check 62 10.33 6.01 4.69 90 90 90   (does this cell fit?)\n"
@@ -293,5 +305,8 @@ def register(subparsers) -> None:
                    help="write the answers as a table instead: one row per formula and candidate "
                         "lattice (probability, likeliest space group, a b c in Å and alpha beta "
                         "gamma in degrees with their σ), for spreadsheets and pandas")
+    p.add_argument("--of", dest="cell_formula", default=None, metavar="FORMULA",
+                   help="with 'cell': the compound's formula too; the space groups are then ranked "
+                        "from the cell and the formula together (much surer than either alone)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_formula)

@@ -406,16 +406,19 @@ def network_inputs(arr: dict, formula_unit: bool = NETWORK_FORMULA_UNIT_INPUTS
 def training_coverage(arr: dict, rows: np.ndarray) -> dict:
     """What the training formulas ``rows`` cover, for the card (``predict_formula`` flags
     formulas outside it): ``formulas_per_element`` (element → number of training formulas that
-    contain it; elements in none are left out) and ``atoms_per_formula_unit`` ([min, max] atoms
-    of the reduced formulas)."""
+    contain it; elements in none are left out), ``atoms_per_formula_unit`` ([min, max] atoms
+    of the reduced formulas) and ``formulas_per_spacegroup`` (space group → training formulas;
+    the prior that ``predict_cell(..., formula=...)`` divides by)."""
     from ..formula.features import FEATURE_NAMES, formula_unit_rows
 
     x = arr["X"][rows]
     counts = {n[2:]: int(np.count_nonzero(x[:, j] > 0)) for j, n in enumerate(FEATURE_NAMES)
               if n.startswith("x_")}
     atoms = formula_unit_rows([str(f) for f in arr["formula"][rows]])[:, 0]
+    groups, per_group = np.unique(arr["sg"][rows], return_counts=True)
     return {"formulas_per_element": {el: n for el, n in counts.items() if n},
-            "atoms_per_formula_unit": [float(atoms.min()), float(atoms.max())]}
+            "atoms_per_formula_unit": [float(atoms.min()), float(atoms.max())],
+            "formulas_per_spacegroup": {str(int(g)): int(n) for g, n in zip(groups, per_group)}}
 
 
 def _logged(X: np.ndarray, log_columns: tuple[int, int]) -> np.ndarray:
@@ -1073,7 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
         cov = add_training_coverage(args.cache, args.split, Path(out))
         print(f"wrote training_coverage onto {Path(out) / 'formula.json'}: "
               f"{len(cov['formulas_per_element'])} elements, atoms per formula unit "
-              f"{cov['atoms_per_formula_unit']}")
+              f"{cov['atoms_per_formula_unit']}, {len(cov['formulas_per_spacegroup'])} space groups")
     if args.step == "merge":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         sources = []
