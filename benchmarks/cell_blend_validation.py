@@ -24,6 +24,37 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 
+def fit_validation_cell_models(arr: dict, fit: np.ndarray, members: int):
+    """The cell model's two parts fitted on the rows ``fit`` alone (the shipped recipe):
+    (``members`` cell networks as a ``CellEnsemble``, the cell trees, their bin edges)."""
+    from threadpoolctl import threadpool_limits
+
+    from cryspext.formula.cellnet import CellEnsemble
+    from cryspext.formula.trees import bin_features, feature_edges
+    from cryspext.training.cell import CELL_CONFIG, fit_cell_member, fit_rows
+    from cryspext.training.formula_trees import CELL_TREES, _classifier
+
+    C_fit, y_fit = fit_rows(arr, fit)
+    edges = feature_edges(C_fit)
+    with threadpool_limits(1):
+        trees = _classifier(CELL_TREES, 0).fit(bin_features(C_fit, edges), y_fit)
+    nets = CellEnsemble([fit_cell_member(C_fit, y_fit, seed=400 + m, config=CELL_CONFIG)
+                         for m in range(members)])
+    return nets, trees, edges
+
+
+def validation_cell_parts(models, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(networks' mean, trees) (n, 230) probabilities of ``fit_validation_cell_models``'s
+    models for cell features ``X``."""
+    from cryspext.formula.trees import bin_features
+    from cryspext.training.cell import _predict
+
+    nets, trees, edges = models
+    p_tree = np.zeros((len(X), 230))
+    p_tree[:, trees.classes_ - 1] = trees.predict_proba(bin_features(X, edges))
+    return _predict(nets, X), p_tree
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=["random", "future"], default="future")
@@ -31,33 +62,22 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default="0.3,0.5,0.7")
     a = ap.parse_args(argv)
     import torch
-    from threadpoolctl import threadpool_limits
 
-    from cryspext.formula.cellnet import CellEnsemble
-    from cryspext.formula.trees import bin_features, feature_edges
     from cryspext.formula.predict import mix_parts
     from cryspext.training import formula as T
-    from cryspext.training.cell import CELL_CONFIG, _predict, fit_cell_member, fit_rows, forest_scores, topk
-    from cryspext.training.formula_trees import CELL_TREES, _classifier
+    from cryspext.training.cell import fit_rows, forest_scores, topk
 
     torch.set_num_threads(1)
     t0 = time.time()
     arr = T.dataset_arrays(T.DEFAULT_CACHE)
     train, _test = T._split(arr, a.split)
     fit, val = T.validation_split(arr, train, a.split)
-    C_fit, y_fit = fit_rows(arr, fit)
-    edges = feature_edges(C_fit)
-    with threadpool_limits(1):
-        trees = _classifier(CELL_TREES, 0).fit(bin_features(C_fit, edges), y_fit)
-    nets = CellEnsemble([fit_cell_member(C_fit, y_fit, seed=400 + m, config=CELL_CONFIG)
-                         for m in range(a.members)])
+    models = fit_validation_cell_models(arr, fit, a.members)
     sets = {"conventional": (arr["C"][val], arr["sg"][val]),
             "primitive": (arr["C_primitive"][val], arr["sg"][val])}
-    forest = forest_scores(C_fit, y_fit, sets)
+    forest = forest_scores(*fit_rows(arr, fit), sets)
     for name, (X, y) in sets.items():
-        p_net = _predict(nets, X)
-        p_tree = np.zeros((len(X), 230))
-        p_tree[:, trees.classes_ - 1] = trees.predict_proba(bin_features(X, edges))
+        p_net, p_tree = validation_cell_parts(models, X)
         rows = {"networks": topk(p_net, y), "trees": topk(p_tree, y), "random forest": forest[name]}
         for w in (float(v) for v in a.weights.split(",")):
             rows[f"mix {w:g}"] = topk(mix_parts(p_net, p_tree, w), y)

@@ -8,7 +8,8 @@ Each split's own models (random: the shipped ones; future: ``cache/formula/futur
 by the formula model (``FormulaModels.spacegroup_distribution``), by the cell model (its
 conventional cell, and a primitive cell), and by the two combined as ``predict_cell`` does (naive
 Bayes: P(formula) · P(cell) / P(group), P(group) from the training formulas' counts on the card).
-For reference, the product without dividing by the prior. The baseline is a random forest fitted
+For reference, the product without dividing by the prior. NLL: the mean negative log-likelihood
+of the true group (lower is better; it scores the probabilities, not only the ranking). The baseline is a random forest fitted
 in the same run on the formula features next to the cell features (the same columns both models
 read), on the training formulas' conventional cells and the primitive cells of the centred ones
 (the cell model's training rows), ``--trees`` trees (230-class forests are memory hungry). Writes
@@ -33,6 +34,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 def topk(p: np.ndarray, y: np.ndarray, k: int) -> float:
     """Share (%) of rows whose label ``y`` (0-based) is among the ``k`` largest of ``p``."""
     return 100.0 * float(np.mean((np.argsort(-p, axis=1)[:, :k] == y[:, None]).any(axis=1)))
+
+
+def nll(p: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of labels ``y`` (0-based) under scores ``p`` normalised
+    per row (probabilities below 1e-12 count as 1e-12, so a forest's zero costs 27.6)."""
+    q = p / p.sum(axis=1, keepdims=True)
+    return float(-np.log(np.maximum(q[np.arange(len(y)), y], 1e-12)).mean())
 
 
 def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -> list[str]:
@@ -69,9 +77,9 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
             rf, np.column_stack([XF[test], C[test]]), 230)
     del rf
     lines = [f"## Split `{split}` ({len(train)} train / {len(test)} test formulas)", "",
-             "| method | SG top-1 | SG top-3 |", "|---|---|---|"]
+             "| method | SG top-1 | SG top-3 | NLL |", "|---|---|---|---|"]
     for name, p in scores.items():
-        lines.append(f"| {name} | {topk(p, y, 1):.1f} % | {topk(p, y, 3):.1f} % |")
+        lines.append(f"| {name} | {topk(p, y, 1):.1f} % | {topk(p, y, 3):.1f} % | {nll(p, y):.2f} |")
     lines += ["", f"cryspext's scores for the {len(test)} test formulas: {seconds:.0f} s; the "
               f"forest's fit: {fit_s:.0f} s ({trees} trees, {threads} threads).", ""]
     return lines
