@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     sample = [int(i) for i in rng.permutation(test) if len(by_group[rows[i]["sg"]]) > 1][: a.n]
     warnings.simplefilter("ignore", UserWarning)
     t0 = time.perf_counter()
-    true_z, swap_z, bravais_rank, group_rank = [], [], [], []
+    true_z, swap_z, bravais_rank, group_rank, with_cell_rank = [], [], [], [], []
     for i in sample:
         r = rows[i]
         others = [j for j in by_group[r["sg"]] if j != i]
@@ -103,9 +103,10 @@ def main(argv=None) -> int:
         swap_z.append(swapped["max_abs_z"])
         bravais_rank.append(own["bravais_rank"])
         group_rank.append(own["spacegroup_rank"])
+        with_cell_rank.append(own["with_cell"]["rank"])
     seconds = time.perf_counter() - t0
     true_z, swap_z = np.array(true_z), np.array(swap_z)
-    bravais_rank, group_rank = np.array(bravais_rank), np.array(group_rank)
+    bravais_rank, group_rank, with_cell_rank = np.array(bravais_rank), np.array(group_rank), np.array(with_cell_rank)
 
     def pct(x):
         return f"{100 * float(np.mean(x)):.1f} %"
@@ -129,7 +130,9 @@ def main(argv=None) -> int:
         f"{auc(true_z, swap_z):.3f} (0.5 = no better than chance).", "",
         f"True Bravais lattice ranked 1 / ≤ 2 / ≤ 3 of 14: {pct(bravais_rank == 1)} / "
         f"{pct(bravais_rank <= 2)} / {pct(bravais_rank <= 3)}; true space group ranked first in its "
-        f"lattice: {pct(group_rank == 1)}, within the first 3: {pct(group_rank <= 3)}.", "",
+        f"lattice: {pct(group_rank == 1)}, within the first 3: {pct(group_rank <= 3)}; given the "
+        f"formula and the true cell together (`with_cell`), first of 230: {pct(with_cell_rank == 1)}, "
+        f"within the first 3: {pct(with_cell_rank <= 3)}.", "",
     ]
     lines += hexagonal_coverage(rows, test)
     text = "\n".join(lines)

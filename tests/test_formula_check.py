@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cryspext.formula.check import check_cell, check_structure
-from cryspext.formula.predict import predict_formula
+from cryspext.formula.predict import predict_cell, predict_formula
 
 
 def test_a_known_cell_fits_and_the_numbers_are_predict_formulas():
@@ -22,6 +22,8 @@ def test_a_known_cell_fits_and_the_numbers_are_predict_formulas():
     assert list(r["lattice"]) == ["a"] and a["predicted"] == told["value"]
     assert a["z"] == pytest.approx((5.64 - told["value"]) / told["uncertainty"])
     assert r["max_abs_z"] == abs(a["z"]) < 2
+    both = predict_cell(5.64, 5.64, 5.64, 90, 90, 90, top_k=1, formula="NaCl")["spacegroups"][0]
+    assert r["with_cell"] == {"probability": both["probability"], "rank": 1} and both["number"] == 225
     json.dumps(r)  # plain JSON types
 
 
@@ -34,6 +36,7 @@ def test_a_wrong_cell_or_group_stands_out():
     assert set(triclinic["lattice"]) == {"a", "b", "c", "alpha", "beta", "gamma"}
     rare = check_cell("NaCl", 196, (5.64, 5.64, 5.64, 90, 90, 90))  # F23, also cF
     assert rare["spacegroup_rank"] > fits["spacegroup_rank"] == 1
+    assert rare["with_cell"]["rank"] > fits["with_cell"]["rank"] == 1
 
 
 def test_rhombohedral_groups_on_either_axes_agree():

@@ -95,7 +95,8 @@ def _describe_check(r: dict) -> str:
               f"(p = {r['bravais_probability']:.2f})",
               f"   space group {sg}: rank {r['spacegroup_rank']} of "
               f"{len(spacegroups_of_bravais(r['bravais']))} in {r['bravais']} "
-              f"(p = {r['spacegroup_probability']:.2f} given {r['bravais']})"]
+              f"(p = {r['spacegroup_probability']:.2f} given {r['bravais']}); rank "
+              f"{r['with_cell']['rank']} of 230 given this cell too (p = {r['with_cell']['probability']:.2f})"]
     for n, v in r["lattice"].items():
         unit = "°" if n in ("alpha", "beta", "gamma") else " Å"
         lines.append(f"   {n:<5} given {v['given']:.3f}{unit}, expected {v['predicted']:.3f} "

@@ -244,10 +244,13 @@ class FormulaModels:
         """(n, 230) probabilities of space groups 1..230 of the whole formula model: each
         lattice's calibrated Bravais probability (``bravais``) times its space groups'
         probabilities given it (``spacegroup``)."""
-        bravais = self.bravais(X)
+        raw = self.raw_outputs(X)  # the members run once for all 14 lattices
+        bravais = self.calibrated_bravais(self.heads(raw, BRAVAIS[0])[0].mean(axis=0),
+                                          self.tree_output("bravais", X))
         out = np.zeros((len(bravais), 230))
         for k, b in enumerate(BRAVAIS):
-            groups, p = self.spacegroup(X, b)
+            groups = self.formula_card["spacegroup_classes"][b]
+            p = self.mix(self.heads(raw, b)[1].mean(axis=0), self.tree_output("spacegroup", X, k))
             out[:, np.asarray(groups) - 1] = bravais[:, k:k + 1] * p
         return out
 
