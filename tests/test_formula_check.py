@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cryspext.formula.check import check_cell, check_structure
 from cryspext.formula.predict import predict_cell, predict_formula
@@ -114,3 +117,32 @@ def test_cli_check(capsys, tmp_path):
     assert main(["formula", "--structure", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["spacegroup"] == 225
     assert main(["formula", "NaCl", "--structure", str(path)]) == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 230), st.floats(2.5, 25.0), st.floats(2.5, 25.0), st.floats(2.5, 25.0),
+       st.floats(60.0, 120.0), st.floats(60.0, 120.0), st.floats(60.0, 120.0), st.booleans())
+def test_any_cell_of_any_group_gets_finite_ranks_and_z(sg, a, b, c, alpha, beta, gamma, hexagonal_axes):
+    """Cells built with the metric of their group's lattice (free values drawn at random) are
+    accepted, and the answer is complete and finite; a drawn triplet of angles that forms no cell
+    is refused with ValueError, never anything else."""
+    from cryspext.formula.lattice import FREE_PARAMETERS, bravais_of_spacegroup, full_parameters
+    from cryspext.formula.lattice import rhombohedral_to_hexagonal
+
+    bravais = bravais_of_spacegroup(sg)
+    drawn = dict(a=a, b=b, c=c, alpha=alpha, beta=beta, gamma=gamma)
+    if bravais == "hR":
+        drawn["alpha"] = min(alpha, 100.0)
+    p = full_parameters(bravais, {n: drawn[n] for n in FREE_PARAMETERS[bravais]})
+    cell = [p[n] for n in ("a", "b", "c", "alpha", "beta", "gamma")]
+    if bravais == "hR" and hexagonal_axes:
+        a_hex, c_hex = rhombohedral_to_hexagonal(p["a"], p["alpha"])
+        cell = [a_hex, a_hex, c_hex, 90.0, 90.0, 120.0]
+    try:
+        r = check_cell("LiFePO4", sg, cell)
+    except ValueError as err:
+        assert bravais == "aP" and "do not form a cell" in str(err)
+        return
+    assert 1 <= r["bravais_rank"] <= 14 and 1 <= r["with_cell"]["rank"] <= 230
+    assert set(r["lattice"]) == set(FREE_PARAMETERS[bravais])
+    assert all(math.isfinite(v["z"]) for v in r["lattice"].values()) and math.isfinite(r["max_abs_z"])
