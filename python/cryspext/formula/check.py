@@ -84,33 +84,37 @@ def check_cell(formula, spacegroup: int, cell, model_dir: str | Path | None = No
     model without calibrated σ). Raises ``ValueError`` for a space group outside 1–230, a cell
     that is not one (``predict_cell``'s checks) or whose metric is not the group's lattice.
     """
-    from .predict import predict_cell, predict_formula
+    from .predict import _models, predict_cell, predict_formula
 
     bravais = bravais_of_spacegroup(spacegroup)  # checks 1..230
     spacegroup = int(spacegroup)
     params = _check(cell)
     free = _in_lattice(bravais, params)
     comp = as_composition(formula)  # read once: any note on how it was read is said once
+    m = _models(str(model_dir) if model_dir else None)
+    x = m.features([comp])
+    # The same probabilities and orders as predict_formula's ranking, without its lattice
+    # parameters for every lattice.
+    p_bravais = m.bravais(x)[0]
+    groups, p_group = m.spacegroup(x, bravais)
+    p_group = p_group[0]
+    by_bravais = [BRAVAIS[k] for k in np.argsort(-p_bravais)]
+    by_group = [groups[g] for g in np.argsort(-p_group)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        ranking = predict_formula(comp, top_k=len(BRAVAIS), n_spacegroups=230, model_dir=model_dir,
-                                  vegard=vegard)
-        given = predict_formula(comp, top_k=1, model_dir=model_dir, spacegroup=spacegroup,
-                                vegard=vegard)["candidates"][0]
+        answer = predict_formula(comp, top_k=1, model_dir=model_dir, spacegroup=spacegroup, vegard=vegard)
         with_cell = predict_cell(*params, top_k=230, model_dir=model_dir, formula=comp)["spacegroups"]
     for message in dict.fromkeys((str(w.message), w.category) for w in caught):
         warnings.warn(message[0], message[1], stacklevel=2)  # each once (both calls warn alike)
-    names = [c["bravais"] for c in ranking["candidates"]]
-    cand = ranking["candidates"][names.index(bravais)]
-    groups = [s["number"] for s in cand["spacegroups"]]
+    given = answer["candidates"][0]
     out = {
-        "formula": formula if isinstance(formula, str) else ranking["formula"],
+        "formula": formula if isinstance(formula, str) else answer["formula"],
         "spacegroup": spacegroup,
         "bravais": bravais,
-        "bravais_probability": cand["probability"],
-        "bravais_rank": names.index(bravais) + 1,
-        "spacegroup_probability": cand["spacegroups"][groups.index(spacegroup)]["probability"],
-        "spacegroup_rank": groups.index(spacegroup) + 1,
+        "bravais_probability": float(p_bravais[BRAVAIS.index(bravais)]),
+        "bravais_rank": by_bravais.index(bravais) + 1,
+        "spacegroup_probability": float(p_group[groups.index(spacegroup)]),
+        "spacegroup_rank": by_group.index(spacegroup) + 1,
         "with_cell": next({"probability": s["probability"], "rank": r}
                           for r, s in enumerate(with_cell, 1) if s["number"] == spacegroup),
         "lattice": {},
@@ -124,8 +128,8 @@ def check_cell(formula, spacegroup: int, cell, model_dir: str | Path | None = No
     zs = [abs(v["z"]) for v in out["lattice"].values() if not math.isnan(v["z"])]
     out["max_abs_z"] = max(zs) if zs else math.nan
     for key in ("end_members", "training_coverage"):
-        if key in ranking:
-            out[key] = ranking[key]
+        if key in answer:
+            out[key] = answer[key]
     return out
 
 
@@ -141,6 +145,7 @@ def check_structure(structure, symprec: float = SYMPREC, angle_tolerance: float 
         raise ImportError("check_structure needs spglib: pip install spglib") from None
     from ..structure import as_structure
     from .elements import SYMBOLS
+    from .features import reduced_amounts
 
     s = as_structure(structure)
     if len(s.numbers) == 0:
@@ -152,11 +157,11 @@ def check_structure(structure, symprec: float = SYMPREC, angle_tolerance: float 
     if ds is None:
         raise ValueError(f"spglib found no symmetry for this structure at symprec {symprec} Å "
                          "(overlapping atoms?)")
-    counts: dict[str, int] = {}
+    counts: dict[str, float] = {}
     for z in s.numbers:
-        counts[SYMBOLS[int(z) - 1]] = counts.get(SYMBOLS[int(z) - 1], 0) + 1
-    unit = math.gcd(*counts.values())  # the reduced formula: Na4Cl4 of a conventional cell is NaCl
-    counts = {el: n // unit for el, n in counts.items()}
-    out = check_cell(counts, int(ds.number), cell_parameters(ds.std_lattice), model_dir=model_dir)
+        counts[SYMBOLS[int(z) - 1]] = counts.get(SYMBOLS[int(z) - 1], 0.0) + 1.0
+    # the reduced formula: Na4Cl4 of a conventional cell is NaCl
+    reduced = dict(zip(counts, reduced_amounts(list(counts.values())).tolist()))
+    out = check_cell(reduced, int(ds.number), cell_parameters(ds.std_lattice), model_dir=model_dir)
     out["symprec"] = float(symprec)
     return out
