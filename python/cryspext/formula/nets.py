@@ -16,7 +16,8 @@ from torch import nn
 
 __all__ = ["MLP", "HalfLinear", "FrozenMLP", "JointEnsemble", "dense_stack", "fold_batchnorm", "freeze",
            "ElementEncoder", "ElementMLP", "FrozenElementMLP", "freeze_element",
-           "HalfElementEncoder", "half_element_member"]
+           "HalfElementEncoder", "half_element_member", "TunableMLP", "tunable_encoder",
+           "tunable_member", "freeze_tuned"]
 
 
 class FeatureEmbedding(nn.Module):
@@ -388,3 +389,84 @@ def half_element_member(member: nn.Module) -> FrozenElementMLP:
     """A ``FrozenElementMLP`` (or its TorchScript form) with its encoder stored in float16
     (``HalfElementEncoder``); the MLP part is already float16."""
     return FrozenElementMLP(HalfElementEncoder(member.encoder), member.mlp)
+
+
+# ------------------------------------------------------------------------------------------
+# Fine-tuning: trainable float32 copies of frozen members (same function), and back
+# ------------------------------------------------------------------------------------------
+
+def _linear_copy(m: nn.Module) -> nn.Linear:
+    """A float32 ``nn.Linear`` with the weights of ``m`` (``nn.Linear`` or ``HalfLinear``,
+    either possibly a TorchScript module)."""
+    w = m.weight if hasattr(m, "weight") else m.w
+    b = m.bias if hasattr(m, "bias") else m.b
+    out = nn.Linear(int(w.shape[1]), int(w.shape[0]))
+    with torch.no_grad():
+        out.weight.copy_(w.float())
+        out.bias.copy_(b.float())
+    return out
+
+
+class TunableMLP(FrozenMLP):
+    """A ``FrozenMLP`` whose weights are float32 parameters again: the same function (inherited
+    ``forward``), trainable. For fine-tuning a trained member on new rows without its training
+    form (BatchNorm is already folded, so none is used); ``freeze()`` gives a ``FrozenMLP``."""
+
+    def __init__(self, frozen: nn.Module):
+        nn.Module.__init__(self)  # the layers are copied from ``frozen``, not created
+        self.log_start, self.log_stop = int(frozen.log_start), int(frozen.log_stop)
+        self.n_emb = int(frozen.emb_w.shape[0])
+        if self.n_emb:
+            self.emb_w = nn.Parameter(frozen.emb_w.detach().float().clone())
+            self.emb_b = nn.Parameter(frozen.emb_b.detach().float().clone())
+        else:
+            self.register_buffer("emb_w", torch.zeros(0, 0))
+            self.register_buffer("emb_b", torch.zeros(0, 0))
+        self.n_layers = int(frozen.n_layers)
+        self.layers = nn.ModuleList([_linear_copy(getattr(frozen.layers, str(i)))
+                                     for i in range(self.n_layers)])
+        for name in ("x_mean", "x_std", "lo", "hi"):
+            self.register_buffer(name, getattr(frozen, name).detach().float().clone())
+        self.kind = int(frozen.kind)
+
+    def freeze(self) -> FrozenMLP:
+        """The inference form (float16 weights) of the current weights."""
+        return FrozenMLP([layer.weight for layer in self.layers], [layer.bias for layer in self.layers],
+                         self.x_mean, self.x_std, self.kind, self.lo, self.hi,
+                         self.emb_w.detach(), self.emb_b.detach(), (self.log_start, self.log_stop))
+
+
+def tunable_encoder(enc: nn.Module) -> ElementEncoder:
+    """A trainable float32 ``ElementEncoder`` with the weights of ``enc`` (an ``ElementEncoder``
+    or ``HalfElementEncoder``, either possibly a TorchScript module)."""
+    rounds = [str(i) for i in range(len(list(enc.qkv.children())))]
+    out = ElementEncoder(enc.props, int(enc.frac_start), int(enc.dim), int(enc.heads), len(rounds))
+    with torch.no_grad():
+        emb = enc.embed.weight if hasattr(enc.embed, "weight") else enc.embed.w
+        out.embed.weight.copy_(emb.float())
+    out.inp = _linear_copy(enc.inp)
+    out.qkv = nn.ModuleList([_linear_copy(getattr(enc.qkv, r)) for r in rounds])
+    out.proj = nn.ModuleList([_linear_copy(getattr(enc.proj, r)) for r in rounds])
+    out.ff = nn.ModuleList([nn.Sequential(_linear_copy(getattr(getattr(enc.ff, r), "0")), nn.ReLU(),
+                                          _linear_copy(getattr(getattr(enc.ff, r), "2")))
+                            for r in rounds])
+    out.ln1 = nn.ModuleList([_layer_norm(getattr(enc.ln1, r)) for r in rounds])
+    out.ln2 = nn.ModuleList([_layer_norm(getattr(enc.ln2, r)) for r in rounds])
+    return out
+
+
+def tunable_member(member: nn.Module) -> nn.Module:
+    """A trainable float32 copy of one member of a ``JointEnsemble`` (a ``FrozenMLP`` or a
+    ``FrozenElementMLP``, possibly TorchScript): same inputs, same outputs."""
+    if hasattr(member, "encoder"):
+        return FrozenElementMLP(tunable_encoder(member.encoder), TunableMLP(member.mlp))
+    return TunableMLP(member)
+
+
+def freeze_tuned(member: nn.Module, half_encoder: bool = False) -> nn.Module:
+    """The inference form of a ``tunable_member`` after training (``half_encoder``: store an
+    element encoder in float16, as merged ensembles do)."""
+    if isinstance(member, FrozenElementMLP):
+        frozen = FrozenElementMLP(member.encoder.eval(), member.mlp.freeze())
+        return half_element_member(frozen) if half_encoder else frozen
+    return member.freeze()

@@ -526,8 +526,11 @@ def fit_joint_element_member(X, SG, B, P, *, hidden, epochs, seed, x_mean, x_std
 
 
 def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, batch, lr,
-                 weight_decay, bravais_weight, lattice_weight, device):
-    """The training loop of the joint networks (loss: see ``fit_joint_member``)."""
+                 weight_decay, bravais_weight, lattice_weight, device, lattice_rows=None):
+    """The training loop of the joint networks (loss: see ``fit_joint_member``). ``x_mean``
+    None: ``X`` goes to the model as it is (a ``nets.tunable_member`` scales it itself).
+    ``lattice_rows``: (n,) bool, the rows whose lattice parameters are known (None: all); the
+    others (COD labels) add only the space-group and Bravais terms."""
     import torch
 
     rng = np.random.default_rng(seed)
@@ -535,11 +538,13 @@ def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, bat
     n_slots = int(offsets[-1])
     target = np.ones((len(X), n_slots), np.float32)
     mask = np.zeros((len(X), n_slots), np.float32)
+    known = np.ones(len(X), bool) if lattice_rows is None else np.asarray(lattice_rows, bool)
     for k in range(len(BRAVAIS)):
-        rows = np.nonzero(B == k)[0]
+        rows = np.nonzero((B == k) & known)[0]
         target[rows, offsets[k]:offsets[k + 1]] = P[rows][:, cols[k]]
         mask[rows, offsets[k]:offsets[k + 1]] = 1.0
-    xs = torch.from_numpy(((X - x_mean) / x_std).astype(np.float32)).to(device)
+    xs = X if x_mean is None else (X - x_mean) / x_std
+    xs = torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32)).to(device)
     sg_t = torch.from_numpy(SG - 1).to(device)
     b_t = torch.from_numpy(B).to(device)
     tgt_t, mask_t = torch.from_numpy(target).to(device), torch.from_numpy(mask).to(device)
@@ -567,13 +572,124 @@ def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, bat
                     log_pb - torch.logsumexp(logits, dim=1, keepdim=True), b_t[idx])
             pred = lo_t + (hi_t - lo_t) * torch.sigmoid(out[:, 230:])
             m = mask_t[idx]
-            log_mse = ((torch.log(pred / tgt_t[idx]) ** 2) * m).sum() / m.sum()
+            # a batch of COD rows alone has no lattice term (m.sum() = 0)
+            log_mse = ((torch.log(pred / tgt_t[idx]) ** 2) * m).sum() / torch.clamp(m.sum(), min=1.0)
             loss = loss + lattice_weight * log_mse
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
     return model
+
+
+# Fine-tuning of a trained ensemble with COD's formula -> space-group labels (rows without
+# lattice parameters, ``training.cod``): a few more epochs on the Materials Project training
+# rows plus the COD training half. Fixed before the validation run of
+# benchmarks/cod_network_validation.py (its docstring holds the rule and the figures).
+TUNE_EPOCHS = 3
+TUNE_LR = 1e-3
+TUNE_SEED = 500
+
+
+def _stored_half(member) -> bool:
+    """True when ``member``'s element encoder is stored in float16 (a merged ensemble's)."""
+    enc = getattr(member, "encoder", None)
+    return enc is not None and getattr(enc, "original_name", type(enc).__name__) == "HalfElementEncoder"
+
+
+def fine_tune_joint(joint, X, SG, B, P, lattice_rows, *, epochs: int = TUNE_EPOCHS,
+                    lr: float = TUNE_LR, seed: int = TUNE_SEED, batch: int = 512,
+                    weight_decay: float = 1e-5, device: str = "cpu"):
+    """A new ``JointEnsemble``: every member of ``joint`` trained ``epochs`` more epochs (one-cycle
+    schedule up to ``lr``, member m seeded ``seed + m``) with the loss of ``fit_joint_member``
+    on the rows ``X`` (as the frozen networks read them); rows outside ``lattice_rows`` add no
+    lattice term. Element encoders stored in float16 stay so."""
+    import torch
+
+    from ..formula.nets import JointEnsemble, freeze_tuned, tunable_member
+
+    members = []
+    n = len(list(joint.members.children()))
+    for i in tqdm(range(n), desc="fine-tuning members"):
+        source = getattr(joint.members, str(i))
+        member = tunable_member(source)
+        torch.manual_seed(seed + i)
+        _train_joint(member, X, SG, B, P, epochs=epochs, seed=seed + i, x_mean=None, x_std=None,
+                     lo=joint.lo, hi=joint.hi, batch=batch, lr=lr, weight_decay=weight_decay,
+                     bravais_weight=1.0, lattice_weight=10.0, device=device,
+                     lattice_rows=lattice_rows)
+        members.append(freeze_tuned(member.cpu().eval(), _stored_half(source)))
+    return JointEnsemble(members, joint.sg_bravais, joint.offsets, joint.lo, joint.hi)
+
+
+def tune_split(cache: Path, split: str, model_dir: Path, out_dir: Path, *,
+               shared: Path | None = DEFAULT_SHARED, validate: bool = False,
+               epochs: int = TUNE_EPOCHS, lr: float = TUNE_LR, threads: int = 1,
+               device: str = "cpu") -> dict:
+    """Fine-tune the formula ensemble of ``model_dir`` (``fine_tune_joint``) on the ``split``'s
+    training rows plus the COD training half of ``shared`` (``training.cod``; None: the
+    Materials Project rows alone, a control); write ``formula.pt`` + card to ``out_dir``.
+    ``validate``: the model was fitted without the validation slice (``train --validate``); it
+    is tuned on the same fit rows and scored on the slice."""
+    import torch
+
+    from ..models import load_torchscript, save_torchscript
+
+    torch.set_num_threads(threads)
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    card = json.loads((model_dir / "formula.json").read_text())
+    if card["split"] != split:
+        raise ValueError(f"{model_dir} holds a {card['split']!r} model, not {split!r}")
+    if bool(card.get("validation_run")) != validate:
+        raise ValueError(f"{model_dir}: a {'validation' if card.get('validation_run') else 'full'} "
+                         f"model must be tuned {'with' if card.get('validation_run') else 'without'} "
+                         "--validate (the rows it was fitted on)")
+    arr = dataset_arrays(cache)
+    train, test = _split(arr, split)
+    if validate:
+        train, test = validation_split(arr, train, split)
+    X = network_inputs(arr, NETWORK_FORMULA_UNIT_INPUTS)[0]
+    B, SG, P = arr["bravais"], arr["sg"], arr["params"]
+    Xr, SGr, Br, Pr = X[train], SG[train], B[train], P[train]
+    known = np.ones(len(train), bool)
+    cod_card = None
+    if shared is not None:
+        from .cod import cod_training_rows
+
+        cod = cod_training_rows(Path(shared), "train")
+        n_cod = len(cod["sg"])
+        Xr = np.concatenate([Xr, cod["X"].astype(Xr.dtype)])
+        SGr, Br = np.concatenate([SGr, cod["sg"]]), np.concatenate([Br, cod["bravais"]])
+        Pr = np.concatenate([Pr, np.ones((n_cod, P.shape[1]), P.dtype)])
+        known = np.concatenate([known, np.zeros(n_cod, bool)])
+        cod_card = {**cod["provenance"], "used_by": "the Bravais and space-group terms of the "
+                    "loss (no lattice term for these rows)"}
+    t = time.time()
+    joint = load_torchscript(model_dir / "formula.pt")
+    tuned = fine_tune_joint(joint, Xr, SGr, Br, Pr, known, epochs=epochs, lr=lr, device=device)
+    tune_s = time.time() - t
+    metrics_b, metrics_sg, metrics_lp, _ = _joint_metrics(tuned, X, B, SG, P, test)
+    card = {**card, "fine_tuning": {
+        "from": str(model_dir), "epochs": epochs, "max_lr": lr, "seed": TUNE_SEED,
+        "schedule": "one-cycle per member", "n_mp_rows": int(len(train)),
+        "n_cod_rows": int((~known).sum()), "cod_labels": cod_card, "time_s": tune_s,
+        "threads": threads, "device": device,
+        "command": (f"python -m cryspext.training.formula tune --split {split} --model "
+                    f"{model_dir} --out {out_dir}" + (" --validate" if validate else "")
+                    + ("" if shared is not None else " --no-cod"))},
+        "test_metrics": {"bravais": metrics_b, "spacegroup_given_true_bravais": metrics_sg,
+                         "lattice_given_true_bravais": metrics_lp}}
+    save_torchscript(tuned, out_dir / "formula.pt", card)
+    summary_path = model_dir / "training_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    timings = summary.setdefault("timings", {})
+    timings["formula_s"] = timings.get("formula_s", 0.0) + tune_s
+    timings["fine_tuning_s"] = tune_s
+    timings["total_s"] = timings.get("total_s", 0.0) + tune_s
+    summary.update({"bravais": metrics_b, "spacegroup": metrics_sg, "lattice": metrics_lp,
+                    "fine_tuning": card["fine_tuning"]})
+    (out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def _joint_metrics(joint, X, B, SG, P, test):
@@ -982,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.formula", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=["elements", "data", "train", "merge", "trees", "recipe", "all",
-                                     "coverage"])
+                                     "coverage", "tune"])
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="shared/data folder")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="work folder for data/models")
     ap.add_argument("--split", choices=["random", "future"], default="random")
@@ -1001,8 +1117,8 @@ def main(argv: list[str] | None = None) -> int:
                     "that slice (to compare recipes without touching the test rows; no cell "
                     "model); use with --out")
     ap.add_argument("--no-cod", action="store_true",
-                    help="trees, recipe: fit the Bravais and space-group trees on the Materials "
-                    "Project rows only, without COD's formula -> space-group labels "
+                    help="trees, recipe, tune: fit the Bravais and space-group trees (tune: the "
+                    "networks) on the Materials Project rows only, without COD's formula -> space-group labels "
                     "(shared/data/mp/cod_formula_sg.json.gz, training.cod)")
     ap.add_argument("--seed", type=int, default=100,
                     help="train: member m is seeded SEED + m (default 100); separate runs meant "
@@ -1019,6 +1135,13 @@ def main(argv: list[str] | None = None) -> int:
                     "repeat; the merged ensemble averages all members")
     ap.add_argument("--out", type=Path, default=None,
                     help="model folder (default: the package for 'random', cache/<split> else)")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="tune: the model folder whose formula ensemble is fine-tuned (default: "
+                    "--out's default); the result goes to --out")
+    ap.add_argument("--tune-epochs", type=int, default=TUNE_EPOCHS,
+                    help=f"tune: epochs of fine-tuning (default {TUNE_EPOCHS})")
+    ap.add_argument("--tune-lr", type=float, default=TUNE_LR,
+                    help=f"tune: peak learning rate of the fine-tuning (default {TUNE_LR:g})")
     ap.add_argument("--jobs", type=int, default=1,
                     help="recipe/all: parallel worker processes (2 halves the time; each uses "
                     "--threads threads)")
@@ -1050,7 +1173,7 @@ def main(argv: list[str] | None = None) -> int:
         run_lanes([[merge]], 1, log_dir / "merge")
         print(f"wrote the {args.split} models to {out}")
         return 0
-    if args.validate and args.out is None:
+    if args.validate and args.out is None and args.step != "tune":
         ap.error("--validate needs --out: a validation run must not overwrite the shipped models")
     if args.step == "train":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
@@ -1071,6 +1194,16 @@ def main(argv: list[str] | None = None) -> int:
                      train_cell_trees(args.split, Path(out), args.cache, args.validate, args.threads)):
             print(json.dumps({k: card[k] for k in ("kind", "split", "n_trees", "fit_s",
                                                    "test_metrics")}))
+    if args.step == "tune":
+        default = MODEL_DIR if args.split == "random" else args.cache / args.split
+        if args.out is None:
+            ap.error("tune needs --out (the folder the fine-tuned formula.pt is written to; it may "
+                     "be --model's)")
+        summary = tune_split(args.cache, args.split, args.model or default, args.out,
+                             shared=None if args.no_cod else args.shared, validate=args.validate,
+                             epochs=args.tune_epochs, lr=args.tune_lr, threads=args.threads,
+                             device=args.device)
+        print(json.dumps({k: summary[k] for k in ("bravais",)}))
     if args.step == "coverage":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         cov = add_training_coverage(args.cache, args.split, Path(out))
