@@ -6,9 +6,10 @@ on the test formulas of both splits, against a random forest that reads both.
 Each split's own models (random: the shipped ones; future: ``cache/formula/future``) and test rows
 (``cache/formula/dataset.json.gz``). For every test formula: its space group ranked over all 230
 by the formula model (``FormulaModels.spacegroup_distribution``), by the cell model (its
-conventional cell, and a primitive cell), and by the two combined as ``predict_cell`` does (naive
-Bayes: P(formula) · P(cell) / P(group), P(group) from the training formulas' counts on the card).
-For reference, the product without dividing by the prior. NLL: the mean negative log-likelihood
+conventional cell, and a primitive cell), and by the two combined as ``predict_cell`` does
+(``FormulaModels.formula_and_cell``: naive Bayes, P(formula) · P(cell) / P(group), P(group) from
+the training formulas' counts on the card, times the volume term of ``formula.cellvolume``). For
+reference, naive Bayes without the volume term, and the product without the prior either. NLL: the mean negative log-likelihood
 of the true group (lower is better; it scores the probabilities, not only the ranking). The baseline is a random forest fitted
 in the same run on the formula features next to the cell features (the same columns both models
 read), on the training formulas' conventional cells and the primitive cells of the centred ones
@@ -46,6 +47,7 @@ def nll(p: np.ndarray, y: np.ndarray) -> float:
 def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -> list[str]:
     from sklearn.ensemble import RandomForestClassifier
 
+    from cryspext.formula import cellvolume
     from cryspext.formula.lattice import BRAVAIS
     from cryspext.formula.predict import FormulaModels
     from cryspext.training.formula_trees import tree_inputs
@@ -58,11 +60,17 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
     t0 = time.perf_counter()
     scores = {"formula alone": m.spacegroup_distribution(XF[test])}
     prior = m.spacegroup_prior()
-    for setting, C in (("conventional", arr["C"]), ("primitive", arr["C_primitive"])):
+    fu_volume = XF[test, -1]  # formula_unit_volume, Å³
+    for setting, C, cells in (("conventional", arr["C"], arr["conventional"]),
+                              ("primitive", arr["C_primitive"], arr["primitive"])):
         cell = m.cell_mix(C[test])
         scores[f"cell alone, {setting} cells"] = cell
-        scores[f"formula and cell combined, {setting} cells"] = scores["formula alone"] * cell / prior
-        scores[f"(reference: product without the prior, {setting} cells)"] = scores["formula alone"] * cell
+        scores[f"formula and cell combined, {setting} cells"] = m.formula_and_cell(
+            scores["formula alone"], cell, cellvolume.cell_volume(cells[test]), fu_volume)
+        scores[f"(reference: naive Bayes without the volume term, {setting} cells)"] = (
+            scores["formula alone"] * cell / prior)
+        scores[f"(reference: product without the prior or the volume term, {setting} cells)"] = (
+            scores["formula alone"] * cell)
     seconds = time.perf_counter() - t0
     # The forest reads both: formula features next to cell features, on the cell model's rows.
     centred = train[np.array([BRAVAIS[b][1] != "P" for b in arr["bravais"][train]])]
@@ -107,9 +115,13 @@ def main(argv=None) -> int:
         body += evaluate(split, arr, model_dir, a.trees, a.threads)
     lines += [f"Produced by `python benchmarks/formula_cell.py --threads {a.threads} --trees {a.trees}` "
               f"({(time.perf_counter() - t0) / 60:.1f} min). Test formulas of each split with that "
-              "split's models; ranked over all 230 space groups. Combined = naive Bayes, "
-              "P(group | formula) · P(group | cell) / P(group), the form `predict_cell` uses (chosen "
-              "before this run; the product without the prior is shown for reference only).", ""]
+              "split's models; ranked over all 230 space groups. Combined = what `predict_cell` "
+              "does (`FormulaModels.formula_and_cell`): naive Bayes, P(group | formula) · "
+              "P(group | cell) / P(group), times the volume term P(ρ | group)^δ with ρ = ln(cell "
+              "volume / formula-unit volume) (`formula.cellvolume`; δ from the split's "
+              "`cell_volume.json`, chosen on its validation slice by "
+              "`benchmarks/formula_cell_validation.py` before this run). The references without "
+              "the volume term or the prior are shown only to measure the parts.", ""]
     text = "\n".join(lines + body)
     a.out.write_text(text)
     print(text)

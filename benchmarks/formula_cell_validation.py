@@ -14,6 +14,12 @@ on formula and cell features together (``benchmarks/formula_cell.py``'s baseline
 Rule, fixed before the first run: over α, β in 0.5 … 1.0 (steps of 0.1) and γ in 0, 0.25 … 1,
 the exponents with the highest top-1, averaged over conventional and primitive cells, replace
 naive Bayes for that split only if they gain at least 0.5 point over it on the slice.
+
+The volume term (session 20): naive Bayes times P(ρ | group)^δ, ρ = ln(V_cell / V_formula unit)
+(``formula.cellvolume``; its table fitted on the fit rows' conventional cells and, for centred
+lattices, their primitive cells), for δ in ``DELTAS``. Rule, fixed before its first run: the δ
+with the highest top-1, averaged over conventional and primitive cells, is adopted for that split
+if it gains at least 0.5 point over naive Bayes on the slice.
 Prints one JSON object.
 """
 
@@ -35,11 +41,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 ALPHAS = [round(0.5 + 0.1 * i, 1) for i in range(6)]
 GAMMAS = [0.0, 0.25, 0.5, 0.75, 1.0]
 MIN_GAIN = 0.5  # points of top-1 to replace naive Bayes
+DELTAS = [0.25, 0.5, 0.75, 1.0]  # exponents of the volume term
 
 
-def scores(log_f, log_c, log_prior, y, alpha, beta, gamma) -> dict:
-    """Top-1 / top-3 (%) and mean NLL of the combination with exponents (α, β, γ)."""
+def scores(log_f, log_c, log_prior, y, alpha, beta, gamma, log_v=None, delta=0.0) -> dict:
+    """Top-1 / top-3 (%) and mean NLL of the combination with exponents (α, β, γ) and the
+    volume term ``log_v`` (n, 230) with exponent δ."""
     z = alpha * log_f + beta * log_c - gamma * log_prior
+    if log_v is not None:
+        z = z + delta * log_v
     z -= z.max(axis=1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     rank = np.argsort(-z, axis=1)
@@ -53,6 +63,7 @@ def main(argv=None) -> int:
     from sklearn.ensemble import RandomForestClassifier
 
     from cell_blend_validation import fit_validation_cell_models, validation_cell_parts
+    from cryspext.formula import cellvolume
     from cryspext.formula.confidence import temper
     from cryspext.formula.lattice import BRAVAIS, spacegroups_of_bravais
     from cryspext.formula.predict import mix_parts
@@ -96,8 +107,18 @@ def main(argv=None) -> int:
     centred = fit[np.array([BRAVAIS[b][1] != "P" for b in arr["bravais"][fit]])]
     rf = RandomForestClassifier(n_estimators=30, n_jobs=1, random_state=0)
     rf.fit(np.column_stack([XF[np.concatenate([fit, centred])], C_fit]), y_fit - 1)
-    for setting, C in (("conventional", arr["C"][val]), ("primitive", arr["C_primitive"][val])):
+    # Volume term: the table from the same cells the cell model fits on.
+    fu_volume = XF[:, -1]  # formula_unit_volume, Å³
+    rho_fit = cellvolume.volume_ratio(
+        cellvolume.cell_volume(np.concatenate([arr["conventional"][fit], arr["primitive"][centred]])),
+        fu_volume[np.concatenate([fit, centred])])
+    v_table = cellvolume.fit_table(rho_fit, y_fit)
+    volume_grid = {}
+    for setting, C, cells in (("conventional", arr["C"][val], arr["conventional"][val]),
+                              ("primitive", arr["C_primitive"][val], arr["primitive"][val])):
         p_net, p_tree = validation_cell_parts(cell_models, C)
+        log_v = cellvolume.log_likelihood(
+            v_table, cellvolume.volume_ratio(cellvolume.cell_volume(cells), fu_volume[val]))
         log_c = np.log(mix_parts(p_net, p_tree, CELL_BLEND_WEIGHT) + tiny)
         out[setting] = {"formula alone": scores(log_f, 0 * log_c, log_prior, y, 1, 0, 0),
                         "cell alone": scores(0 * log_f, log_c, log_prior, y, 0, 1, 0),
@@ -105,6 +126,9 @@ def main(argv=None) -> int:
                         "random forest on both": scores(
                             np.log(rf_scores(rf, np.column_stack([XF[val], C]), 230) + tiny),
                             0 * log_c, log_prior, y, 1, 0, 0)}
+        for delta in DELTAS:
+            volume_grid.setdefault(delta, {})[setting] = scores(log_f, log_c, log_prior, y, 1, 1, 1,
+                                                                log_v, delta)
         for alpha, beta, gamma in itertools.product(ALPHAS, ALPHAS, GAMMAS):
             grid.setdefault((alpha, beta, gamma), {})[setting] = scores(log_f, log_c, log_prior, y,
                                                                         alpha, beta, gamma)
@@ -114,6 +138,11 @@ def main(argv=None) -> int:
     out["best"] = {"alpha": best[0], "beta": best[1], "gamma": best[2], **grid[best],
                    "mean_top1": mean_top1[best], "naive_bayes_mean_top1": base,
                    "adopted": bool(mean_top1[best] - base >= MIN_GAIN)}
+    mean_v = {d: (r["conventional"]["top1"] + r["primitive"]["top1"]) / 2 for d, r in volume_grid.items()}
+    best_d = max(mean_v, key=mean_v.get)
+    out["volume_term"] = {"by_delta": {str(d): {**r, "mean_top1": mean_v[d]} for d, r in volume_grid.items()},
+                          "best_delta": best_d, "naive_bayes_mean_top1": base,
+                          "adopted": bool(mean_v[best_d] - base >= MIN_GAIN)}
     out["elapsed_s"] = round(time.time() - t0)
     print(json.dumps(out, indent=1))
     return 0

@@ -175,9 +175,14 @@ def test_primitive_cells_of_centred_cubic_lattices(name, structure, a, bravais):
 
 @shipped
 def test_formula_and_cell_combined():
-    """predict_cell(..., formula=...): P(formula) · P(cell) / P(group), renormalised; a cubic cell
-    that the cell alone calls Pm-3m becomes Fm-3m for NaCl and stays Pm-3m for CsCl."""
+    """predict_cell(..., formula=...): P(formula) · P(cell) / P(group) · P(ρ | group)^δ,
+    renormalised, with ρ = ln(V_cell / V_formula unit) and the shipped table; a cubic cell that
+    the cell alone calls Pm-3m becomes Fm-3m for NaCl and stays Pm-3m for CsCl."""
+    import json
+
+    from cryspext.formula.features import formula_unit_features
     from cryspext.formula.predict import FormulaModels, _models
+    from cryspext.models import MODELS_DIR
 
     cell = (4.0, 4.0, 4.0, 90, 90, 90)
     alone = predict_cell(*cell, top_k=230)
@@ -190,7 +195,13 @@ def test_formula_and_cell_combined():
     from_formula = m.spacegroup_distribution(m.features([{"Na": 1, "Cl": 1}]))[0]
     assert from_formula.sum() == pytest.approx(1, abs=1e-5)
     cell_p = {s["number"]: s["probability"] for s in alone["spacegroups"]}
-    expected = np.array([from_formula[g - 1] * cell_p[g] for g in range(1, 231)]) / m.spacegroup_prior()
+    # The volume term, read from the shipped files directly: ln P(ρ | group) interpolated on its grid.
+    table = np.load(MODELS_DIR / "formula" / "cell_volume.npz")
+    delta = json.loads((MODELS_DIR / "formula" / "cell_volume.json").read_text())["delta"]
+    rho = np.log(4.0 ** 3 / formula_unit_features("NaCl")[1])
+    assert nacl["volume_ratio"] == pytest.approx(np.exp(rho))
+    volume = np.exp(delta * np.array([np.interp(rho, table["grid"], row) for row in table["log_density"]]))
+    expected = np.array([from_formula[g - 1] * cell_p[g] for g in range(1, 231)]) / m.spacegroup_prior() * volume
     expected /= expected.sum()
     got = {s["number"]: s for s in nacl["spacegroups"]}
     assert len(got) == 230 and sum(s["probability"] for s in got.values()) == pytest.approx(1)
@@ -210,6 +221,7 @@ def test_cli_cell_with_formula(capsys):
 
     assert main(["formula", "cell", "4", "4", "4", "90", "90", "90", "--of", "NaCl", "--top", "2"]) == 0
     out = capsys.readouterr().out
-    assert "together" in out and "225 Fm-3m" in out.splitlines()[2]
+    assert "together" in out and "225 Fm-3m" in out.splitlines()[3]
+    assert "formula-unit volume = " in out.splitlines()[1]
     assert main(["formula", "NaCl", "--of", "KCl"]) == 2
     assert "--of goes with 'cell'" in capsys.readouterr().err

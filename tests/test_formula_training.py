@@ -277,6 +277,67 @@ def test_networks_without_the_formula_unit_features_still_train_and_predict(tiny
     assert len(predict_formula("NaCl", top_k=2, model_dir=old)["candidates"]) == 2
 
 
+def test_volume_step_writes_the_table_the_combination_then_uses(tiny_models, tmp_path):
+    """``volume`` fits ln P(ρ | group) on the training rows' conventional cells and the primitive
+    cells of the centred ones (here: the same synthetic parameters) and writes it with a card;
+    the formula + cell combination (``FormulaModels.formula_and_cell``) then multiplies by
+    P(ρ | group)^δ."""
+    import shutil
+
+    from cryspext.formula import cellvolume
+    from cryspext.formula.predict import FormulaModels
+    from cryspext.training.formula import VOLUME_DELTA, _split, dataset_arrays, main
+
+    out, _ = tiny_models
+    models = tmp_path / "m"
+    shutil.copytree(out, models)
+    assert main(["volume", "--split", "future", "--cache", str(out.parent), "--out", str(models)]) == 0
+    card = json.loads((models / "cell_volume.json").read_text())
+    assert card["delta"] == VOLUME_DELTA["future"] and card["kind"] == "cell_volume"
+    arr = dataset_arrays(out.parent)
+    train = _split(arr, "future")[0]
+    centred = train[[BRAVAIS[b][1] != "P" for b in arr["bravais"][train]]]
+    rows = np.concatenate([train, centred])
+    fu = np.array([formula_unit_features(str(f))[1] for f in arr["formula"][rows]])
+    rho = np.log(cellvolume.cell_volume(arr["conventional"][rows]) / fu)
+    table = cellvolume.fit_table(rho, arr["sg"][rows])
+    got = np.load(models / "cell_volume.npz")["log_density"]
+    np.testing.assert_allclose(got, table, atol=1e-4)  # float32 formula-unit volumes there
+    # The combination of two flat distributions: the prior's inverse, times the volume term.
+    flat = np.full((2, 230), 1 / 230)
+    volumes, fu_volumes = [100.0, 400.0], [25.0, 25.0]
+    without = FormulaModels(out).formula_and_cell(flat, flat, volumes, fu_volumes)
+    m = FormulaModels(models)
+    with_table = m.formula_and_cell(flat, flat, volumes, fu_volumes)
+    expected = 1 / m.spacegroup_prior()
+    np.testing.assert_allclose(without, np.tile(expected / expected.sum(), (2, 1)), rtol=1e-9)
+    expected = expected * np.exp(card["delta"] * cellvolume.log_likelihood(got, np.log([4.0, 16.0])))
+    np.testing.assert_allclose(with_table, expected / expected.sum(axis=1, keepdims=True), rtol=1e-6)
+    assert np.abs(np.log(with_table[0] / with_table[1])).max() > 0.1  # the volume moves the answer
+
+
+def test_tune_step_fine_tunes_the_members_and_checks_the_run_kind(tiny_models, tmp_path):
+    """``tune`` (here without COD, the control) writes a loadable ensemble of as many members,
+    different from the source, with a card that says how it was tuned; a full model is not
+    tuned as a validation run."""
+    from cryspext.models import load_torchscript
+    from cryspext.training.formula import main
+
+    out, _ = tiny_models
+    assert main(["tune", "--split", "future", "--cache", str(out.parent), "--model", str(out),
+                 "--out", str(tmp_path / "t"), "--no-cod", "--tune-epochs", "1"]) == 0
+    card = json.loads((tmp_path / "t" / "formula.json").read_text())
+    assert card["fine_tuning"]["epochs"] == 1 and card["fine_tuning"]["n_cod_rows"] == 0
+    x = torch.from_numpy(_rows(["NaCl", "LiFePO4"]))
+    with torch.no_grad():
+        src = load_torchscript(out / "formula.pt")(x).numpy()
+        tuned = load_torchscript(tmp_path / "t" / "formula.pt")(x).numpy()
+    assert tuned.shape == src.shape and np.abs(tuned - src).max() > 1e-4
+    with pytest.raises(ValueError, match="validate"):
+        main(["tune", "--split", "future", "--cache", str(out.parent), "--model", str(out),
+              "--out", str(tmp_path / "v"), "--no-cod", "--validate"])
+
+
 def test_a_no_cell_run_writes_the_formula_model_only(tiny_models, tmp_path):
     """``train --no-cell`` (members to be merged elsewhere) trains no cell-geometry model and
     records its seed on the card; an unknown ``cell`` choice is refused before training."""
@@ -309,8 +370,10 @@ def test_recipe_runs_are_the_merged_sources_with_distinct_seeds(tmp_path):
     assert sources == [f"{c[c.index('--out') + 1]}:{c[c.index('--members') + 1]}" for c in trains]
     seeds = [set(range(r["seed"], r["seed"] + r["members"])) for r in RECIPE_RUNS]
     assert not set.intersection(*seeds)
-    # the cell model and the trees go to the model folder, next to the merged ensemble
-    assert sum(c[c.index("--out") + 1] == str(out) for c in commands) == 2
+    # the cell model, the volume table and the trees go to the model folder, next to the merged
+    # ensemble
+    assert sum(c[c.index("--out") + 1] == str(out) for c in commands) == 3
+    assert any(c[2:4] == ["cryspext.training.formula", "volume"] for c in commands)
     assert merge[merge.index("--out") + 1] == str(out)
     # the trees' classifiers learn COD's labels from the shared folder, unless told not to
     trees = next(c for c in commands if c[2:4] == ["cryspext.training.formula", "trees"])

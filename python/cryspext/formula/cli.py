@@ -226,6 +226,9 @@ def _cell(args) -> int:
     if coverage and not coverage["in_training_range"]:
         print(f"(the formula is an extrapolation: {'; '.join(coverage['reasons'])})")
     if "formula" in result:
+        print(f"cell volume / formula-unit volume = {result['volume_ratio']:.2f} (about the formula "
+              "units per cell times a packing factor; each group is weighed by how common this "
+              "ratio is among its training cells)")
         print(f"space groups from this cell and the formula {result['formula']} together "
               "(p; from the cell alone, from the formula alone):")
     for i, s in enumerate(result["spacegroups"], 1):

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cellvolume
 from .cellgeom import TRAINING_LENGTHS, canonical_cell, canonical_features
 from .confidence import full_uncertainties, lattice_uncertainty, member_std, temper
-from .features import FEATURE_NAMES, formula_features, formula_unit_rows
+from .features import FEATURE_NAMES, formula_features, formula_unit_features, formula_unit_rows
 from .lattice import (ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters, rhombohedral_to_hexagonal,
                       rhombohedral_to_hexagonal_uncertainty)
 from .parse import as_composition
@@ -93,6 +94,15 @@ class FormulaModels:
         # the lattice uncertainties; none on cards from before it (then T = 1, no σ).
         self.confidence = (self.trees_card or {}).get("confidence")
         self.bravais_temperature = float((self.confidence or {}).get("bravais_temperature", 1.0))
+        # Optional table of the volume term of predict_cell(..., formula=...) (``cellvolume``).
+        self.volume_table, self.volume_card = None, None
+        if (self.directory / "cell_volume.npz").is_file():
+            with np.load(self.directory / "cell_volume.npz") as f:
+                self.volume_table = f["log_density"]
+                if not np.allclose(f["grid"], cellvolume.GRID):
+                    raise ValueError(f"{self.directory / 'cell_volume.npz'}: another grid than "
+                                     "formula.cellvolume.GRID")
+            self.volume_card = json.loads((self.directory / "cell_volume.json").read_text())
         # Optional boosted trees of the cell model, mixed with weight ``cell_blend``.
         self.cell_trees, self.cell_trees_card, self.cell_blend = None, None, 0.0
         if (self.directory / "cell_trees.pt").is_file():
@@ -264,6 +274,25 @@ class FormulaModels:
         for number, n in counts.items():
             prior[int(number) - 1] += n
         return prior / prior.sum()
+
+    def formula_and_cell(self, from_formula: np.ndarray, from_cell: np.ndarray,
+                         cell_volume, formula_unit_volume) -> np.ndarray:
+        """(n, 230) P(group | formula, cell) of ``predict_cell(..., formula=...)``: the formula
+        model's (``spacegroup_distribution``) and the cell model's (``cell_mix``) (n, 230)
+        probabilities as independent evidence, P(formula) · P(cell) / P(group), times the volume
+        term P(ρ | group)^δ where the models ship its table (``cellvolume``; ρ = ln(cell volume /
+        formula-unit volume), both (n,) in Å³)."""
+        prior = self.spacegroup_prior()
+        if prior is None:
+            raise ValueError("these formula models' card has no space-group counts to combine with "
+                             "(python -m cryspext.training.formula coverage writes them)")
+        tiny = 1e-300  # a probability of exactly 0 stays 0, without log(0) warnings
+        log_p = np.log(np.maximum(from_formula, tiny)) + np.log(np.maximum(from_cell, tiny)) - np.log(prior)
+        if self.volume_table is not None:
+            rho = cellvolume.volume_ratio(cell_volume, formula_unit_volume)
+            log_p = log_p + float(self.volume_card["delta"]) * cellvolume.log_likelihood(self.volume_table, rho)
+        p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
 
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features, one row
@@ -584,16 +613,18 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     Raises ``ValueError`` for cells no crystal has (``cellgeom.MIN_TRANSLATION``, ``MAX_LENGTH``).
 
     With ``formula`` (str, pymatgen ``Composition`` or mapping) the two models are combined as
-    independent evidence (naive Bayes): P(group | formula, cell) ∝ P(group | formula) ·
-    P(group | cell) / P(group), P(group | formula) from ``predict_formula``'s models
-    (``FormulaModels.spacegroup_distribution``) and P(group) the share of their training formulas
-    (``FormulaModels.spacegroup_prior``). Each entry then has ``probability`` (combined),
+    independent evidence (naive Bayes) with a volume term (``FormulaModels.formula_and_cell``):
+    P(group | formula, cell) ∝ P(group | formula) · P(group | cell) / P(group) · P(ρ | group)^δ,
+    P(group | formula) from ``predict_formula``'s models (``spacegroup_distribution``), P(group)
+    the share of their training formulas (``spacegroup_prior``), and ρ = ln(cell volume /
+    formula-unit volume), which tells how many formula units the cell holds (``cellvolume``;
+    the answer's ``"volume_ratio"`` is e^ρ). Each entry then has ``probability`` (combined),
     ``cell_probability`` and ``formula_probability`` instead of ``spread``, and the answer has
     ``"formula"`` and the formula's ``"training_coverage"``. The formula settles what the cell
     cannot (Fm-3m against Pm-3m for a cubic cell) and the cell what the formula cannot: on
-    held-out formulas space group top-1 rises from 61 % (formula) and 60 % (cell) to 79 %
-    (``benchmarks/RESULTS_formula_cell.md``; a random forest fitted on formula and cell features
-    together reaches 80 %, so the combination is not the last word). Both models learn from
+    held-out formulas space group top-1 rises from 61 % (formula) and 60 % (cell) to 80 %
+    (``benchmarks/RESULTS_formula_cell.md``; level with a random forest fitted on formula and
+    cell features together, which is ahead on the future split). Both models learn from
     Materials Project, so their errors are not fully independent and the combined
     probabilities lean to overconfidence.
     """
@@ -622,16 +653,13 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
                                "spread": float(spread[i]), "bravais": bravais_of_spacegroup(int(i) + 1)}
                               for i in order]
         return out
-    prior = m.spacegroup_prior()
-    if prior is None:
-        raise ValueError("these formula models' card has no space-group counts to combine with "
-                         "(python -m cryspext.training.formula coverage writes them)")
     comp = as_composition(formula)
     from_formula = m.spacegroup_distribution(m.features([comp]))[0]
-    combined = from_formula * prob / prior
-    combined /= combined.sum()
+    volume, fu_volume = cellvolume.cell_volume(params), formula_unit_features(comp)[1]
+    combined = m.formula_and_cell(from_formula[None], prob[None], [volume], [fu_volume])[0]
     order = np.argsort(-combined)[:top_k]
     out["formula"] = formula if isinstance(formula, str) else _written(comp)
+    out["volume_ratio"] = float(volume / fu_volume)
     coverage = training_coverage(m.formula_card, comp)
     if coverage is not None:
         out["training_coverage"] = coverage
