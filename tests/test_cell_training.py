@@ -117,6 +117,16 @@ def test_bad_training_input(C, sg):
         fit_cell_member(C, sg, seed=0)
 
 
+def test_features_with_a_length_at_or_below_zero_are_refused_before_training():
+    """The networks read the logs of a, b, c: such rows would turn every weight into NaN."""
+    C, sg = _cells(np.random.default_rng(1), 20)
+    for value in (0.0, -1.0, np.nan):
+        bad = C.copy()
+        bad[3, 14] = value  # the length a of one row
+        with pytest.raises(ValueError, match="1 of 20 rows"):
+            fit_cell_member(bad, sg, seed=0)
+
+
 def test_unknown_split(tiny_model, tmp_path):
     with pytest.raises(ValueError):
         train_cell(tiny_model[0].parent, "sideways", tmp_path)

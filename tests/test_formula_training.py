@@ -36,11 +36,12 @@ def tiny_models(tmp_path_factory):
     sg = rng.choice([225, 194, 62, 14, 166, 139, 2, 12, 221, 229, 71, 63, 123, 70], size=n)
     params = np.abs(rng.normal(6, 1, (n, 6))).astype(np.float32) + 1
     params[:, 3:] = rng.uniform(60, 120, (n, 3))
+    C = rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32)
+    C[:, 14:17] = np.abs(C[:, 14:17]) + 1  # the lengths a b c, whose logs the cell networks read
     np.savez_compressed(
         cache / "arrays.npz",
         X=rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32),
-        C=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
-        C_primitive=rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32),
+        C=C, C_primitive=C,
         primitive=params,
         conventional=params, niggli=params, params=params, sg=sg,
         bravais=np.array([BRAVAIS.index(bravais_of_spacegroup(int(s))) for s in sg]),
@@ -72,6 +73,8 @@ def test_training_writes_loadable_models_with_cards(tiny_models):
     assert len(res["candidates"]) == 2
     cell = predict_cell(4, 4, 4, 90, 90, 90, top_k=2, model_dir=out)
     assert len(cell["spacegroups"]) == 2
+    both = predict_cell(4, 4, 4, 90, 90, 90, top_k=230, model_dir=out, formula="NaCl")
+    assert np.isfinite([s["probability"] for s in both["spacegroups"]]).all()
 
 
 def test_cards_record_what_the_training_formulas_cover(tiny_models):

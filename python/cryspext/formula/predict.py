@@ -313,7 +313,11 @@ class FormulaModels:
 
     def cell_mix(self, C) -> np.ndarray:
         """(n, 230) probabilities of the whole cell model (networks and trees)."""
-        return mix_parts(self.cell_proba(C).mean(axis=0), self.cell_tree_proba(C), self.cell_blend)
+        p = mix_parts(self.cell_proba(C).mean(axis=0), self.cell_tree_proba(C), self.cell_blend)
+        if not np.isfinite(p).all():  # a broken model file, never the user's cell (checked before)
+            raise RuntimeError(f"the cell model in {self.directory} gives non-finite probabilities; "
+                               "retrain it (python -m cryspext.training.cell train)")
+        return p
 
 
 def trees_lattice(trees, x, k: int, spacegroup_proba: np.ndarray) -> np.ndarray:

@@ -85,14 +85,19 @@ def fit_cell_member(C: np.ndarray, sg: np.ndarray, *, seed: int, config: dict | 
     xs = torch.from_numpy(np.ascontiguousarray(C, dtype=np.float32))
     ys = torch.from_numpy(np.asarray(sg, np.int64) - 1)
     with torch.no_grad():
-        edges = ple_edges(derived_inputs(xs).numpy(), cfg["bins"])
+        derived = derived_inputs(xs).numpy()
+    bad = ~np.isfinite(derived).all(axis=1)
+    if bad.any():  # e.g. a length <= 0, whose log the network reads: the weights would go NaN
+        raise ValueError(f"{int(bad.sum())} of {len(C)} rows of cell features are not finite or "
+                         "have a length <= 0 (build them with formula.cellgeom.cell_features)")
+    edges = ple_edges(derived, cfg["bins"])
     model = CellNet(edges, cfg["embed_dim"], cfg["hidden"], cfg["dropout"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     batch = cfg["batch"]
     steps = max(1, math.ceil(len(C) / batch)) * cfg["epochs"]
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps)
     epochs = range(cfg["epochs"])
-    for _epoch in (tqdm(epochs, desc=f"cell member {seed}", mininterval=30) if progress
+    for epoch in (tqdm(epochs, desc=f"cell member {seed}", mininterval=30) if progress
                    else epochs):
         model.train()
         order = torch.from_numpy(rng.permutation(len(C)))
@@ -102,6 +107,9 @@ def fit_cell_member(C: np.ndarray, sg: np.ndarray, *, seed: int, config: dict | 
                 continue
             loss = torch.nn.functional.cross_entropy(
                 model(xs[idx]), ys[idx], label_smoothing=cfg["label_smoothing"])
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"cell member {seed}: the loss is not finite in epoch {epoch + 1}; "
+                                   "the training diverged (try a lower learning rate)")
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -556,7 +556,7 @@ def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, bat
     steps = max(1, math.ceil(len(X) / batch)) * epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     F = torch.nn.functional
-    for _epoch in range(epochs):
+    for epoch in range(epochs):
         model.train()
         order = torch.from_numpy(rng.permutation(len(X))).to(device)
         for i in range(0, len(order), batch):
@@ -575,6 +575,10 @@ def _train_joint(model, X, SG, B, P, *, epochs, seed, x_mean, x_std, lo, hi, bat
             # a batch of COD rows alone has no lattice term (m.sum() = 0)
             log_mse = ((torch.log(pred / tgt_t[idx]) ** 2) * m).sum() / torch.clamp(m.sum(), min=1.0)
             loss = loss + lattice_weight * log_mse
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"the loss is not finite in epoch {epoch + 1}: the training "
+                                   "diverged (non-finite features or lattice parameters <= 0, or "
+                                   "too high a learning rate)")
             opt.zero_grad()
             loss.backward()
             opt.step()
