@@ -140,6 +140,7 @@ def test_training_with_the_element_network_ships_a_working_model(tmp_path):
     X = np.stack([formula_features(FORMULAS[i % len(FORMULAS)]) for i in range(n)])
     X = (X * rng.uniform(0.9, 1.1, X.shape)).astype(np.float32)
     C = rng.normal(size=(n, len(CELL_FEATURE_NAMES))).astype(np.float32)
+    C[:, 14:17] = np.abs(C[:, 14:17]) + 1  # the lengths a b c, whose logs the cell networks read
     np.savez_compressed(
         tmp_path / "arrays.npz", X=X, C=C, C_primitive=C, primitive=params,
         conventional=params, niggli=params, params=params, sg=sg,
