@@ -75,7 +75,6 @@ def test_small_errors_of_a_measured_cell_are_accepted():
 
 
 def test_structure_check_finds_group_cell_and_reduced_formula():
-    pytest.importorskip("spglib")
     from ase.build import bulk
 
     conventional = bulk("NaCl", "rocksalt", a=5.64, cubic=True)  # Na4Cl4
@@ -90,7 +89,6 @@ def test_structure_check_finds_group_cell_and_reduced_formula():
 
 
 def test_structure_check_refuses_what_is_no_crystal():
-    pytest.importorskip("spglib")
     from ase import Atoms
 
     with pytest.raises(ValueError, match="periodic"):
@@ -109,7 +107,6 @@ def test_cli_check(capsys, tmp_path):
     assert "needs a formula" in capsys.readouterr().err
     assert main(["formula", "NaCl", "--check", "x", "5", "5", "5", "90", "90", "90"]) == 2
     capsys.readouterr()
-    pytest.importorskip("spglib")
     from ase.build import bulk
 
     path = tmp_path / "nacl.cif"

@@ -138,11 +138,9 @@ def check_structure(structure, symprec: float = SYMPREC, angle_tolerance: float 
     """``check_cell`` for a periodic structure (ASE ``Atoms``, pymatgen ``Structure``, OVITO data
     or a file ``ase.io.read`` reads): its composition, and its space group and conventional
     standard cell found by spglib (``symprec`` in Å, ``angle_tolerance`` in degrees; the defaults
-    are those of the training labels). The answer also has ``"symprec"``. Needs spglib."""
-    try:
-        import spglib
-    except ImportError:
-        raise ImportError("check_structure needs spglib: pip install spglib") from None
+    are those of the training labels). The answer also has ``"symprec"``."""
+    import spglib
+
     from ..structure import as_structure
     from .elements import SYMBOLS
     from .features import reduced_amounts

@@ -11,11 +11,9 @@ _SG_SYMBOLS = None
 
 
 def _sg_symbol(number: int) -> str:
-    """Hermann–Mauguin symbol when spglib is installed, else ''."""
-    try:
-        import spglib
-    except ImportError:
-        return ""
+    """Hermann–Mauguin symbol of space group ``number`` (spglib's table)."""
+    import spglib
+
     global _SG_SYMBOLS
     if _SG_SYMBOLS is None:
         _SG_SYMBOLS = {}
