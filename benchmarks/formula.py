@@ -284,6 +284,15 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
             cell_parts[f"cryspext networks only, {setting} test cells"] = p_nets
             cell_parts[f"cryspext trees only, {setting} test cells"] = p_trees
     p_cell, p_cell_prim = cell_mixed["conventional"], cell_mixed["primitive"]
+    if models.cell_standard_trees is not None:
+        # predict_cell(..., setting="standard"): the canonical mix and the trees on the cell as
+        # written. On the Niggli-reduced and primitive cells (the caveat) the canonical part is
+        # that of the same lattice (setting-independent: conventional features for Niggli cells).
+        for label, CC, written in (
+                ("conventional test cells", C[test], arr["conventional"][test]),
+                ("the same cells Niggli-reduced", C[test], arr["niggli"][test]),
+                ("primitive test cells", arr["C_primitive"][test], arr["primitive"][test])):
+            cell_parts[f"cryspext with setting='standard', {label}"] = models.cell_standard_mix(CC, written)
     y_sg = SG[test] - 1
     # Same training rows as cryspext's cell model: conventional + primitive of centred lattices.
     centred_train = train[np.array([BRAVAIS[b][1] != "P" for b in B[train]])]
@@ -606,7 +615,12 @@ def markdown(results, api, command, elapsed, env) -> str:
             "forest on the same test cells written in another basis (Niggli-reduced) or as "
             "primitive cells loses a large part of its accuracy. cryspext makes every cell canonical "
             "(ASE metric lattice type + Niggli reduction) and trains on conventional and "
-            "primitive cells, so any basis of a lattice gives the same answer.", ""]
+            "primitive cells, so any basis of a lattice gives the same answer. For a cell the user "
+            "says is the conventional standard one, `predict_cell(..., setting='standard')` also "
+            "mixes in boosted trees on the cell as written (the seed-001 inputs; weight chosen on "
+            "the validation slices, `benchmarks/cell_standard_validation.py`): it uses the "
+            "convention as the seed-001 forest does, and like it misleads on another basis (its "
+            "rows on Niggli-reduced and primitive cells).", ""]
     return "\n".join(out)
 
 

@@ -225,3 +225,46 @@ def test_cli_cell_with_formula(capsys):
     assert "formula-unit volume = " in out.splitlines()[1]
     assert main(["formula", "NaCl", "--of", "KCl"]) == 2
     assert "--of goes with 'cell'" in capsys.readouterr().err
+
+
+@shipped
+def test_standard_setting_mixes_in_the_trees_that_read_the_cell_as_written():
+    """setting="standard": (1 − w) · the setting-independent mix + w · the trees on the cell as
+    written (w on their card); those read the order of the axes, which the default ignores."""
+    import json
+
+    import torch
+
+    from cryspext.formula.cellsetting import standard_setting_features
+    from cryspext.models import load_torchscript
+
+    folder = MODELS_DIR / "formula"
+    w = json.loads((folder / "cell_standard_trees.json").read_text())["blend_weight"]
+    trees = load_torchscript(folder / "cell_standard_trees.pt")
+    cell = (5.4, 7.7, 9.9, 90, 90, 90)
+    alone = {s["number"]: s["probability"] for s in predict_cell(*cell, top_k=230)["spacegroups"]}
+    standard = predict_cell(*cell, top_k=230, setting="standard")
+    assert standard["setting"] == "standard"
+    with torch.no_grad():
+        p_trees = trees.probabilities(torch.from_numpy(standard_setting_features(cell)), 0).numpy()[0]
+    for s in standard["spacegroups"][:10]:
+        expected = (1 - w) * alone[s["number"]] + w * p_trees[s["number"] - 1]
+        assert s["probability"] == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    permuted = (9.9, 5.4, 7.7, 90, 90, 90)
+    any_setting = predict_cell(*permuted, top_k=230)
+    assert {s["number"]: s["probability"] for s in any_setting["spacegroups"]} == pytest.approx(alone)
+    other = {s["number"]: s["probability"] for s in predict_cell(*permuted, top_k=230, setting="standard")["spacegroups"]}
+    assert max(abs(other[g] - s["probability"]) for g, s in
+               ((s["number"], s) for s in standard["spacegroups"])) > 1e-3
+    with pytest.raises(ValueError, match="setting"):
+        predict_cell(*cell, setting="conventional")
+
+
+@shipped
+def test_cli_standard_setting(capsys):
+    from cryspext.cli import main
+
+    assert main(["formula", "cell", "5.4", "7.7", "9.9", "90", "90", "90", "--standard-setting", "--json"]) == 0
+    assert '"setting": "standard"' in capsys.readouterr().out
+    assert main(["formula", "NaCl", "--standard-setting"]) == 2
+    assert "--standard-setting goes with 'cell'" in capsys.readouterr().err

@@ -25,7 +25,7 @@ def test_a_known_cell_fits_and_the_numbers_are_predict_formulas():
     assert list(r["lattice"]) == ["a"] and a["predicted"] == told["value"]
     assert a["z"] == pytest.approx((5.64 - told["value"]) / told["uncertainty"])
     assert r["max_abs_z"] == abs(a["z"]) < 2
-    both = predict_cell(5.64, 5.64, 5.64, 90, 90, 90, top_k=1, formula="NaCl")["spacegroups"][0]
+    both = predict_cell(5.64, 5.64, 5.64, 90, 90, 90, top_k=1, formula="NaCl", setting="standard")["spacegroups"][0]
     assert r["with_cell"] == {"probability": both["probability"], "rank": 1} and both["number"] == 225
     json.dumps(r)  # plain JSON types
 
@@ -51,6 +51,12 @@ def test_rhombohedral_groups_on_either_axes_agree():
     assert set(hexagonal["lattice"]) == {"a", "alpha"}
     for n in ("a", "alpha"):
         assert hexagonal["lattice"][n]["z"] == pytest.approx(rhombohedral["lattice"][n]["z"], rel=1e-9)
+    # with_cell: hexagonal axes are the standard setting the standard-setting trees learned;
+    # rhombohedral axes are not, so they are read setting-independently.
+    for r, cell, setting in ((hexagonal, (5.035, 5.035, 13.75, 90, 90, 120), "standard"),
+                             (rhombohedral, (a_r, a_r, a_r, alpha, alpha, alpha), "any")):
+        ranked = predict_cell(*cell, top_k=230, formula="Fe2O3", setting=setting)["spacegroups"]
+        assert r["with_cell"]["probability"] == next(s["probability"] for s in ranked if s["number"] == 167)
 
 
 @pytest.mark.parametrize("spacegroup, cell, words", [

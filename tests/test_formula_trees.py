@@ -363,6 +363,25 @@ def test_trainer_and_mix_with_networks(tmp_path, monkeypatch):
     assert top["number"] == int(np.argmax(mixed[0])) + 1
     assert top["probability"] == pytest.approx(float(mixed[0].max()), rel=1e-6)
 
+    # The standard-setting trees: the cell as written, mixed in by setting="standard" only.
+    from cryspext.formula.cellsetting import standard_setting_features
+
+    std_card = formula_trees.train_standard_cell_trees("future", out, cache=tmp_path)
+    assert std_card["kind"] == "cell_standard_trees" and set(std_card["test_metrics"]) == {
+        "conventional", "niggli", "primitive"}
+    _models.cache_clear()
+    models = FormulaModels(out)
+    cell = [4, 5, 6, 90, 90, 90]
+    c = cell_features(cell, 2e-3)[None, :]
+    with torch.no_grad():
+        p_std = models.cell_standard_trees.probabilities(torch.from_numpy(standard_setting_features(cell)), 0).numpy()
+    w = std_card["blend_weight"]
+    assert w == formula_trees.STANDARD_CELL_BLEND_WEIGHT
+    expected = (1 - w) * models.cell_mix(c) + w * p_std
+    res = predict_cell(*cell, top_k=1, model_dir=out, setting="standard")
+    assert res["spacegroups"][0]["number"] == int(np.argmax(expected[0])) + 1
+    assert res["spacegroups"][0]["probability"] == pytest.approx(float(expected[0].max()), rel=1e-5)
+
     # Trees without the formula-unit features (as shipped before them) read the networks'
     # columns only.
     import shutil

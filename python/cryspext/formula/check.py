@@ -65,6 +65,17 @@ def _in_lattice(bravais: str, params: np.ndarray) -> dict[str, float]:
     return free
 
 
+def _setting(m, bravais: str, params: np.ndarray) -> str:
+    """``predict_cell``'s setting for a checked cell: "standard" (the cell is the group's
+    conventional standard cell), unless the models have no standard-setting trees or an R cell
+    is given on rhombohedral axes (the trees learned R groups on hexagonal axes)."""
+    if m.cell_standard_trees is None:
+        return "any"
+    if bravais == "hR" and abs(params[5] - 120.0) > TIED_ANGLE_TOLERANCE:
+        return "any"
+    return "standard"
+
+
 def check_cell(formula, spacegroup: int, cell, model_dir: str | Path | None = None,
                vegard: bool = True) -> dict:
     """How well space group ``spacegroup`` (1–230) and ``cell`` (a, b, c in Å; α, β, γ in degrees:
@@ -78,7 +89,8 @@ def check_cell(formula, spacegroup: int, cell, model_dir: str | Path | None = No
     from 1 (the likeliest): the Bravais lattice among all 14, the space group among its lattice's
     groups (probability given the lattice). ``with_cell``: ``{probability, rank}`` of the space
     group among all 230 given the formula and the cell together (``predict_cell(...,
-    formula=...)``), for an indexing the most telling of the three. ``lattice``: for each free parameter of the lattice
+    formula=..., setting="standard")``, the cell being a standard one; R cells on rhombohedral
+    axes with ``setting="any"``), for an indexing the most telling of the three. ``lattice``: for each free parameter of the lattice
     (hR: the rhombohedral a and α), ``{given, predicted, uncertainty, z}``, predicted given the
     space group (``predict_formula(..., spacegroup=N)``), z = (given − predicted) / σ (NaN for a
     model without calibrated σ). Raises ``ValueError`` for a space group outside 1–230, a cell
@@ -103,7 +115,8 @@ def check_cell(formula, spacegroup: int, cell, model_dir: str | Path | None = No
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         answer = predict_formula(comp, top_k=1, model_dir=model_dir, spacegroup=spacegroup, vegard=vegard)
-        with_cell = predict_cell(*params, top_k=230, model_dir=model_dir, formula=comp)["spacegroups"]
+        with_cell = predict_cell(*params, top_k=230, model_dir=model_dir, formula=comp,
+                                 setting=_setting(m, bravais, params))["spacegroups"]
     for message in dict.fromkeys((str(w.message), w.category) for w in caught):
         warnings.warn(message[0], message[1], stacklevel=2)  # each once (both calls warn alike)
     given = answer["candidates"][0]

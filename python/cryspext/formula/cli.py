@@ -110,6 +110,9 @@ def _formula(args) -> int:
 
     if args.cell_formula is not None and args.formula != "cell":
         raise ValueError("--of goes with 'cell': cryspext formula cell A B C ALPHA BETA GAMMA --of FORMULA")
+    if args.standard_setting and args.formula != "cell":
+        raise ValueError("--standard-setting goes with 'cell': cryspext formula cell A B C ALPHA BETA "
+                         "GAMMA --standard-setting")
     if args.check is not None or args.structure is not None:
         return _check(args)
     if args.file is not None:
@@ -211,7 +214,8 @@ def _cell(args) -> int:
     except ValueError:
         raise ValueError(f"cell parameters must be numbers, got {args.cell}") from None
     with _reading_notes():  # the coverage is said below, in the output itself
-        result = predict_cell(*values, top_k=args.top, formula=args.cell_formula)
+        result = predict_cell(*values, top_k=args.top, formula=args.cell_formula,
+                              setting="standard" if args.standard_setting else "any")
     if args.json:
         print(json.dumps(result))
         return 0
@@ -310,5 +314,10 @@ def register(subparsers) -> None:
     p.add_argument("--of", dest="cell_formula", default=None, metavar="FORMULA",
                    help="with 'cell': the compound's formula too; the space groups are then ranked "
                         "from the cell and the formula together (much surer than either alone)")
+    p.add_argument("--standard-setting", action="store_true",
+                   help="with 'cell': the cell is the conventional standard cell of its space group "
+                        "(as a database CIF gives it); the ranking then also reads the setting "
+                        "convention (which axis is unique, the order of the axes). Wrong for "
+                        "reduced or primitive cells")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_formula)

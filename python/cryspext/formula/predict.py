@@ -94,6 +94,10 @@ class FormulaModels:
         # the lattice uncertainties; none on cards from before it (then T = 1, no σ).
         self.confidence = (self.trees_card or {}).get("confidence")
         self.bravais_temperature = float((self.confidence or {}).get("bravais_temperature", 1.0))
+        # Optional trees on the cell as written, for predict_cell(..., setting="standard").
+        self.cell_standard_trees, self.cell_standard_card = None, None
+        if (self.directory / "cell_standard_trees.pt").is_file():
+            self.cell_standard_trees, self.cell_standard_card = load("cell_standard_trees")
         # Optional table of the volume term of predict_cell(..., formula=...) (``cellvolume``).
         self.volume_table, self.volume_card = None, None
         if (self.directory / "cell_volume.npz").is_file():
@@ -293,6 +297,23 @@ class FormulaModels:
             log_p = log_p + float(self.volume_card["delta"]) * cellvolume.log_likelihood(self.volume_table, rho)
         p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
+
+    def cell_standard_mix(self, C, params) -> np.ndarray:
+        """(n, 230) probabilities of the cell model for cells written in their conventional
+        standard setting: ``cell_mix`` of the canonical features ``C`` mixed with the
+        standard-setting trees on the cells as written (``params`` (n, 6); ``cellsetting``),
+        with the weight on their card."""
+        if self.cell_standard_trees is None:
+            raise ValueError(f"no standard-setting cell trees in {self.directory} (python -m "
+                             "cryspext.training.formula_trees --standard-cell fits them)")
+        import torch
+
+        from .cellsetting import standard_setting_features
+
+        with torch.no_grad():
+            p_std = self.cell_standard_trees.probabilities(
+                self._tensor(standard_setting_features(params)), 0).numpy()
+        return mix_parts(self.cell_mix(C), p_std, float(self.cell_standard_card["blend_weight"]))
 
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features, one row
@@ -602,12 +623,16 @@ def _hexagonal_setting(lattice: dict, members: np.ndarray) -> dict:
 
 def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma: float,
                  top_k: int = 5, tolerance: float = 2e-3,
-                 model_dir: str | Path | None = None, formula=None) -> dict:
+                 model_dir: str | Path | None = None, formula=None, setting: str = "any") -> dict:
     """Likely space groups of a crystal from its cell (a, b, c in Å; angles in degrees), and
     from its formula too where ``formula`` is given.
 
     The cell is read as a lattice in any setting (conventional, reduced, ...): it is made
-    canonical first, so only the lattice matters. ``tolerance`` is ASE's ``eps`` for equal
+    canonical first, so only the lattice matters. ``setting="standard"`` says the cell is the
+    conventional standard cell of its space group (ITA setting, as a database CIF or spglib's
+    standardised cell writes it): trees that read the cell as written (``cellsetting``) are then
+    mixed in, which use the setting convention (the unique axis, the order of orthorhombic axes);
+    on a cell in another basis they mislead (``benchmarks/RESULTS_formula.md``). ``tolerance`` is ASE's ``eps`` for equal
     lengths and special angles. Returns ``{"lattice_type"`` (ASE's metric lattice of the cell),
     ``"reduced_cell"`` (Niggli, a b c α β γ), ``"in_training_range"`` (whether the reduced
     lengths lie within those of the training cells, ``cellgeom.TRAINING_LENGTHS``; outside, the
@@ -633,6 +658,8 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     probabilities lean to overconfidence.
     """
     top_k = _check_top_k(top_k, 230)
+    if setting not in ("any", "standard"):
+        raise ValueError(f"setting must be 'any' or 'standard', got {setting!r}")
     if not isinstance(tolerance, (int, float)) or not tolerance > 0:
         raise ValueError(f"tolerance must be a positive number, got {tolerance!r}")
     params = [a, b, c, alpha, beta, gamma]
@@ -646,11 +673,12 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     feats = canonical_features(lattice_type, reduced)[None, :]
     m = _models(str(model_dir) if model_dir else None)
     members = m.cell_proba(feats)[:, 0, :]
-    prob, spread = m.cell_mix(feats)[0], members.std(axis=0)
+    prob = (m.cell_standard_mix(feats, [params]) if setting == "standard" else m.cell_mix(feats))[0]
+    spread = members.std(axis=0)
     from .lattice import bravais_of_spacegroup
 
     out = {"lattice_type": lattice_type, "reduced_cell": [float(v) for v in reduced],
-           "in_training_range": in_range}
+           "in_training_range": in_range, "setting": setting}
     if formula is None:
         order = np.argsort(-prob)[:top_k]
         out["spacegroups"] = [{"number": int(i) + 1, "probability": float(prob[i]),

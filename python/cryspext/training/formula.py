@@ -15,7 +15,8 @@ Steps (each a sub-command):
   formula's elements with learned per-element embeddings, ``nets.ElementEncoder``). The
   networks read the formula-unit features too (``NETWORK_FORMULA_UNIT_INPUTS``).
 * ``trees`` — the gradient-boosted trees mixed into the outputs of the formula and cell models
-  (``training/formula_trees.py``: ``formula_trees.pt``, ``cell_trees.pt``). The Bravais and
+  (``training/formula_trees.py``: ``formula_trees.pt``, ``cell_trees.pt``) and the trees of
+  ``predict_cell(..., setting="standard")`` (``cell_standard_trees.pt``). The Bravais and
   space-group trees also learn half of COD's formula → space-group labels (``training.cod``;
   ``--no-cod``: without).
 * ``recipe`` — the shipped models from the data set in one command: the cell model, the two
@@ -24,6 +25,10 @@ Steps (each a sub-command):
 * ``all`` — ``elements``, ``data``, then ``recipe``.
 * ``coverage`` — write what the training formulas cover (formulas per element, atoms per
   formula unit) onto an existing model card; ``train`` and ``merge`` write it themselves.
+* ``volume`` — the table of cell volume per formula unit by space group
+  (``cell_volume.npz``, ``formula.cellvolume``) that ``predict_cell(..., formula=...)`` uses.
+* ``tune`` — fine-tune a trained formula ensemble on the Materials Project rows plus COD's
+  labels (``--model DIR --out DIR``; ``--no-cod``: the MP rows alone).
 
 Needs pymatgen, spglib and matminer (training only, never at run time). CPU-friendly: keep
 ``--threads`` at 1–2 on a shared machine.
@@ -1243,13 +1248,15 @@ def main(argv: list[str] | None = None) -> int:
                               element_dim=args.element_dim)
         print(json.dumps(summary))
     if args.step == "trees":
-        from .formula_trees import train as train_formula_trees, train_cell_trees
+        from .formula_trees import train as train_formula_trees, train_cell_trees, train_standard_cell_trees
 
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         shared = None if args.no_cod else args.shared  # COD labels for the classifiers
         for card in (train_formula_trees(args.split, Path(out), args.cache, args.validate,
                                          args.threads, shared=shared),
-                     train_cell_trees(args.split, Path(out), args.cache, args.validate, args.threads)):
+                     train_cell_trees(args.split, Path(out), args.cache, args.validate, args.threads),
+                     train_standard_cell_trees(args.split, Path(out), args.cache, args.validate,
+                                               args.threads)):
             print(json.dumps({k: card[k] for k in ("kind", "split", "n_trees", "fit_s",
                                                    "test_metrics")}))
     if args.step == "volume":
