@@ -67,6 +67,11 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
         scores[f"cell alone, {setting} cells"] = cell
         scores[f"formula and cell combined, {setting} cells"] = m.formula_and_cell(
             scores["formula alone"], cell, cellvolume.cell_volume(cells[test]), fu_volume)
+        if setting == "conventional" and m.cell_standard_trees is not None:
+            # the cell declared a standard one: predict_cell(..., formula=..., setting="standard")
+            scores["formula and cell combined, conventional cells declared standard (setting='standard')"] = (
+                m.formula_and_cell(scores["formula alone"], m.cell_standard_mix(C[test], cells[test]),
+                                   cellvolume.cell_volume(cells[test]), fu_volume))
         scores[f"(reference: naive Bayes without the volume term, {setting} cells)"] = (
             scores["formula alone"] * cell / prior)
         scores[f"(reference: product without the prior or the volume term, {setting} cells)"] = (
