@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 from cryspext.formula.features import FEATURE_NAMES  # noqa: E402
+from cryspext.formula.cellsetting import standard_setting_features  # noqa: E402
 from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
 from cryspext.formula.predict import FormulaModels, mix_parts  # noqa: E402
@@ -306,7 +307,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
     s_c_conv = rf_scores(rf_c, C[test], 230)
     s_c_prim = rf_scores(rf_c, arr["C_primitive"][test], 230)
     del rf_c
-    raw = lambda p: np.column_stack([p, _raw_derived(p)])  # noqa: E731
+    raw = standard_setting_features  # the seed-001 inputs: a b c α β γ V and ratios, as written
     rf_raw = RandomForestClassifier(n_estimators=cell_trees, n_jobs=threads, random_state=0)
     rf_raw.fit(raw(arr["conventional"][train]), SG[train] - 1)
     s_raw = {k: rf_scores(rf_raw, raw(arr[k][test]), 230)
@@ -362,13 +363,6 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
             res["training"]["architecture"] = json.loads(card.read_text()).get(
                 "architecture", "mlp")
     return res
-
-
-def _raw_derived(p):
-    a, b, c, al, be, ga = (p[:, i].astype(float) for i in range(6))
-    ca, cb, cg = (np.cos(np.radians(x)) for x in (al, be, ga))
-    v = a * b * c * np.sqrt(np.clip(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg, 1e-12, None))
-    return np.column_stack([v, b / a, c / a, np.abs(a - c) / (a + c), a * b * c / v])
 
 
 def time_api(model_dir, n: int = 200) -> dict:

@@ -109,10 +109,7 @@ def main(argv=None) -> int:
     rf.fit(np.column_stack([XF[np.concatenate([fit, centred])], C_fit]), y_fit - 1)
     # Volume term: the table from the same cells the cell model fits on.
     fu_volume = XF[:, -1]  # formula_unit_volume, Å³
-    rho_fit = cellvolume.volume_ratio(
-        cellvolume.cell_volume(np.concatenate([arr["conventional"][fit], arr["primitive"][centred]])),
-        fu_volume[np.concatenate([fit, centred])])
-    v_table = cellvolume.fit_table(rho_fit, y_fit)
+    v_table = T.cell_volume_table(arr, fit)[0]
     volume_grid = {}
     for setting, C, cells in (("conventional", arr["C"][val], arr["conventional"][val]),
                               ("primitive", arr["C_primitive"][val], arr["primitive"][val])):

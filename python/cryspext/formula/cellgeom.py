@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from .cellvolume import cell_volume
+
 __all__ = ["ASE_LATTICES", "CELL_FEATURE_NAMES", "MAX_LENGTH", "MIN_TRANSLATION", "TRAINING_LENGTHS",
            "canonical_cell", "canonical_features", "cell_features", "cell_volume"]
 
@@ -106,7 +108,3 @@ def canonical_features(name: str, r) -> np.ndarray:
     return np.concatenate([onehot, [a, b, c], cosines, derived])
 
 
-def cell_volume(p) -> float:
-    """Volume (Å³) of a cell from (a, b, c, α, β, γ)."""
-    ca, cb, cg = np.cos(np.radians(p[3:6]))
-    return float(p[0] * p[1] * p[2] * math.sqrt(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg))

@@ -298,11 +298,11 @@ class FormulaModels:
         p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
 
-    def cell_standard_mix(self, C, params) -> np.ndarray:
+    def cell_standard_mix(self, C, params, members: np.ndarray | None = None) -> np.ndarray:
         """(n, 230) probabilities of the cell model for cells written in their conventional
-        standard setting: ``cell_mix`` of the canonical features ``C`` mixed with the
-        standard-setting trees on the cells as written (``params`` (n, 6); ``cellsetting``),
-        with the weight on their card."""
+        standard setting: ``cell_mix`` of the canonical features ``C`` (and ``members``) mixed
+        with the standard-setting trees on the cells as written (``params`` (n, 6);
+        ``cellsetting``), with the weight on their card."""
         if self.cell_standard_trees is None:
             raise ValueError(f"no standard-setting cell trees in {self.directory} (python -m "
                              "cryspext.training.formula_trees --standard-cell fits them)")
@@ -313,7 +313,7 @@ class FormulaModels:
         with torch.no_grad():
             p_std = self.cell_standard_trees.probabilities(
                 self._tensor(standard_setting_features(params)), 0).numpy()
-        return mix_parts(self.cell_mix(C), p_std, float(self.cell_standard_card["blend_weight"]))
+        return mix_parts(self.cell_mix(C, members), p_std, float(self.cell_standard_card["blend_weight"]))
 
     def cell_proba(self, C) -> np.ndarray:
         """(members, n, 230) probabilities of space groups 1..230 from cell features, one row
@@ -332,9 +332,11 @@ class FormulaModels:
         with torch.no_grad():
             return self.cell_trees.probabilities(self._tensor(C), 0).numpy()
 
-    def cell_mix(self, C) -> np.ndarray:
-        """(n, 230) probabilities of the whole cell model (networks and trees)."""
-        p = mix_parts(self.cell_proba(C).mean(axis=0), self.cell_tree_proba(C), self.cell_blend)
+    def cell_mix(self, C, members: np.ndarray | None = None) -> np.ndarray:
+        """(n, 230) probabilities of the whole cell model (networks and trees); ``members``: the
+        networks' ``cell_proba(C)`` where the caller has it already."""
+        members = self.cell_proba(C) if members is None else members
+        p = mix_parts(members.mean(axis=0), self.cell_tree_proba(C), self.cell_blend)
         if not np.isfinite(p).all():  # a broken model file, never the user's cell (checked before)
             raise RuntimeError(f"the cell model in {self.directory} gives non-finite probabilities; "
                                "retrain it (python -m cryspext.training.cell train)")
@@ -672,9 +674,10 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
                       "extrapolation", UserWarning, stacklevel=2)
     feats = canonical_features(lattice_type, reduced)[None, :]
     m = _models(str(model_dir) if model_dir else None)
-    members = m.cell_proba(feats)[:, 0, :]
-    prob = (m.cell_standard_mix(feats, [params]) if setting == "standard" else m.cell_mix(feats))[0]
-    spread = members.std(axis=0)
+    members = m.cell_proba(feats)  # (members, 1, 230), run once
+    prob = (m.cell_standard_mix(feats, [params], members) if setting == "standard"
+            else m.cell_mix(feats, members))[0]
+    spread = members[:, 0, :].std(axis=0)
     from .lattice import bravais_of_spacegroup
 
     out = {"lattice_type": lattice_type, "reduced_cell": [float(v) for v in reduced],

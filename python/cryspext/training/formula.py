@@ -679,12 +679,12 @@ def tune_split(cache: Path, split: str, model_dir: Path, out_dir: Path, *,
     tune_s = time.time() - t
     metrics_b, metrics_sg, metrics_lp, _ = _joint_metrics(tuned, X, B, SG, P, test)
     card = {**card, "fine_tuning": {
-        "from": str(model_dir), "epochs": epochs, "max_lr": lr, "seed": TUNE_SEED,
+        "from": _shown(model_dir), "epochs": epochs, "max_lr": lr, "seed": TUNE_SEED,
         "schedule": "one-cycle per member", "n_mp_rows": int(len(train)),
         "n_cod_rows": int((~known).sum()), "cod_labels": cod_card, "time_s": tune_s,
         "threads": threads, "device": device,
         "command": (f"python -m cryspext.training.formula tune --split {split} --model "
-                    f"{model_dir} --out {out_dir}" + (" --validate" if validate else "")
+                    f"{_shown(model_dir)} --out {_shown(out_dir)}" + (" --validate" if validate else "")
                     + ("" if shared is not None else " --no-cod"))},
         "test_metrics": {"bravais": metrics_b, "spacegroup_given_true_bravais": metrics_sg,
                          "lattice_given_true_bravais": metrics_lp}}
@@ -856,31 +856,37 @@ def _shown(path: Path) -> str:
 VOLUME_DELTA = {"random": 0.75, "future": 1.0}
 
 
+def cell_volume_table(arr: dict, rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """(ln P(ρ | space group) table of ``formula.cellvolume``, number of cells) fitted on the
+    data rows ``rows``: their conventional cells and, for centred lattices, also their primitive
+    cells (the cell model's rows)."""
+    from ..formula import cellvolume
+    from .formula_trees import tree_inputs
+
+    centred = rows[np.array([BRAVAIS[b][1] != "P" for b in arr["bravais"][rows]], bool)]
+    both = np.concatenate([rows, centred])
+    cells = np.concatenate([arr["conventional"][rows], arr["primitive"][centred]])
+    fu_volume = tree_inputs(arr, formula_unit=True)[both, -1]  # formula_unit_volume, Å³
+    rho = cellvolume.volume_ratio(cellvolume.cell_volume(cells), fu_volume)
+    return cellvolume.fit_table(rho, arr["sg"][both]), len(both)
+
+
 def fit_cell_volume(cache: Path, split: str, model_dir: Path) -> dict:
     """Fit the table P(ρ | space group) of ``formula.cellvolume`` on the ``split``'s training
-    formulas (their conventional cells and, for centred lattices, also their primitive cells:
-    the cell model's rows) and write ``cell_volume.npz`` + ``cell_volume.json`` into
+    formulas (``cell_volume_table``) and write ``cell_volume.npz`` + ``cell_volume.json`` into
     ``model_dir``. Seconds. Returns the card."""
     from ..formula import cellvolume
-    from .cell import fit_rows
-    from .formula_trees import tree_inputs
 
     arr = dataset_arrays(cache)
     train = _split(arr, split)[0]
-    centred = train[np.array([BRAVAIS[b][1] != "P" for b in arr["bravais"][train]], bool)]
-    rows = np.concatenate([train, centred])
-    cells = np.concatenate([arr["conventional"][train], arr["primitive"][centred]])
-    sg = fit_rows(arr, train)[1]  # the same order: conventional cells, then primitive ones
-    fu_volume = tree_inputs(arr, formula_unit=True)[:, -1]
-    rho = cellvolume.volume_ratio(cellvolume.cell_volume(cells), fu_volume[rows])
-    table = cellvolume.fit_table(rho, sg)
+    table, n_cells = cell_volume_table(arr, train)
     model_dir = Path(model_dir)
     np.savez_compressed(model_dir / "cell_volume.npz", log_density=table, grid=cellvolume.GRID)
     card = {
         "kind": "cell_volume", "split": split, "delta": VOLUME_DELTA[split],
         "what": "ln P(rho | space group) on a grid of rho = ln(cell volume / formula-unit volume); "
         "predict_cell(..., formula=...) multiplies its naive-Bayes combination by P(rho | group)^delta",
-        "n_formulas": int(len(train)), "n_cells": int(len(rows)),
+        "n_formulas": int(len(train)), "n_cells": int(n_cells),
         "cells": "conventional cells of the training formulas and primitive cells of the centred ones",
         "formula_unit_volume": "sum of amount x elemental ground-state volume per atom (A^3), "
         "features.formula_unit_features",
