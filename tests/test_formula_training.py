@@ -319,6 +319,33 @@ def test_volume_step_writes_the_table_the_combination_then_uses(tiny_models, tmp
     assert np.abs(np.log(with_table[0] / with_table[1])).max() > 0.1  # the volume moves the answer
 
 
+def test_analogues_step_writes_the_training_formulas_by_pattern(tiny_models, tmp_path):
+    """``analogues`` writes the split's training rows (formula, id, group, lattice, cell) with a
+    card; ``find_analogues`` then reads that folder's table: KCl's analogues are the NaCl rows
+    (K and Na one apart on the Mendeleev scale), never a test row."""
+    from cryspext.formula.analogues import find_analogues
+    from cryspext.training.formula import _split, dataset_arrays, main
+
+    out, _ = tiny_models
+    models = tmp_path / "m"
+    models.mkdir()
+    assert main(["analogues", "--split", "future", "--cache", str(out.parent), "--out", str(models)]) == 0
+    card = json.loads((models / "analogues.json").read_text())
+    arr = dataset_arrays(out.parent)
+    train, test = _split(arr, "future")
+    assert card["kind"] == "analogues" and card["n_formulas"] == len(train) and card["n_patterns"] == 5
+    got = find_analogues("KCl", n=3, model_dir=models)
+    assert got["pattern"] == [1, 1] and got["of"] is None
+    nacl = train[arr["formula"][train] == "NaCl"]
+    assert [a["mp_id"] for a in got["analogues"]] == [f"mp-{i}" for i in sorted(arr["mp_id"][nacl])[:3]]
+    assert all(a["formula"] == "NaCl" and a["distance"] == 1.0 for a in got["analogues"])
+    assert not set(int(a["mp_id"][3:]) for a in got["analogues"]) & set(arr["mp_id"][test].tolist())
+    first = nacl[np.argmin(arr["mp_id"][nacl])]
+    assert got["analogues"][0]["spacegroup"] == arr["sg"][first]
+    np.testing.assert_allclose(list(got["analogues"][0]["conventional"].values()),
+                               arr["conventional"][first], atol=1e-4)
+
+
 def test_tune_step_fine_tunes_the_members_and_checks_the_run_kind(tiny_models, tmp_path):
     """``tune`` (here without COD, the control) writes a loadable ensemble of as many members,
     different from the source, with a card that says how it was tuned; a full model is not
@@ -373,10 +400,11 @@ def test_recipe_runs_are_the_merged_sources_with_distinct_seeds(tmp_path):
     assert sources == [f"{c[c.index('--out') + 1]}:{c[c.index('--members') + 1]}" for c in trains]
     seeds = [set(range(r["seed"], r["seed"] + r["members"])) for r in RECIPE_RUNS]
     assert not set.intersection(*seeds)
-    # the cell model, the volume table and the trees go to the model folder, next to the merged
-    # ensemble
-    assert sum(c[c.index("--out") + 1] == str(out) for c in commands) == 3
+    # the cell model, the volume table, the analogue table and the trees go to the model folder,
+    # next to the merged ensemble
+    assert sum(c[c.index("--out") + 1] == str(out) for c in commands) == 4
     assert any(c[2:4] == ["cryspext.training.formula", "volume"] for c in commands)
+    assert any(c[2:4] == ["cryspext.training.formula", "analogues"] for c in commands)
     assert merge[merge.index("--out") + 1] == str(out)
     # the trees' classifiers learn COD's labels from the shared folder, unless told not to
     trees = next(c for c in commands if c[2:4] == ["cryspext.training.formula", "trees"])

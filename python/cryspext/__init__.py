@@ -5,7 +5,8 @@ Atoms:     ``classify`` (ARISE-style Bayesian classifier, 108 prototypes), ``spm
 Patterns:  ``xrd`` (ideal δ-profiles, space group + volume from a structure or measured pattern).
 Formulas:  ``predict_formula`` (``predict_formulas`` for many), ``predict_cell`` (Bravais lattice,
            space group, lattice parameters); ``check_cell`` / ``check_structure`` (does a
-           proposed space group and cell fit the formula?).
+           proposed space group and cell fit the formula?); ``find_analogues`` (known
+           compounds of the same stoichiometry with similar elements).
 Geometry:  ``neighbor_list``, ``strided_boxes``; ``as_structure`` reads ASE, pymatgen, OVITO, files.
 
 Sub-packages that need torch are imported on first use, so ``import cryspext`` stays light.
@@ -53,6 +54,7 @@ _LAZY = {
     "predict_cell": ("cryspext.formula", "predict_cell"),
     "check_cell": ("cryspext.formula", "check_cell"),
     "check_structure": ("cryspext.formula", "check_structure"),
+    "find_analogues": ("cryspext.formula", "find_analogues"),
     "polycrystal": ("cryspext.build", "polycrystal"),
 }
 _SUBMODULES = {"arise", "descriptors", "xrd", "formula", "build", "models", "training"}

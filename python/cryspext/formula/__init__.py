@@ -9,6 +9,8 @@
   candidate lattice (CSV, pandas).
 * ``check_cell(formula, spacegroup, cell)`` / ``check_structure(atoms)`` — how well a proposed
   space group and cell (an indexing, a CIF) fit what the model expects for the formula.
+* ``find_analogues("NaMnPO4")`` — known compounds (Materials Project training formulas) of the
+  same stoichiometry with the most similar elements, with their space groups and cells.
 * ``parse_formula`` / ``formula_features`` / ``formula_unit_features`` — the parser and the
   features behind them (intensive Magpie-style statistics; the size of the reduced formula).
 
@@ -22,6 +24,7 @@ from .features import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES, formula_feature
 from .lattice import BRAVAIS, BRAVAIS_NAMES, bravais_of_spacegroup
 from .parse import as_composition, parse_formula
 from .check import check_cell, check_structure
+from .analogues import find_analogues
 from .predict import FormulaModels, predict_cell, predict_formula, predict_formulas
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "predict_cell",
     "check_cell",
     "check_structure",
+    "find_analogues",
     "parse_formula",
     "as_composition",
     "formula_features",

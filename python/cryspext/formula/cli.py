@@ -121,7 +121,8 @@ def _formula(args) -> int:
         formulas = _read_formulas(args.file)
         with _reading_notes():
             results = predict_formulas(formulas, top_k=args.top, spacegroup=args.spacegroup,
-                                       vegard=args.vegard, progress=len(formulas) > 2048)
+                                       vegard=args.vegard, progress=len(formulas) > 2048,
+                                       analogues=args.analogues)
         if args.csv:
             return _write_csv(results, args.csv)
         for result in results:
@@ -143,7 +144,7 @@ def _formula(args) -> int:
         raise ValueError(f"unexpected extra arguments {args.cell} after the formula")
     with _reading_notes():
         result = predict_formula(args.formula, top_k=args.top, spacegroup=args.spacegroup,
-                                 vegard=args.vegard)
+                                 vegard=args.vegard, analogues=args.analogues)
     if args.csv:
         _write_csv(result, args.csv)
     else:
@@ -203,7 +204,35 @@ def _describe(result: dict, spacegroup: int | None) -> str:
             lines.append("            hexagonal axes: " + "  ".join(
                 f"{k} = {v['value']:.2f}±{v['std'] if math.isnan(v['uncertainty']) else v['uncertainty']:.2f} Å"
                 for k, v in hexagonal.items()))
+    if "analogues" in result:
+        lines += _describe_analogues(result)
     return "\n".join(lines)
+
+
+def _describe_analogues(result: dict) -> list[str]:
+    """Lines listing the known analogues of an answer (``predict_formula(..., analogues=n)``)."""
+    of = f" (of the end member {result['analogues_of']})" if result.get("analogues_of") else ""
+    if not result["analogues"]:
+        return [f"known analogues{of}: none (no training formula has this stoichiometry)"]
+    lines = [f"known analogues{of}: same stoichiometry, nearest elements (distance = sum of "
+             "Mendeleev-number differences; Materials Project, conventional cell):"]
+    for a in result["analogues"]:
+        c = a["conventional"]
+        sg = f"{a['spacegroup']} {_sg_symbol(a['spacegroup'])}".strip()
+        lines.append(f"   {a['formula']:<14} {a['mp_id']:<11} {sg:<14} ({a['bravais']})  "
+                     f"distance {a['distance']:g}  a b c = {c['a']:.2f} {c['b']:.2f} {c['c']:.2f} Å  "
+                     f"{c['alpha']:.1f} {c['beta']:.1f} {c['gamma']:.1f}°")
+    vote = result.get("analogues_vote")
+    if vote:
+        first = result["candidates"][0]["bravais"] if result.get("candidates") else None
+        agree = ("the same as candidate 1" if vote[0]["bravais"] == first else
+                 "not candidate 1: on held-out formulas such disagreement made candidate 1 less "
+                 "often right (benchmarks/RESULTS_formula_analogues.md)")
+        from .analogues import VOTE_K
+
+        lines.append(f"   their vote (nearest {VOTE_K}, weighted by distance): "
+                     + ", ".join(f"{v['bravais']} {v['share']:.2f}" for v in vote[:3]) + f"; {agree}")
+    return lines
 
 
 def _cell(args) -> int:
@@ -262,6 +291,7 @@ def register(subparsers) -> None:
             "  cryspext formula 'CuSO4·5H2O' --top 2 --json\n"
             "  cryspext formula Al2.6652O4\n"
             "  cryspext formula LiFePO4 --spacegroup 62   (lattice parameters in Pnma)\n"
+            "  cryspext formula NaMnPO4 --analogues 5   (known compounds like it)\n"
             "  cryspext formula Ba0.5Sr0.5TiO3 --png bst.png\n"
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
             "  cryspext formula cell 10.33 6.01 4.69 90 90 90 --of LiFePO4   (cell and formula)\n"
@@ -297,6 +327,10 @@ def register(subparsers) -> None:
                    help="predict every formula of a text file, one per line ('-': standard "
                         "input; '#' starts a comment), in batches (faster than one call each); "
                         "with --json, one JSON object per line")
+    p.add_argument("--analogues", type=int, default=0, metavar="N",
+                   help="also list N known compounds of the same stoichiometry with the most "
+                        "similar elements (e.g. NaFePO4 for LiFePO4), with their space groups "
+                        "and cells, from the Materials Project training data")
     p.add_argument("--png", default=None, metavar="PATH",
                    help="also draw the answer (probabilities, lattice lengths ± σ) into a PNG file")
     p.add_argument("--check", nargs=7, default=None, metavar=("N", "A", "B", "C", "ALPHA", "BETA", "GAMMA"),

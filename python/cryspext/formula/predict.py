@@ -417,7 +417,7 @@ def training_coverage(card: dict, composition: dict) -> dict | None:
 
 def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
                     model_dir: str | Path | None = None, spacegroup: int | None = None,
-                    vegard: bool = True) -> dict:
+                    vegard: bool = True, analogues: int = 0) -> dict:
     """Likely Bravais lattices of a compound, each with space groups and lattice parameters.
 
     ``formula``: a str (``"LiFePO4"``, ``"Al2.6652O4"``, ``"CuSO4·5H2O"``), a pymatgen
@@ -469,12 +469,22 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     probabilities; the answer then has ``"end_members"`` ([{formula, weight}]). ``std`` and
     ``uncertainty`` are those of the members' weighted means. ``vegard=False`` reads the
     formula directly (for a formula that is the content of an ordered cell).
+
+    ``analogues`` > 0: the answer also has ``"analogues"``, that many known compounds of the
+    same stoichiometry with the nearest elements (``analogues.find_analogues``: Materials
+    Project training formulas with their space groups and cells; for a fractional formula,
+    those of its heaviest end member, named in ``"analogues_of"``) and ``"analogues_vote"``,
+    the Bravais lattices of the nearest ones by weight share. They are evidence to read next
+    to the probabilities, not a part of them: on held-out formulas of the random split, the
+    first candidate was right 81.7 % of the time where the vote's first lattice was the same
+    and 42.7 % where it was not (``benchmarks/RESULTS_formula_analogues.md``).
     """
     top_k, n_spacegroups = _check_top_k(top_k, len(BRAVAIS)), _check_top_k(n_spacegroups, 230)
     comp = as_composition(formula)
     out = _predict(_models(str(model_dir) if model_dir else None), [comp],
                    [formula if isinstance(formula, str) else _written(comp)],
                    top_k, n_spacegroups, spacegroup, vegard)[0]
+    _add_analogues([out], [comp], analogues, model_dir)
     coverage = out.get("training_coverage")
     if coverage is not None and not coverage["in_training_range"]:
         warnings.warn(f"{formula if isinstance(formula, str) else dict(comp)}: "
@@ -489,13 +499,13 @@ BATCH = 2048
 
 def predict_formulas(formulas, top_k: int = 3, n_spacegroups: int = 3,
                      model_dir: str | Path | None = None, spacegroup: int | None = None,
-                     vegard: bool = True, progress: bool = False) -> list[dict]:
+                     vegard: bool = True, progress: bool = False, analogues: int = 0) -> list[dict]:
     """``predict_formula`` for many formulas at once: one answer per formula, in order, equal
     to ``predict_formula``'s up to float32 rounding, computed in batches of ``BATCH`` formulas
     (the models run once per batch instead of once per formula: much faster for screening).
     A formula that cannot be read raises, naming its position. Formulas outside the training
     data are counted in one ``UserWarning`` (each answer's ``training_coverage`` says why).
-    ``progress``: a tqdm bar over the batches."""
+    ``progress``: a tqdm bar over the batches. ``analogues``: as for ``predict_formula``."""
     top_k, n_spacegroups = _check_top_k(top_k, len(BRAVAIS)), _check_top_k(n_spacegroups, 230)
     if isinstance(formulas, (str, dict)) or not hasattr(formulas, "__iter__"):
         raise TypeError("formulas must be a sequence of formulas; for one, use predict_formula")
@@ -516,12 +526,28 @@ def predict_formulas(formulas, top_k: int = 3, n_spacegroups: int = 3,
     out = []
     for i in starts:
         out += _predict(m, comps[i:i + BATCH], texts[i:i + BATCH], top_k, n_spacegroups, spacegroup, vegard)
+    _add_analogues(out, comps, analogues, model_dir)
     outside = sum(1 for o in out if not o.get("training_coverage", {}).get("in_training_range", True))
     if outside:
         warnings.warn(f"{outside} of {len(out)} formulas lie outside the training data: their "
                       "predictions are extrapolations (see each answer's training_coverage)",
                       UserWarning, stacklevel=2)
     return out
+
+
+def _add_analogues(answers: list[dict], comps: list[dict], n: int, model_dir) -> None:
+    """Put the ``n`` nearest known analogues (``analogues.find_analogues``) into each answer."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"analogues must be a whole number >= 0, got {n!r}")
+    if n == 0:
+        return
+    from .analogues import find_analogues
+
+    for answer, comp in zip(answers, comps):
+        found = find_analogues(comp, n, model_dir)
+        answer["analogues"] = found["analogues"]
+        answer["analogues_of"] = found["of"]
+        answer["analogues_vote"] = found["vote"]
 
 
 def _predict(m: FormulaModels, comps: list[dict], texts: list[str], top_k: int, n_spacegroups: int,

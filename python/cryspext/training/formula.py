@@ -27,6 +27,8 @@ Steps (each a sub-command):
   formula unit) onto an existing model card; ``train`` and ``merge`` write it themselves.
 * ``volume`` — the table of cell volume per formula unit by space group
   (``cell_volume.npz``, ``formula.cellvolume``) that ``predict_cell(..., formula=...)`` uses.
+* ``analogues`` — the training formulas by stoichiometry pattern, with their space groups and
+  cells (``analogues.npz``), for ``formula.analogues.find_analogues``.
 * ``tune`` — fine-tune a trained formula ensemble on the Materials Project rows plus COD's
   labels (``--model DIR --out DIR``; ``--no-cod``: the MP rows alone).
 
@@ -899,6 +901,36 @@ def fit_cell_volume(cache: Path, split: str, model_dir: Path) -> dict:
     return card
 
 
+def write_analogue_table(cache: Path, split: str, model_dir: Path) -> dict:
+    """Write the table of ``formula.analogues`` (the ``split``'s training formulas with their
+    Materials Project id, space group, Bravais lattice and conventional cell) as
+    ``analogues.npz`` + ``analogues.json`` into ``model_dir``. Seconds. Returns the card."""
+    from ..formula import analogues
+
+    arr = dataset_arrays(cache)
+    train = _split(arr, split)[0]
+    columns = analogues.table_columns(arr["formula"][train], arr["mp_id"][train], arr["sg"][train],
+                                      arr["bravais"][train], arr["conventional"][train])
+    model_dir = Path(model_dir)
+    np.savez_compressed(model_dir / "analogues.npz", **columns)
+    card = {
+        "kind": "analogues", "split": split, "n_formulas": int(len(train)),
+        "n_patterns": int(len(set(columns["key"].tolist()))),
+        "what": "training formulas by stoichiometry pattern, for formula.analogues.find_analogues",
+        "columns": {"formula": "reduced formula", "mp_id": "Materials Project id (mp-N)",
+                    "spacegroup": "spglib, symprec 0.1 A", "bravais": "index into lattice.BRAVAIS",
+                    "conventional": "a b c (A) alpha beta gamma (degrees) of spglib's conventional "
+                    "standard cell (hexagonal axes for R groups)",
+                    "key": "amounts ordered by electronegativity", "mendeleev": "Mendeleev numbers, same order"},
+        "training_data": "shared/data/mp (Materials Project, CC-BY 4.0, attribution 'Materials "
+        "Project'): lowest-e_hull polymorph per reduced formula; built by python -m "
+        "cryspext.training.formula data",
+        "training_data_sha256_16": str(arr["digest"]),
+        "command": f"python -m cryspext.training.formula analogues --split {split} --out {_shown(model_dir)}"}
+    (model_dir / "analogues.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return card
+
+
 def add_training_coverage(cache: Path, split: str, model_dir: Path) -> dict:
     """Write ``training_coverage`` onto the card of the formula model in ``model_dir`` (trained
     on ``split``; cards written before the field existed lack it). The model file is unchanged.
@@ -1080,13 +1112,14 @@ def recipe_commands(split: str, out: Path, cache: Path = DEFAULT_CACHE, threads:
     element, mlp = RECIPE_RUNS
     cell = py + ["cryspext.training.cell", "train", "--out", str(out)] + common
     volume = py + ["cryspext.training.formula", "volume", "--out", str(out)] + common
+    analogues = py + ["cryspext.training.formula", "analogues", "--out", str(out)] + common
     trees = (py + ["cryspext.training.formula", "trees", "--out", str(out), "--shared", str(shared)]
              + common + ([] if cod else ["--no-cod"]))
     merge = py + ["cryspext.training.formula", "merge", "--out", str(out)] + common
     for r in RECIPE_RUNS:
         merge += ["--source", f"{runs / r['name']}:{r['members']}"]
     # Balanced for two workers: the element run alone ≈ cell model + MLP run + trees.
-    return [[run(element)], [cell, volume, run(mlp), trees]], merge
+    return [[run(element)], [cell, volume, analogues, run(mlp), trees]], merge
 
 
 def run_lanes(lanes: list[list[list[str]]], jobs: int, log_dir: Path) -> None:
@@ -1167,7 +1200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cryspext.training.formula", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=["elements", "data", "train", "merge", "trees", "recipe", "all",
-                                     "coverage", "tune", "volume"])
+                                     "coverage", "tune", "volume", "analogues"])
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="shared/data folder")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="work folder for data/models")
     ap.add_argument("--split", choices=["random", "future"], default="random")
@@ -1269,6 +1302,11 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         card = fit_cell_volume(args.cache, args.split, Path(out))
         print(f"wrote {Path(out) / 'cell_volume.npz'}: {card['n_cells']} cells, delta {card['delta']}")
+    if args.step == "analogues":
+        out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
+        card = write_analogue_table(args.cache, args.split, Path(out))
+        print(f"wrote {Path(out) / 'analogues.npz'}: {card['n_formulas']} formulas, "
+              f"{card['n_patterns']} stoichiometry patterns")
     if args.step == "tune":
         default = MODEL_DIR if args.split == "random" else args.cache / args.split
         if args.out is None:

@@ -1,0 +1,237 @@
+"""Known compounds that resemble a formula: the same stoichiometry, the nearest elements.
+
+A chemist's first guess at the structure of a new compound is a known one with the same
+stoichiometry in which every element is replaced by a similar one (NaMnPO4 from LiFePO4).
+``find_analogues`` makes that guess explicit, as evidence to read next to the models' answer:
+it lists the nearest such compounds among the training formulas of the shipped models
+(Materials Project, package data ``models/formula/analogues.npz``, written by ``python -m
+cryspext.training.formula analogues``) with their space groups and conventional cells.
+
+* *Pattern*: the whole-number amounts of the reduced formula, its elements ordered by
+  electronegativity (ties: Mendeleev number). LiFePO4 and NaMnPO4 are both (1, 1, 1, 4):
+  Li/Na, Fe/Mn, P/P, O/O sit at the same positions. Only formulas of the same pattern are
+  compared.
+* *Distance*: Σ |ΔMendeleev number| over those positions (Pettifor's chemical scale, on which
+  elements close together tend to take the same structures), 0 for the formula itself.
+
+``analogue_vote`` turns the ``VOTE_K`` nearest into Bravais-lattice and space-group
+probabilities (weights exp(−distance / ``VOTE_TAU``)): a baseline for
+``benchmarks/formula_analogues.py``, not a part of the models' probabilities.
+
+A fractional formula (a solid solution) has no pattern of its own: its analogues are those of
+its heaviest end member (``vegard.end_members``: Ba0.5Sr0.5TiO3 → BaTiO3), and the answer says
+so.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["VOTE_K", "VOTE_TAU", "AnalogueTable", "pattern", "find_analogues", "analogue_vote",
+           "load_table"]
+
+# The vote's neighbours and distance scale, chosen on the validation slices of both splits
+# (``python benchmarks/formula_analogues.py --scan``; the test rows are never read) by the
+# largest sum of Bravais top-1 + top-2 over the two slices, on the formulas that have
+# analogues. K / tau: random top-1 / top-2, future top-1 / top-2 (%):
+# 10 / 3: 63.1 / 77.0, 24.9 / 33.7;  20 / 5: 62.2 / 77.3, 25.1 / 35.3;
+# 10 / 10: 62.0 / 77.2, 25.8 / 37.3 (the largest sum, 202.3);  20 / 10: 60.8 / 76.6, 26.0 / 37.0;
+# 30 / 10: 60.0 / 76.1, 25.9 / 37.3;  20 / 20: 59.3 / 75.8, 25.5 / 37.7;  10 / no weighting:
+# 57.8 / 75.1, 24.7 / 37.3;  the single nearest: 59.4 / 65.2, 21.3 / 25.7.
+VOTE_K = 10
+VOTE_TAU = 10.0
+
+# Elements beyond this many in a formula are not stored (no Materials Project formula has more).
+MAX_ELEMENTS = 10
+_WHOLE = 1e-6  # an amount within this of a whole number is that number
+
+
+def pattern(composition: dict[str, float]) -> tuple[tuple[int, ...], np.ndarray, dict[str, int]]:
+    """(amounts, Mendeleev numbers, reduced composition) of a whole-number ``composition``
+    ({element: amount}): the amounts of the reduced formula and its elements' Mendeleev
+    numbers, both ordered by electronegativity (ties: Mendeleev number). ``ValueError`` for
+    fractional amounts, unknown elements or an empty formula."""
+    from math import gcd
+
+    from .elements import element_table
+    from .features import _IDX, _atomic_numbers
+
+    comp = {el: float(x) for el, x in composition.items() if float(x) != 0.0}
+    if not comp:
+        raise ValueError("empty formula")
+    amounts = [round(x) for x in comp.values()]
+    if any(abs(x - n) > _WHOLE or n < 1 for x, n in zip(comp.values(), amounts)):
+        raise ValueError(f"{composition}: the amounts must be positive whole numbers "
+                         "(a fractional formula's analogues are those of its end members)")
+    if len(comp) > MAX_ELEMENTS:
+        raise ValueError(f"{len(comp)} elements: at most {MAX_ELEMENTS} are compared")
+    g = 0
+    for n in amounts:
+        g = gcd(g, n)
+    z = _atomic_numbers(comp)
+    table = element_table()[0][z - 1]
+    chi, mendeleev = table[:, _IDX["electronegativity"]], table[:, _IDX["mendeleev_number"]]
+    order = np.lexsort((mendeleev, chi))
+    elements = list(comp)
+    reduced = {elements[i]: amounts[i] // g for i in order}
+    return tuple(amounts[i] // g for i in order), mendeleev[order].astype(np.int16), reduced
+
+
+def _key(amounts) -> str:
+    return "-".join(str(int(n)) for n in amounts)
+
+
+class AnalogueTable:
+    """The known formulas (``analogues.npz``) grouped by pattern. Columns: ``formula``,
+    ``mp_id`` (int), ``spacegroup``, ``bravais`` (index into ``lattice.BRAVAIS``),
+    ``conventional`` (a b c α β γ of spglib's conventional standard cell, Å and degrees;
+    hexagonal axes for R groups), ``key`` (the pattern, "1-1-1-4") and ``mendeleev`` (n,
+    ``MAX_ELEMENTS``, padded with 0)."""
+
+    def __init__(self, columns: dict[str, np.ndarray], card: dict | None = None):
+        self.columns, self.card = columns, card or {}
+        keys = self.columns["key"]
+        order = np.argsort(keys, kind="stable")
+        bounds = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1], True])
+        self.rows = {str(keys[order[s]]): order[s:e] for s, e in zip(bounds[:-1], bounds[1:])}
+
+    @classmethod
+    def read(cls, path: str | Path) -> "AnalogueTable":
+        """The table of an ``analogues.npz`` file and its card (``analogues.json``)."""
+        path = Path(path)
+        with np.load(path, allow_pickle=False) as f:
+            columns = {k: f[k] for k in f.files}
+        return cls(columns, json.loads(path.with_suffix(".json").read_text()))
+
+    def __len__(self) -> int:
+        return len(self.columns["key"])
+
+    def nearest(self, amounts, mendeleev: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, distances) of the ``n`` nearest formulas of pattern ``amounts`` (fewer when
+        the table has fewer; none when it has the pattern not at all), nearest first, ties by
+        row (ascending Materials Project id within a pattern of equal distance)."""
+        rows = self.rows.get(_key(amounts))
+        if rows is None:
+            return np.zeros(0, int), np.zeros(0)
+        m = self.columns["mendeleev"][rows, : len(amounts)].astype(np.int32)
+        d = np.abs(m - mendeleev.astype(np.int32)).sum(axis=1)
+        pick = np.lexsort((self.columns["mp_id"][rows], d))[:n]
+        return rows[pick], d[pick].astype(float)
+
+
+@lru_cache(maxsize=4)
+def load_table(directory: str | None = None) -> AnalogueTable:
+    """The analogue table of a model folder (default: the shipped models)."""
+    from ..models import MODELS_DIR
+
+    path = (Path(directory) if directory else MODELS_DIR / "formula") / "analogues.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; write it with "
+                                "'python -m cryspext.training.formula analogues'")
+    return AnalogueTable.read(path)
+
+
+def _whole_composition(composition: dict[str, float]) -> tuple[dict[str, float], str | None]:
+    """``composition`` itself when its amounts are whole, else its heaviest end member and
+    that end member written as a formula."""
+    from .vegard import end_members, is_fractional
+
+    if not is_fractional(composition):
+        return composition, None
+    member = end_members(composition)[0][0]
+    return member, "".join(f"{el}{'' if n == 1 else int(n)}" for el, n in member.items())
+
+
+def find_analogues(formula, n: int = 5, model_dir: str | Path | None = None) -> dict:
+    """The ``n`` known compounds nearest to ``formula`` (str, pymatgen ``Composition`` or
+    {element: amount}) with the same pattern (module docstring). Returns ``{"formula",
+    "pattern", "of", "analogues": [...]}``: ``of`` is the end member searched for a fractional
+    formula (else None); each analogue has ``formula``, ``mp_id`` ("mp-…"), ``spacegroup``,
+    ``bravais``, ``distance`` (Σ |ΔMendeleev number|; 0: the same elements) and
+    ``conventional`` ({a, b, c: Å; alpha, beta, gamma: degrees}, spglib's conventional
+    standard cell, hexagonal axes for R groups). The list is empty when no training formula
+    has the pattern (new stoichiometries: 8 % of the random split's test formulas, 12 % of the
+    newest Materials Project ones, ``benchmarks/RESULTS_formula_analogues.md``).
+
+    ``"vote"``: the Bravais lattices of the ``VOTE_K`` nearest analogues, as [{bravais,
+    share}] by weight share (weights exp(−distance / ``VOTE_TAU``)), largest first; None
+    without analogues. Where the vote's first lattice is the models' first, the models were
+    right far more often than where it is not (the benchmark's table by agreement)."""
+    from .lattice import BRAVAIS, PARAMETER_NAMES
+    from .parse import as_composition
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    comp = as_composition(formula)
+    whole, of = _whole_composition(comp)
+    amounts, mendeleev, _ = pattern(whole)
+    table = load_table(str(model_dir) if model_dir else None)
+    rows, dist = table.nearest(amounts, mendeleev, max(int(n), VOTE_K))
+    vote = None
+    if len(rows):
+        w = np.bincount(table.columns["bravais"][rows[:VOTE_K]], weights=np.exp(-dist[:VOTE_K] / VOTE_TAU),
+                        minlength=len(BRAVAIS))
+        vote = [{"bravais": BRAVAIS[i], "share": round(float(w[i] / w.sum()), 4)}
+                for i in np.argsort(-w, kind="stable") if w[i] > 0]
+    rows, dist = rows[:n], dist[:n]
+    c = table.columns
+    found = [{"formula": str(c["formula"][r]), "mp_id": f"mp-{int(c['mp_id'][r])}",
+              "spacegroup": int(c["spacegroup"][r]), "bravais": BRAVAIS[int(c["bravais"][r])],
+              "distance": float(d),
+              "conventional": {p: round(float(v), 4) for p, v in zip(PARAMETER_NAMES, c["conventional"][r])}}
+             for r, d in zip(rows, dist)]
+    return {"formula": formula if isinstance(formula, str) else None, "pattern": list(amounts),
+            "of": of, "analogues": found, "vote": vote}
+
+
+def analogue_vote(table: AnalogueTable, compositions, k: int = VOTE_K, tau: float = VOTE_TAU):
+    """(Bravais probabilities (n, 14), space-group probabilities (n, 230), covered (n,) bool)
+    of ``compositions`` by the weighted vote of their ``k`` nearest analogues in ``table``
+    (weights exp(−distance / tau)). A formula without analogues, or a fractional one, gets the
+    table's class frequencies and ``covered`` False."""
+    from .lattice import BRAVAIS
+
+    c = table.columns
+    prior_b = np.bincount(c["bravais"], minlength=len(BRAVAIS)) / len(table)
+    prior_sg = np.bincount(c["spacegroup"] - 1, minlength=230) / len(table)
+    pb = np.tile(prior_b, (len(compositions), 1))
+    psg = np.tile(prior_sg, (len(compositions), 1))
+    covered = np.zeros(len(compositions), bool)
+    for i, comp in enumerate(compositions):
+        try:
+            amounts, mendeleev, _ = pattern(comp)
+        except ValueError:
+            continue
+        rows, dist = table.nearest(amounts, mendeleev, k)
+        if len(rows) == 0:
+            continue
+        w = np.exp(-dist / tau)
+        # A little of the frequencies keeps every class possible (top-k beyond the voters).
+        b = np.bincount(c["bravais"][rows], weights=w, minlength=len(BRAVAIS)) + 0.1 * prior_b
+        s = np.bincount(c["spacegroup"][rows] - 1, weights=w, minlength=230) + 0.1 * prior_sg
+        pb[i], psg[i], covered[i] = b / b.sum(), s / s.sum(), True
+    return pb, psg, covered
+
+
+def table_columns(formulas, mp_ids, spacegroups, bravais, conventional) -> dict[str, np.ndarray]:
+    """The columns of ``analogues.npz`` for whole-number training formulas (``training.formula
+    analogues``); a formula whose pattern cannot be formed raises."""
+    keys, mend = [], np.zeros((len(formulas), MAX_ELEMENTS), np.int16)
+    from .parse import parse_formula
+
+    for i, f in enumerate(formulas):
+        amounts, mendeleev, _ = pattern(parse_formula(str(f)))
+        keys.append(_key(amounts))
+        mend[i, : len(amounts)] = mendeleev
+    conv = np.asarray(conventional, np.float32)
+    if conv.shape != (len(formulas), 6) or not np.isfinite(conv).all():
+        raise ValueError("conventional: expected finite (n, 6) cell parameters")
+    if (conv[:, :3] <= 0).any():
+        raise ValueError("conventional: lattice lengths must be positive")
+    return {"formula": np.asarray([str(f) for f in formulas]), "mp_id": np.asarray(mp_ids, np.int64),
+            "spacegroup": np.asarray(spacegroups, np.int16), "bravais": np.asarray(bravais, np.int8),
+            "conventional": conv, "key": np.asarray(keys), "mendeleev": mend}
