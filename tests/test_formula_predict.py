@@ -300,3 +300,20 @@ def test_plot_formula(tmp_path, capsys):
     assert main(["formula", "NaCl", "--top", "2", "--png", str(tmp_path / "nacl.png")]) == 0
     assert (tmp_path / "nacl.png").stat().st_size > 10_000
     assert main(["formula", "--file", str(tmp_path / "none.txt"), "--png", str(tmp_path / "x.png")]) == 2
+
+
+def test_a_folder_without_the_cell_model_still_predicts_formulas(tmp_path):
+    """The cell networks load on first use: formula-only model folders (e.g. a split's formula
+    ensemble alone) answer predict_formula, and a cell question names the missing file."""
+    import shutil
+
+    from cryspext.formula.predict import FormulaModels
+    from cryspext.models import MODELS_DIR
+
+    for name in ("formula.pt", "formula.json"):
+        shutil.copy(MODELS_DIR / "formula" / name, tmp_path / name)
+    m = FormulaModels(tmp_path)
+    assert m.bravais(m.features(["NaCl"])).shape == (1, 14)
+    assert predict_formula("NaCl", top_k=1, model_dir=tmp_path)["candidates"][0]["bravais"]
+    with pytest.raises(FileNotFoundError, match="cell.pt"):
+        m.cell_proba(np.zeros((1, 10), np.float32))

@@ -56,25 +56,19 @@ class FormulaModels:
     """
 
     def __init__(self, directory: str | Path | None = None):
-        from ..models import MODELS_DIR, load_torchscript
+        from ..models import MODELS_DIR
 
         self.directory = Path(directory) if directory else MODELS_DIR / FAMILY
         import json
 
-        def load(name):
-            pt = self.directory / f"{name}.pt"
-            if not pt.is_file():
-                raise FileNotFoundError(
-                    f"model {pt} is missing; train it with 'python -m cryspext.training.formula all'"
-                )
-            card = json.loads(pt.with_suffix(".json").read_text())
-            return load_torchscript(str(pt)), card
-
+        load = self._load
         # One joint ensemble gives the Bravais, space-group and lattice outputs (nets.JointEnsemble).
         self.formula, self.formula_card = load("formula")
         self.n_network_inputs = len(self.formula_card.get("inputs", FEATURE_NAMES))
         self.n_tree_inputs = 0
-        self.cell, self.cell_card = load("cell")
+        # The cell networks load on first use (``cell``): formula-only work needs neither their
+        # time nor the file.
+        self._cell, self.cell_card = None, None
         # Optional boosted trees, mixed into every output with the weights of their card.
         self.trees, self.trees_card = None, None
         self.trees_read_spacegroup = False  # lattice trees that read the space group
@@ -112,6 +106,26 @@ class FormulaModels:
         if (self.directory / "cell_trees.pt").is_file():
             self.cell_trees, self.cell_trees_card = load("cell_trees")
             self.cell_blend = float(self.cell_trees_card["blend_weight"])
+
+    def _load(self, name: str):
+        """(TorchScript module, card) of ``name``.pt / .json in the model folder."""
+        import json
+
+        from ..models import load_torchscript
+
+        pt = self.directory / f"{name}.pt"
+        if not pt.is_file():
+            raise FileNotFoundError(
+                f"model {pt} is missing; train it with 'python -m cryspext.training.formula all'"
+            )
+        return load_torchscript(str(pt)), json.loads(pt.with_suffix(".json").read_text())
+
+    @property
+    def cell(self):
+        """The cell-geometry network ensemble (loaded on first use)."""
+        if self._cell is None:
+            self._cell, self.cell_card = self._load("cell")
+        return self._cell
 
     @staticmethod
     def _tensor(X):
