@@ -136,6 +136,14 @@ def test_a_new_stoichiometry_has_no_analogues_and_no_vote():
     assert got["analogues"] == [] and got["vote"] is None
 
 
+def test_a_formula_with_more_elements_than_any_stored_has_no_analogues():
+    big = "LiNaKRbCsBeMgCaSrBaO11"
+    got = find_analogues(big, n=2)
+    assert got["analogues"] == [] and got["vote"] is None and got["pattern"] is None
+    with pytest.raises(ValueError):
+        find_analogues("LiNaKRbCsBeMgCaSrXxO11")
+
+
 @pytest.mark.parametrize("n", [0, -2, 1.5, True])
 def test_find_analogues_refuses_a_bad_count(n):
     with pytest.raises(ValueError):

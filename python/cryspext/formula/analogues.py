@@ -45,7 +45,8 @@ __all__ = ["VOTE_K", "VOTE_TAU", "AnalogueTable", "pattern", "find_analogues", "
 VOTE_K = 10
 VOTE_TAU = 10.0
 
-# Elements beyond this many in a formula are not stored (no Materials Project formula has more).
+# The most elements a stored formula may have (Materials Project's formulas have at most 9); a
+# larger formula has no analogues.
 MAX_ELEMENTS = 10
 _WHOLE = 1e-6  # an amount within this of a whole number is that number
 
@@ -168,8 +169,14 @@ def find_analogues(formula, n: int = 5, model_dir: str | Path | None = None) -> 
         raise ValueError(f"n must be a positive integer, got {n!r}")
     comp = as_composition(formula)
     whole, of = _whole_composition(comp)
-    amounts, mendeleev, _ = pattern(whole)
     table = load_table(str(model_dir) if model_dir else None)
+    if len([x for x in whole.values() if x]) > MAX_ELEMENTS:  # no stored formula is that large
+        from .features import _atomic_numbers
+
+        _atomic_numbers(whole)  # unknown elements still raise
+        return {"formula": formula if isinstance(formula, str) else None, "pattern": None,
+                "of": of, "analogues": [], "vote": None}
+    amounts, mendeleev, _ = pattern(whole)
     rows, dist = table.nearest(amounts, mendeleev, max(int(n), VOTE_K))
     vote = None
     if len(rows):
