@@ -178,3 +178,13 @@ def test_cli_lists_the_analogues(capsys):
     assert main(["formula", "NaMnPO4", "--top", "1", "--analogues", "2", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["analogues"]) == 2
 
+
+
+@pytest.mark.parametrize("extra", [["--csv", "x.csv"], ["--check", "225", "5.6", "5.6", "5.6", "90", "90", "90"]])
+def test_cli_refuses_analogues_where_they_cannot_be_shown(extra, tmp_path, monkeypatch, capsys):
+    from cryspext.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["formula", "NaCl", "--analogues", "2", *extra]) == 2
+    assert "--analogues goes with" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()

@@ -113,6 +113,10 @@ def _formula(args) -> int:
     if args.standard_setting and args.formula != "cell":
         raise ValueError("--standard-setting goes with 'cell': cryspext formula cell A B C ALPHA BETA "
                          "GAMMA --standard-setting")
+    if args.analogues and (args.csv or args.check is not None or args.structure is not None
+                           or args.formula == "cell"):
+        raise ValueError("--analogues goes with a formula or --file, printed or --json "
+                         "(not with --csv, --check, --structure or 'cell')")
     if args.check is not None or args.structure is not None:
         return _check(args)
     if args.file is not None:
