@@ -39,7 +39,8 @@ def test_pattern_orders_elements_by_electronegativity_and_reduces_the_formula():
     assert pattern(parse_formula("TiO2"))[0] == (1, 2)
 
 
-@pytest.mark.parametrize("bad", [{"Fe": 0.95, "O": 1.0}, {}, {"Na": 0.0}, {"Na": -1.0, "Cl": 1.0}])
+@pytest.mark.parametrize("bad", [{"Fe": 0.95, "O": 1.0}, {}, {"Na": 0.0}, {"Na": -1.0, "Cl": 1.0},
+                                 {"Na": float("inf"), "Cl": 1.0}, {"Na": float("nan"), "Cl": 1.0}])
 def test_pattern_refuses_fractional_empty_and_negative_amounts(bad):
     with pytest.raises(ValueError):
         pattern(bad)
@@ -93,6 +94,11 @@ def test_vote_is_a_distribution_and_flags_formulas_without_analogues():
     # without analogues: the table's class frequencies
     freq = np.bincount([BRAVAIS.index(r[3]) for r in ROWS], minlength=14) / len(ROWS)
     np.testing.assert_allclose(pb[1], freq)
+
+
+def test_an_empty_table_is_refused():
+    with pytest.raises(ValueError, match="at least one"):
+        AnalogueTable(table_columns([], [], [], [], np.zeros((0, 6))))
 
 
 def test_table_columns_refuse_bad_cells():

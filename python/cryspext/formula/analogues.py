@@ -64,6 +64,8 @@ def pattern(composition: dict[str, float]) -> tuple[tuple[int, ...], np.ndarray,
     comp = {el: float(x) for el, x in composition.items() if float(x) != 0.0}
     if not comp:
         raise ValueError("empty formula")
+    if not all(np.isfinite(x) for x in comp.values()):
+        raise ValueError(f"{composition}: the amounts must be finite numbers")
     amounts = [round(x) for x in comp.values()]
     if any(abs(x - n) > _WHOLE or n < 1 for x, n in zip(comp.values(), amounts)):
         raise ValueError(f"{composition}: the amounts must be positive whole numbers "
@@ -95,7 +97,9 @@ class AnalogueTable:
 
     def __init__(self, columns: dict[str, np.ndarray], card: dict | None = None):
         self.columns, self.card = columns, card or {}
-        keys = self.columns["key"]
+        keys = np.asarray(self.columns["key"], dtype=str)
+        if len(keys) == 0:
+            raise ValueError("an analogue table needs at least one formula")
         order = np.argsort(keys, kind="stable")
         bounds = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1], True])
         self.rows = {str(keys[order[s]]): order[s:e] for s, e in zip(bounds[:-1], bounds[1:])}
