@@ -29,18 +29,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from formula_cell import topk  # noqa: E402  (share in % of labels among the k largest scores)
 
 SCAN = [(1, 1.0), (3, 3.0), (5, 3.0), (10, 3.0), (10, 1.0), (20, 5.0), (10, 10.0), (20, 10.0), (30, 10.0),
         (20, 20.0), (10, 1e9)]
 # Bins of the nearest analogue's distance (Σ |ΔMendeleev number|) for the confidence table.
 DISTANCE_BINS = [(0, 1), (2, 3), (4, 7), (8, 15), (16, 10**9)]
 PROBABILITY_BINS = [(0.0, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 0.9), (0.9, 1.01)]
-
-
-def topk(p: np.ndarray, y: np.ndarray, k: int) -> float:
-    """Top-k accuracy in % of (n, classes) scores ``p`` against class indices ``y``."""
-    rank = np.argsort(-p, axis=1, kind="stable")[:, :k]
-    return 100.0 * float(np.mean((rank == y[:, None]).any(axis=1))) if len(y) else float("nan")
 
 
 def percent(hits: np.ndarray) -> str:

@@ -46,7 +46,7 @@ VOTE_K = 10
 VOTE_TAU = 10.0
 
 # The most elements a stored formula may have (Materials Project's formulas have at most 9); a
-# larger formula has no analogues.
+# larger formula has no pattern in the table, so no analogues.
 MAX_ELEMENTS = 10
 _WHOLE = 1e-6  # an amount within this of a whole number is that number
 
@@ -56,10 +56,8 @@ def pattern(composition: dict[str, float]) -> tuple[tuple[int, ...], np.ndarray,
     ({element: amount}): the amounts of the reduced formula and its elements' Mendeleev
     numbers, both ordered by electronegativity (ties: Mendeleev number). ``ValueError`` for
     fractional amounts, unknown elements or an empty formula."""
-    from math import gcd
-
     from .elements import element_table
-    from .features import _IDX, _atomic_numbers
+    from .features import _IDX, _atomic_numbers, reduced_amounts
 
     comp = {el: float(x) for el, x in composition.items() if float(x) != 0.0}
     if not comp:
@@ -70,18 +68,14 @@ def pattern(composition: dict[str, float]) -> tuple[tuple[int, ...], np.ndarray,
     if any(abs(x - n) > _WHOLE or n < 1 for x, n in zip(comp.values(), amounts)):
         raise ValueError(f"{composition}: the amounts must be positive whole numbers "
                          "(a fractional formula's analogues are those of its end members)")
-    if len(comp) > MAX_ELEMENTS:
-        raise ValueError(f"{len(comp)} elements: at most {MAX_ELEMENTS} are compared")
-    g = 0
-    for n in amounts:
-        g = gcd(g, n)
+    amounts = [int(n) for n in reduced_amounts(amounts)]
     z = _atomic_numbers(comp)
     table = element_table()[0][z - 1]
     chi, mendeleev = table[:, _IDX["electronegativity"]], table[:, _IDX["mendeleev_number"]]
     order = np.lexsort((mendeleev, chi))
     elements = list(comp)
-    reduced = {elements[i]: amounts[i] // g for i in order}
-    return tuple(amounts[i] // g for i in order), mendeleev[order].astype(np.int16), reduced
+    reduced = {elements[i]: amounts[i] for i in order}
+    return tuple(amounts[i] for i in order), mendeleev[order].astype(np.int16), reduced
 
 
 def _key(amounts) -> str:
@@ -147,8 +141,10 @@ def _whole_composition(composition: dict[str, float]) -> tuple[dict[str, float],
 
     if not is_fractional(composition):
         return composition, None
+    from .predict import _written
+
     member = end_members(composition)[0][0]
-    return member, "".join(f"{el}{'' if n == 1 else int(n)}" for el, n in member.items())
+    return member, _written(member)
 
 
 def find_analogues(formula, n: int = 5, model_dir: str | Path | None = None) -> dict:
@@ -174,18 +170,11 @@ def find_analogues(formula, n: int = 5, model_dir: str | Path | None = None) -> 
     comp = as_composition(formula)
     whole, of = _whole_composition(comp)
     table = load_table(str(model_dir) if model_dir else None)
-    if len([x for x in whole.values() if x]) > MAX_ELEMENTS:  # no stored formula is that large
-        from .features import _atomic_numbers
-
-        _atomic_numbers(whole)  # unknown elements still raise
-        return {"formula": formula if isinstance(formula, str) else None, "pattern": None,
-                "of": of, "analogues": [], "vote": None}
     amounts, mendeleev, _ = pattern(whole)
     rows, dist = table.nearest(amounts, mendeleev, max(int(n), VOTE_K))
     vote = None
     if len(rows):
-        w = np.bincount(table.columns["bravais"][rows[:VOTE_K]], weights=np.exp(-dist[:VOTE_K] / VOTE_TAU),
-                        minlength=len(BRAVAIS))
+        w = _votes(table, rows[:VOTE_K], dist[:VOTE_K], VOTE_TAU)
         vote = [{"bravais": BRAVAIS[i], "share": round(float(w[i] / w.sum()), 4)}
                 for i in np.argsort(-w, kind="stable") if w[i] > 0]
     rows, dist = rows[:n], dist[:n]
@@ -197,6 +186,14 @@ def find_analogues(formula, n: int = 5, model_dir: str | Path | None = None) -> 
              for r, d in zip(rows, dist)]
     return {"formula": formula if isinstance(formula, str) else None, "pattern": list(amounts),
             "of": of, "analogues": found, "vote": vote}
+
+
+def _votes(table: AnalogueTable, rows: np.ndarray, dist: np.ndarray, tau: float,
+           column: str = "bravais", classes: int = 14) -> np.ndarray:
+    """Summed weights exp(−distance / tau) of analogues ``rows`` per class of ``column``
+    (Bravais index, or space group − 1 with ``column="spacegroup"``, ``classes=230``)."""
+    labels = table.columns[column][rows] - (1 if column == "spacegroup" else 0)
+    return np.bincount(labels, weights=np.exp(-dist / tau), minlength=classes)
 
 
 def analogue_vote(table: AnalogueTable, compositions, k: int = VOTE_K, tau: float = VOTE_TAU):
@@ -220,10 +217,9 @@ def analogue_vote(table: AnalogueTable, compositions, k: int = VOTE_K, tau: floa
         rows, dist = table.nearest(amounts, mendeleev, k)
         if len(rows) == 0:
             continue
-        w = np.exp(-dist / tau)
         # A little of the frequencies keeps every class possible (top-k beyond the voters).
-        b = np.bincount(c["bravais"][rows], weights=w, minlength=len(BRAVAIS)) + 0.1 * prior_b
-        s = np.bincount(c["spacegroup"][rows] - 1, weights=w, minlength=230) + 0.1 * prior_sg
+        b = _votes(table, rows, dist, tau) + 0.1 * prior_b
+        s = _votes(table, rows, dist, tau, "spacegroup", 230) + 0.1 * prior_sg
         pb[i], psg[i], covered[i] = b / b.sum(), s / s.sum(), True
     return pb, psg, covered
 
@@ -236,6 +232,8 @@ def table_columns(formulas, mp_ids, spacegroups, bravais, conventional) -> dict[
 
     for i, f in enumerate(formulas):
         amounts, mendeleev, _ = pattern(parse_formula(str(f)))
+        if len(amounts) > MAX_ELEMENTS:
+            raise ValueError(f"{f}: {len(amounts)} elements, at most {MAX_ELEMENTS} are stored")
         keys.append(_key(amounts))
         mend[i, : len(amounts)] = mendeleev
     conv = np.asarray(conventional, np.float32)
