@@ -194,3 +194,162 @@ def test_cli_refuses_analogues_where_they_cannot_be_shown(extra, tmp_path, monke
     assert main(["formula", "NaCl", "--analogues", "2", *extra]) == 2
     assert "--analogues goes with" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+# ---- starting structures (seed_structure) ----
+
+def _record(mp_id: int, atoms, sg: int) -> dict:
+    """A line of shared/data/mp/mp_structures.jsonl.gz for ``atoms``."""
+    return {"id": f"mp-{mp_id}", "formula": atoms.get_chemical_formula("metal", empirical=True),
+            "n": len(atoms), "lattice": atoms.cell[:].tolist(), "species": atoms.get_chemical_symbols(),
+            "frac": atoms.get_scaled_positions().tolist(), "sg": sg}
+
+
+@pytest.fixture(scope="module")
+def structure_table(tmp_path_factory):
+    """A table of three compounds with structures written by ``training.formula``'s
+    ``analogue_structures`` from a small mp_structures file (primitive cells, as Materials
+    Project stores them), plus one record whose space group disagrees and one missing."""
+    import gzip
+
+    from ase import Atoms
+    from ase.build import bulk
+
+    from cryspext.training.formula import analogue_structures
+
+    tmp = tmp_path_factory.mktemp("analogues")
+    (tmp / "mp").mkdir()
+    rocksalt = bulk("NaCl", "rocksalt", a=5.64)
+    cscl = bulk("CsCl", "cesiumchloride", a=4.12)
+    u = 0.305
+    rutile = Atoms("Ti2O4", cell=[4.594, 4.594, 2.959], pbc=True, scaled_positions=[
+        (0, 0, 0), (0.5, 0.5, 0.5), (u, u, 0), (1 - u, 1 - u, 0), (0.5 + u, 0.5 - u, 0.5),
+        (0.5 - u, 0.5 + u, 0.5)])
+    records = [_record(1, rocksalt, 225), _record(3, cscl, 221), _record(8, rutile, 136),
+               _record(4, bulk("NaBr", "rocksalt", a=5.97), 225)]
+    with gzip.open(tmp / "mp" / "mp_structures.jsonl.gz", "wt") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+    # NaBr (id 4) is claimed to be in 221: left without structure; MgO (id 5) has no record.
+    rows = [("NaCl", 1, 225, "cF", [5.64, 5.64, 5.64, 90, 90, 90]),
+            ("CsCl", 3, 221, "cP", [4.12, 4.12, 4.12, 90, 90, 90]),
+            ("NaBr", 4, 221, "cP", [5.97, 5.97, 5.97, 90, 90, 90]),
+            ("MgO", 5, 225, "cF", [4.2, 4.2, 4.2, 90, 90, 90]),
+            ("TiO2", 8, 136, "tP", [4.594, 4.594, 2.959, 90, 90, 90])]
+    f, i, sg, b, cell = zip(*rows)
+    columns = table_columns(f, i, sg, [BRAVAIS.index(x) for x in b], cell)
+    more, left_out = analogue_structures(tmp, i, f, sg)
+    columns.update(more)
+    np.savez_compressed(tmp / "analogues.npz", **columns)
+    (tmp / "analogues.json").write_text(json.dumps({"kind": "analogues", "split": "random"}))
+    return tmp, left_out
+
+
+def test_analogue_structures_store_asymmetric_units_and_say_what_was_left_out(structure_table):
+    tmp, left_out = structure_table
+    assert left_out == {"missing_record": 1, "other_spacegroup": 1, "not_standard": 0, "not_regenerated": 0}
+    t = AnalogueTable.read(tmp / "analogues.npz")
+    hall = t.columns["hall"]
+    assert (hall[[0, 1, 4]] > 0).all() and (hall[[2, 3]] == 0).all()
+    sizes = np.diff(t.columns["site_offsets"])
+    assert sizes.tolist() == [2, 2, 0, 0, 2]  # Na + Cl, Cs + Cl, nothing, nothing, Ti + O
+    frac, element = t.sites(0)  # rock salt: 4 Na + 4 Cl in the conventional cell
+    assert len(frac) == 8 and sorted(np.bincount(element)) == [4, 4]
+    with pytest.raises(ValueError, match="no structure"):
+        t.sites(2)
+
+
+def test_seed_structure_substitutes_elements_and_scales_the_cell(structure_table):
+    import spglib
+
+    from cryspext.formula.analogues import seed_structure
+    from cryspext.formula.features import formula_unit_features
+
+    tmp, _ = structure_table
+    seed = seed_structure("KBr", model_dir=tmp)
+    assert seed.info["seed_of"] == "NaCl" and seed.info["mp_id"] == "mp-1" and seed.info["spacegroup"] == 225
+    assert sorted(seed.get_chemical_symbols()) == ["Br"] * 4 + ["K"] * 4
+    ds = spglib.get_symmetry_dataset((seed.cell[:], seed.get_scaled_positions(), seed.numbers), symprec=0.01)
+    assert ds.number == 225
+    ratio = formula_unit_features("KBr")[1] / formula_unit_features("NaCl")[1]
+    assert seed.info["volume_scale"] == pytest.approx(ratio, rel=1e-5)
+    assert seed.get_volume() == pytest.approx(5.64 ** 3 * ratio, rel=1e-4)
+    # Cation on the cation sites: every K has 6 Br neighbours at a/2.
+    d = seed.get_all_distances(mic=True)
+    k = [i for i, s in enumerate(seed.get_chemical_symbols()) if s == "K"]
+    nearest = np.sort(d[k], axis=1)[:, 1]
+    assert np.allclose(nearest, seed.cell.lengths()[0] / 2, rtol=1e-3)
+    unscaled = seed_structure("KBr", scale=False, model_dir=tmp)
+    assert unscaled.get_volume() == pytest.approx(5.64 ** 3, rel=1e-4)
+    # Nearest first: NaBr (distance 1, no structure stored), NaCl (2), CsCl (3); MgO has none.
+    second = seed_structure("KBr", rank=1, model_dir=tmp)
+    assert second.info["seed_of"] == "CsCl" and len(second) == 2
+    rutile = seed_structure("SnO2", model_dir=tmp)
+    assert rutile.info["seed_of"] == "TiO2" and sorted(set(rutile.get_chemical_symbols())) == ["O", "Sn"]
+    assert len(rutile) == 6
+
+
+def test_seed_structure_refuses_what_it_cannot_build(structure_table):
+    from cryspext.formula.analogues import seed_structure
+
+    tmp, _ = structure_table
+    with pytest.raises(ValueError, match="rank 2"):
+        seed_structure("KBr", rank=2, model_dir=tmp)
+    with pytest.raises(ValueError, match="stoichiometry"):
+        seed_structure("Fe2O3", model_dir=tmp)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="rank"):
+            seed_structure("KBr", rank=bad, model_dir=tmp)
+    with pytest.raises(ValueError):
+        seed_structure("Xx2O3", model_dir=tmp)
+    frac = seed_structure("Ba0.5Sr0.5Cl", model_dir=tmp)  # the heaviest end member, BaCl
+    assert frac.info["end_member"] in ("BaCl", "SrCl")
+
+
+def test_shipped_table_regenerates_its_structures():
+    """A sample of the shipped table's stored structures: spglib finds the row's space group in
+    the regenerated cell and its composition is the formula's, some number of times over."""
+    import spglib
+
+    t = load_table()
+    if not t.has_structures():
+        pytest.skip("the shipped table stores no structures")
+    assert t.card["structures"]["stored"] == int((t.columns["hall"] > 0).sum()) > 0.99 * len(t)
+    rows = np.random.default_rng(1).choice(np.flatnonzero(t.columns["hall"] > 0), 60, replace=False)
+    for r in rows:
+        frac, element = t.sites(r)
+        formula = str(t.columns["formula"][r])
+        amounts = np.array(pattern(parse_formula(formula))[0])
+        counts = np.bincount(element, minlength=len(amounts))
+        assert (counts % amounts == 0).all() and len(set(counts // amounts)) == 1, formula
+        from ase.cell import Cell
+
+        cell = Cell.fromcellpar(t.columns["conventional"][r].astype(float))
+        ds = spglib.get_symmetry_dataset((cell[:], frac, element), symprec=0.1, angle_tolerance=5)
+        assert ds.number == t.columns["spacegroup"][r], formula
+
+
+def test_cli_writes_a_seed_structure(tmp_path, capsys):
+    from ase.io import read
+
+    from cryspext.cli import main
+
+    if not load_table().has_structures():
+        pytest.skip("the shipped table stores no structures")
+    path = tmp_path / "seed.cif"
+    assert main(["formula", "NaMnPO4", "--top", "1", "--seed-structure", str(path)]) == 0
+    assert "seed structure" in capsys.readouterr().out
+    atoms = read(path)
+    symbols = atoms.get_chemical_symbols()
+    n = symbols.count("Na")
+    assert n > 0 and symbols.count("Mn") == n and symbols.count("P") == n and symbols.count("O") == 4 * n
+
+
+@pytest.mark.parametrize("extra", [["--csv", "x.csv"], ["--check", "225", "5.6", "5.6", "5.6", "90", "90", "90"]])
+def test_cli_refuses_a_seed_structure_where_it_cannot_be_written(extra, tmp_path, monkeypatch, capsys):
+    from cryspext.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["formula", "NaCl", "--seed-structure", "s.cif", *extra]) == 2
+    assert "--seed-structure goes with" in capsys.readouterr().err
+    assert not (tmp_path / "s.cif").exists() and not (tmp_path / "x.csv").exists()

@@ -329,7 +329,8 @@ def test_analogues_step_writes_the_training_formulas_by_pattern(tiny_models, tmp
     out, _ = tiny_models
     models = tmp_path / "m"
     models.mkdir()
-    assert main(["analogues", "--split", "future", "--cache", str(out.parent), "--out", str(models)]) == 0
+    assert main(["analogues", "--split", "future", "--cache", str(out.parent), "--out", str(models),
+                 "--no-structures"]) == 0
     card = json.loads((models / "analogues.json").read_text())
     arr = dataset_arrays(out.parent)
     train, test = _split(arr, "future")

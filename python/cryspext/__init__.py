@@ -6,7 +6,8 @@ Patterns:  ``xrd`` (ideal δ-profiles, space group + volume from a structure or 
 Formulas:  ``predict_formula`` (``predict_formulas`` for many), ``predict_cell`` (Bravais lattice,
            space group, lattice parameters); ``check_cell`` / ``check_structure`` (does a
            proposed space group and cell fit the formula?); ``find_analogues`` (known
-           compounds of the same stoichiometry with similar elements).
+           compounds of the same stoichiometry with similar elements); ``seed_structure`` (a
+           starting structure from the nearest of them, elements substituted).
 Geometry:  ``neighbor_list``, ``strided_boxes``; ``as_structure`` reads ASE, pymatgen, OVITO, files.
 
 Sub-packages that need torch are imported on first use, so ``import cryspext`` stays light.
@@ -55,6 +56,7 @@ _LAZY = {
     "check_cell": ("cryspext.formula", "check_cell"),
     "check_structure": ("cryspext.formula", "check_structure"),
     "find_analogues": ("cryspext.formula", "find_analogues"),
+    "seed_structure": ("cryspext.formula", "seed_structure"),
     "polycrystal": ("cryspext.build", "polycrystal"),
 }
 _SUBMODULES = {"arise", "descriptors", "xrd", "formula", "build", "models", "training"}

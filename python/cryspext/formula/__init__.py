@@ -10,7 +10,9 @@
 * ``check_cell(formula, spacegroup, cell)`` / ``check_structure(atoms)`` — how well a proposed
   space group and cell (an indexing, a CIF) fit what the model expects for the formula.
 * ``find_analogues("NaMnPO4")`` — known compounds (Materials Project training formulas) of the
-  same stoichiometry with the most similar elements, with their space groups and cells.
+  same stoichiometry with the most similar elements, with their space groups and cells;
+  ``seed_structure("NaMnPO4")`` — the nearest one's structure with the formula's elements
+  substituted, an ``ase.Atoms`` to relax.
 * ``parse_formula`` / ``formula_features`` / ``formula_unit_features`` — the parser and the
   features behind them (intensive Magpie-style statistics; the size of the reduced formula).
 
@@ -24,7 +26,7 @@ from .features import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES, formula_feature
 from .lattice import BRAVAIS, BRAVAIS_NAMES, bravais_of_spacegroup
 from .parse import as_composition, parse_formula
 from .check import check_cell, check_structure
-from .analogues import find_analogues
+from .analogues import find_analogues, seed_structure
 from .predict import FormulaModels, predict_cell, predict_formula, predict_formulas
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "check_cell",
     "check_structure",
     "find_analogues",
+    "seed_structure",
     "parse_formula",
     "as_composition",
     "formula_features",

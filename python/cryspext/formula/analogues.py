@@ -21,6 +21,13 @@ probabilities (weights exp(−distance / ``VOTE_TAU``)): a baseline for
 A fractional formula (a solid solution) has no pattern of its own: its analogues are those of
 its heaviest end member (``vegard.end_members``: Ba0.5Sr0.5TiO3 → BaTiO3), and the answer says
 so.
+
+``seed_structure`` builds a starting structure (for a first-principles relaxation) from the
+nearest analogue: its conventional cell with every element replaced by the formula's element at
+the same pattern position, the cell scaled to the formula's summed elemental volumes. The table
+stores each analogue's atoms as the asymmetric unit of spglib's conventional standard cell
+(fractions in units of 1/65536) and its Hall number, whose symmetry operations regenerate the
+rest.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["VOTE_K", "VOTE_TAU", "AnalogueTable", "pattern", "find_analogues", "analogue_vote",
-           "load_table"]
+           "load_table", "seed_structure", "expand_sites"]
 
 # The vote's neighbours and distance scale, chosen on the validation slices of both splits
 # (``python benchmarks/formula_analogues.py --scan``; the test rows are never read) by the
@@ -49,6 +56,8 @@ VOTE_TAU = 10.0
 # larger formula has no pattern in the table, so no analogues.
 MAX_ELEMENTS = 10
 _WHOLE = 1e-6  # an amount within this of a whole number is that number
+FRACTION_SCALE = 65536  # stored site fractions are integers in units of 1/FRACTION_SCALE
+_SAME_SITE = 1e-3  # regenerated sites closer than this (fractional, each axis) are one site
 
 
 def pattern(composition: dict[str, float]) -> tuple[tuple[int, ...], np.ndarray, dict[str, int]]:
@@ -87,7 +96,11 @@ class AnalogueTable:
     ``mp_id`` (int), ``spacegroup``, ``bravais`` (index into ``lattice.BRAVAIS``),
     ``conventional`` (a b c α β γ of spglib's conventional standard cell, Å and degrees;
     hexagonal axes for R groups), ``key`` (the pattern, "1-1-1-4") and ``mendeleev`` (n,
-    ``MAX_ELEMENTS``, padded with 0)."""
+    ``MAX_ELEMENTS``, padded with 0). Tables with structures also have ``hall`` (spglib's Hall
+    number of the conventional standard cell, 0 where no structure is stored),
+    ``site_offsets`` (n + 1; the sites of row i are ``site_offsets[i]:site_offsets[i + 1]``),
+    ``site_element`` (the site's element as its position in the pattern) and ``site_frac``
+    (fractional coordinates × ``FRACTION_SCALE``, uint16): the asymmetric unit."""
 
     def __init__(self, columns: dict[str, np.ndarray], card: dict | None = None):
         self.columns, self.card = columns, card or {}
@@ -108,6 +121,20 @@ class AnalogueTable:
 
     def __len__(self) -> int:
         return len(self.columns["key"])
+
+    def has_structures(self) -> bool:
+        return "hall" in self.columns
+
+    def sites(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(fractional coordinates (n, 3), element positions in the pattern (n,)) of every atom
+        of row ``row``'s conventional standard cell, regenerated from its asymmetric unit
+        (``expand_sites``). ``ValueError`` where the table stores no structure for the row."""
+        c = self.columns
+        if not self.has_structures() or int(c["hall"][row]) == 0:
+            raise ValueError(f"no structure is stored for {c['formula'][row]}")
+        s, e = int(c["site_offsets"][row]), int(c["site_offsets"][row + 1])
+        return expand_sites(int(c["hall"][row]), c["site_frac"][s:e] / FRACTION_SCALE,
+                            c["site_element"][s:e])
 
     def nearest(self, amounts, mendeleev: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, distances) of the ``n`` nearest formulas of pattern ``amounts`` (fewer when
@@ -186,6 +213,89 @@ def find_analogues(formula, n: int = 5, model_dir: str | Path | None = None) -> 
              for r, d in zip(rows, dist)]
     return {"formula": formula if isinstance(formula, str) else None, "pattern": list(amounts),
             "of": of, "analogues": found, "vote": vote}
+
+
+def expand_sites(hall: int, frac: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All sites of a cell from its asymmetric unit: every symmetry operation of spglib's Hall
+    number ``hall`` applied to the fractional coordinates ``frac`` (n, 3), images within
+    ``_SAME_SITE`` of an earlier site dropped. Returns (fractions in [0, 1) (m, 3), the label
+    of each site)."""
+    import spglib
+
+    sym = spglib.get_symmetry_from_database(int(hall))
+    if sym is None:
+        raise ValueError(f"unknown Hall number {hall}")
+    frac = np.asarray(frac, float).reshape(-1, 3)
+    images = (np.einsum("kij,nj->kni", sym["rotations"], frac) + sym["translations"][:, None, :]) % 1.0
+    images = images.reshape(-1, 3)
+    tiled = np.tile(np.asarray(labels), len(sym["rotations"]))
+    keep: list[int] = []
+    for i, x in enumerate(images):
+        if keep:
+            d = images[keep] - x
+            d -= np.round(d)  # periodic: 0.9999 and 0.0001 are one position
+            if (np.abs(d).max(axis=1) < _SAME_SITE).any():
+                continue
+        keep.append(i)
+    return images[keep] % 1.0, tiled[keep]
+
+
+def seed_structure(formula, rank: int = 0, scale: bool = True, model_dir: str | Path | None = None):
+    """A starting structure for ``formula`` (str, pymatgen ``Composition`` or mapping) from a
+    known analogue (module docstring): the ``rank``-th nearest analogue that has a stored
+    structure (0: the nearest), its conventional standard cell with each element replaced by
+    the formula's element at the same pattern position (LiFePO4 → NaMnPO4: Li → Na, Fe → Mn).
+    With ``scale`` the cell is scaled isotropically by the ratio of the two formulas' summed
+    elemental ground-state volumes (``features.formula_unit_features``); without, it keeps the
+    analogue's cell. A guess to relax, not a prediction of positions: how often it has the
+    right structure type is in ``benchmarks/RESULTS_formula_seeds.md``.
+
+    Returns an ``ase.Atoms`` (periodic) whose ``info`` holds ``seed_of`` (the analogue's
+    formula), ``mp_id``, ``spacegroup`` (the analogue's), ``distance``, ``volume_scale`` and
+    ``end_member`` (the end member used for a fractional formula, else None). ``ValueError``
+    when no known compound has the formula's pattern, or fewer than ``rank + 1`` of them have a
+    structure."""
+    from ase import Atoms
+    from ase.cell import Cell
+
+    from .features import formula_unit_features
+    from .parse import as_composition, parse_formula
+
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
+        raise ValueError(f"rank must be a non-negative integer, got {rank!r}")
+    comp = as_composition(formula)
+    whole, of = _whole_composition(comp)
+    table = load_table(str(model_dir) if model_dir else None)
+    if not table.has_structures():
+        raise ValueError("this analogue table stores no structures; rewrite it with "
+                         "'python -m cryspext.training.formula analogues'")
+    amounts, mendeleev, reduced = pattern(whole)
+    rows, dist = table.nearest(amounts, mendeleev, len(table))
+    with_structure = [i for i, r in enumerate(rows) if int(table.columns["hall"][r]) != 0]
+    if len(with_structure) <= rank:
+        raise ValueError(f"{_formula_text(formula)}: {len(with_structure)} known compound(s) of "
+                         f"its stoichiometry {list(amounts)} have a stored structure, rank {rank} "
+                         "asked")
+    row, d = rows[with_structure[rank]], float(dist[with_structure[rank]])
+    c = table.columns
+    analogue = str(c["formula"][row])
+    frac, position = table.sites(row)
+    elements = list(reduced)
+    ratio = 1.0
+    if scale:
+        ratio = float(formula_unit_features(reduced)[1] / formula_unit_features(parse_formula(analogue))[1])
+    conv = np.array(c["conventional"][row], float)
+    conv[:3] *= ratio ** (1.0 / 3.0)
+    atoms = Atoms([elements[int(j)] for j in position], scaled_positions=frac,
+                  cell=Cell.fromcellpar(conv), pbc=True)
+    atoms.info.update(seed_of=analogue, mp_id=f"mp-{int(c['mp_id'][row])}",
+                      spacegroup=int(c["spacegroup"][row]), distance=d,
+                      volume_scale=round(ratio, 6), end_member=of)
+    return atoms
+
+
+def _formula_text(formula) -> str:
+    return formula if isinstance(formula, str) else str(formula)
 
 
 def _votes(table: AnalogueTable, rows: np.ndarray, dist: np.ndarray, tau: float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import warnings
 
 _SG_SYMBOLS = None
@@ -117,6 +118,10 @@ def _formula(args) -> int:
                            or args.formula == "cell"):
         raise ValueError("--analogues goes with a formula or --file, printed or --json "
                          "(not with --csv, --check, --structure or 'cell')")
+    if args.seed_structure and (args.file is not None or args.csv or args.check is not None
+                                or args.structure is not None or args.formula in (None, "cell")):
+        raise ValueError("--seed-structure goes with one formula (not with --file, --csv, --check, "
+                         "--structure or 'cell')")
     if args.check is not None or args.structure is not None:
         return _check(args)
     if args.file is not None:
@@ -157,7 +162,25 @@ def _formula(args) -> int:
         from .plot import plot_formula
 
         plot_formula(result, args.png)
+    if args.seed_structure:
+        _write_seed(args.formula, args.seed_structure, quiet=args.json)
     return 0
+
+
+def _write_seed(formula: str, path: str, quiet: bool) -> None:
+    """Write ``seed_structure(formula)`` to ``path`` (format from the name, as ``ase.io.write``)."""
+    from ase.io import write
+
+    from .analogues import seed_structure
+
+    seed = seed_structure(formula)
+    write(path, seed)
+    i = seed.info
+    of = f" (end member {i['end_member']})" if i["end_member"] else ""
+    message = (f"seed structure{of}: {seed.get_chemical_formula()} in the structure of {i['seed_of']} "
+               f"({i['mp_id']}, space group {i['spacegroup']}), volume x {i['volume_scale']:.3f}, "
+               f"written to {path}; a guess to relax, not a prediction")
+    print(message, file=sys.stderr if quiet else sys.stdout)
 
 
 def _write_csv(results, path: str) -> int:
@@ -296,6 +319,7 @@ def register(subparsers) -> None:
             "  cryspext formula Al2.6652O4\n"
             "  cryspext formula LiFePO4 --spacegroup 62   (lattice parameters in Pnma)\n"
             "  cryspext formula NaMnPO4 --analogues 5   (known compounds like it)\n"
+            "  cryspext formula NaMnPO4 --seed-structure NaMnPO4.cif   (a structure to relax)\n"
             "  cryspext formula Ba0.5Sr0.5TiO3 --png bst.png\n"
             "  cryspext formula cell 5.431 5.431 5.431 90 90 90\n"
             "  cryspext formula cell 10.33 6.01 4.69 90 90 90 --of LiFePO4   (cell and formula)\n"
@@ -335,6 +359,10 @@ def register(subparsers) -> None:
                    help="also list N known compounds of the same stoichiometry with the most "
                         "similar elements (e.g. NaFePO4 for LiFePO4), with their space groups "
                         "and cells, from the Materials Project training data")
+    p.add_argument("--seed-structure", default=None, metavar="PATH",
+                   help="also write a starting structure for a first-principles relaxation: the "
+                        "nearest known analogue's cell with the formula's elements substituted and "
+                        "its volume scaled (a CIF, POSCAR, xyz ... file, format from the name)")
     p.add_argument("--png", default=None, metavar="PATH",
                    help="also draw the answer (probabilities, lattice lengths ± σ) into a PNG file")
     p.add_argument("--check", nargs=7, default=None, metavar=("N", "A", "B", "C", "ALPHA", "BETA", "GAMMA"),

@@ -27,8 +27,10 @@ Steps (each a sub-command):
   formula unit) onto an existing model card; ``train`` and ``merge`` write it themselves.
 * ``volume`` — the table of cell volume per formula unit by space group
   (``cell_volume.npz``, ``formula.cellvolume``) that ``predict_cell(..., formula=...)`` uses.
-* ``analogues`` — the training formulas by stoichiometry pattern, with their space groups and
-  cells (``analogues.npz``), for ``formula.analogues.find_analogues``.
+* ``analogues`` — the training formulas by stoichiometry pattern, with their space groups,
+  cells and structures (asymmetric units, read from ``--shared``; ``--no-structures`` leaves
+  them out) (``analogues.npz``), for ``formula.analogues.find_analogues`` and
+  ``seed_structure``.
 * ``tune`` — fine-tune a trained formula ensemble on the Materials Project rows plus COD's
   labels (``--model DIR --out DIR``; ``--no-cod``: the MP rows alone).
 
@@ -901,16 +903,95 @@ def fit_cell_volume(cache: Path, split: str, model_dir: Path) -> dict:
     return card
 
 
-def write_analogue_table(cache: Path, split: str, model_dir: Path) -> dict:
+def analogue_structures(shared: Path, mp_ids, formulas, spacegroups) -> tuple[dict, dict]:
+    """The structure columns of ``analogues.npz`` (``formula.analogues.AnalogueTable``) for the
+    Materials Project records ``mp_ids`` of ``formulas``: the asymmetric unit of spglib's
+    conventional standard cell (symprec 0.1 Å, 5°, as the data step) and its Hall number. A
+    record is left without structure (Hall number 0) where spglib finds another space group
+    than ``spacegroups``, where the standard cell is not in its own standard setting, or where
+    the stored sites (fractions rounded to 1/65536) do not regenerate that cell exactly.
+    Returns (columns, counts of such cases). About 6 ms per record."""
+    import spglib
+    from ase.data import atomic_numbers, chemical_symbols
+
+    from ..formula import analogues
+    from ..formula.parse import parse_formula
+
+    path = Path(shared) / "mp" / "mp_structures.jsonl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the analogues' structures come from it "
+                                "(--shared), or write the table without them (--no-structures)")
+    wanted = {int(i): k for k, i in enumerate(mp_ids)}
+    records: dict[int, dict] = {}
+    with gzip.open(path, "rt") as fh:
+        for line in tqdm(fh, total=144861, desc="reading MP structures", mininterval=10):
+            rec = json.loads(line)
+            i = int(rec["id"].split("-")[1])
+            if i in wanted:
+                records[i] = rec
+    n = len(wanted)
+    hall = np.zeros(n, np.int16)
+    counts = {"missing_record": 0, "other_spacegroup": 0, "not_standard": 0, "not_regenerated": 0}
+    sites: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 3), np.uint16), np.zeros(0, np.uint8))] * n
+    for i, k in tqdm(wanted.items(), desc="asymmetric units", mininterval=10):
+        rec = records.get(i)
+        if rec is None:
+            counts["missing_record"] += 1
+            continue
+        cell = (np.asarray(rec["lattice"], float), np.asarray(rec["frac"], float),
+                [atomic_numbers[e] for e in rec["species"]])
+        ds = spglib.get_symmetry_dataset(cell, symprec=0.1, angle_tolerance=5)
+        if ds is None or int(ds.number) != int(spacegroups[k]):
+            counts["other_spacegroup"] += 1
+            continue
+        std = (ds.std_lattice, ds.std_positions, ds.std_types)
+        again = spglib.get_symmetry_dataset(std, symprec=0.1, angle_tolerance=5)
+        shift = (np.asarray(again.origin_shift) + 0.5) % 1.0 - 0.5
+        if (again.hall_number != ds.hall_number or not np.allclose(again.transformation_matrix, np.eye(3))
+                or np.abs(shift).max() > 1e-4):
+            counts["not_standard"] += 1
+            continue
+        unique = np.unique(again.equivalent_atoms)
+        order = list(analogues.pattern(parse_formula(str(formulas[k])))[2])
+        element = np.array([order.index(chemical_symbols[t]) for t in ds.std_types[unique]], np.uint8)
+        frac = (np.round(ds.std_positions[unique] * analogues.FRACTION_SCALE).astype(np.int64)
+                % analogues.FRACTION_SCALE).astype(np.uint16)
+        # The check that prediction time will see the same cell: regenerate it from what is stored.
+        pos, lab = analogues.expand_sites(ds.hall_number, frac / analogues.FRACTION_SCALE, element)
+        d = pos[:, None] - ds.std_positions[None]
+        d -= np.round(d)
+        match = np.abs(d).max(axis=2) < 2e-3
+        std_lab = np.array([order.index(chemical_symbols[t]) for t in ds.std_types])
+        if len(pos) != len(ds.std_types) or not all((match[j] & (std_lab == lab[j])).any()
+                                                    for j in range(len(pos))):
+            counts["not_regenerated"] += 1
+            continue
+        hall[k], sites[k] = ds.hall_number, (frac, element)
+    offsets = np.zeros(n + 1, np.int64)
+    offsets[1:] = np.cumsum([len(e) for _f, e in sites])
+    columns = {"hall": hall, "site_offsets": offsets,
+               "site_element": np.concatenate([e for _f, e in sites]).astype(np.uint8),
+               "site_frac": np.concatenate([f for f, _e in sites]).astype(np.uint16).reshape(-1, 3)}
+    return columns, counts
+
+
+def write_analogue_table(cache: Path, split: str, model_dir: Path, shared: Path | None = None) -> dict:
     """Write the table of ``formula.analogues`` (the ``split``'s training formulas with their
-    Materials Project id, space group, Bravais lattice and conventional cell) as
-    ``analogues.npz`` + ``analogues.json`` into ``model_dir``. Seconds. Returns the card."""
+    Materials Project id, space group, Bravais lattice and conventional cell; with ``shared``,
+    the data folder, also their structures for ``seed_structure``, ``analogue_structures``) as
+    ``analogues.npz`` + ``analogues.json`` into ``model_dir``. Seconds without structures,
+    about 10 min with. Returns the card."""
     from ..formula import analogues
 
     arr = dataset_arrays(cache)
     train = _split(arr, split)[0]
     columns = analogues.table_columns(arr["formula"][train], arr["mp_id"][train], arr["sg"][train],
                                       arr["bravais"][train], arr["conventional"][train])
+    structures = None
+    if shared is not None:
+        more, structures = analogue_structures(shared, arr["mp_id"][train], arr["formula"][train],
+                                               arr["sg"][train])
+        columns.update(more)
     model_dir = Path(model_dir)
     np.savez_compressed(model_dir / "analogues.npz", **columns)
     card = {
@@ -921,12 +1002,21 @@ def write_analogue_table(cache: Path, split: str, model_dir: Path) -> dict:
                     "spacegroup": "spglib, symprec 0.1 A", "bravais": "index into lattice.BRAVAIS",
                     "conventional": "a b c (A) alpha beta gamma (degrees) of spglib's conventional "
                     "standard cell (hexagonal axes for R groups)",
-                    "key": "amounts ordered by electronegativity", "mendeleev": "Mendeleev numbers, same order"},
+                    "key": "amounts ordered by electronegativity", "mendeleev": "Mendeleev numbers, same order",
+                    **({"hall": "spglib Hall number of the conventional standard cell (0: no structure stored)",
+                        "site_offsets": "row i's sites are site_offsets[i]:site_offsets[i+1]",
+                        "site_element": "the site's element as its position in the pattern",
+                        "site_frac": f"fractional coordinates x {analogues.FRACTION_SCALE} of the "
+                        "asymmetric unit of that cell"} if structures is not None else {})},
+        **({"structures": {"stored": int((columns["hall"] > 0).sum()),
+                           "left_out": structures, "symprec_A": 0.1, "angle_tolerance_deg": 5}}
+           if structures is not None else {}),
         "training_data": "shared/data/mp (Materials Project, CC-BY 4.0, attribution 'Materials "
         "Project'): lowest-e_hull polymorph per reduced formula; built by python -m "
         "cryspext.training.formula data",
         "training_data_sha256_16": str(arr["digest"]),
-        "command": f"python -m cryspext.training.formula analogues --split {split} --out {_shown(model_dir)}"}
+        "command": (f"python -m cryspext.training.formula analogues --split {split} --out {_shown(model_dir)}"
+                    + ("" if structures is not None else " --no-structures"))}
     (model_dir / "analogues.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return card
 
@@ -1112,7 +1202,8 @@ def recipe_commands(split: str, out: Path, cache: Path = DEFAULT_CACHE, threads:
     element, mlp = RECIPE_RUNS
     cell = py + ["cryspext.training.cell", "train", "--out", str(out)] + common
     volume = py + ["cryspext.training.formula", "volume", "--out", str(out)] + common
-    analogues = py + ["cryspext.training.formula", "analogues", "--out", str(out)] + common
+    analogues = (py + ["cryspext.training.formula", "analogues", "--out", str(out), "--shared", str(shared)]
+                 + common)
     trees = (py + ["cryspext.training.formula", "trees", "--out", str(out), "--shared", str(shared)]
              + common + ([] if cod else ["--no-cod"]))
     merge = py + ["cryspext.training.formula", "merge", "--out", str(out)] + common
@@ -1222,6 +1313,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="trees, recipe, tune: fit the Bravais and space-group trees (tune: the "
                     "networks) on the Materials Project rows only, without COD's formula -> space-group labels "
                     "(shared/data/mp/cod_formula_sg.json.gz, training.cod)")
+    ap.add_argument("--no-structures", action="store_true",
+                    help="analogues: write the table without the analogues' structures (seconds "
+                    "instead of about 10 min; no seed_structure)")
     ap.add_argument("--seed", type=int, default=100,
                     help="train: member m is seeded SEED + m (default 100); separate runs meant "
                     "to be merged need different seeds")
@@ -1304,7 +1398,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {Path(out) / 'cell_volume.npz'}: {card['n_cells']} cells, delta {card['delta']}")
     if args.step == "analogues":
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
-        card = write_analogue_table(args.cache, args.split, Path(out))
+        card = write_analogue_table(args.cache, args.split, Path(out),
+                                    None if args.no_structures else args.shared)
         print(f"wrote {Path(out) / 'analogues.npz'}: {card['n_formulas']} formulas, "
               f"{card['n_patterns']} stoichiometry patterns")
     if args.step == "tune":
