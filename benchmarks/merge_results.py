@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["neighbors", "soap", "robustness", "spm", "xrd", "formula", "formula_confidence", "formula_check", "formula_analogues", "formula_cell", "cell"]
+ORDER = ["neighbors", "soap", "robustness", "spm", "xrd", "formula", "formula_confidence", "formula_check", "formula_analogues", "formula_seeds", "formula_cell", "cell"]
 
 
 def main() -> None:

@@ -266,7 +266,7 @@ def test_seed_structure_substitutes_elements_and_scales_the_cell(structure_table
     from cryspext.formula.features import formula_unit_features
 
     tmp, _ = structure_table
-    seed = seed_structure("KBr", model_dir=tmp)
+    seed = seed_structure("KBr", choose="nearest", model_dir=tmp)
     assert seed.info["seed_of"] == "NaCl" and seed.info["mp_id"] == "mp-1" and seed.info["spacegroup"] == 225
     assert sorted(seed.get_chemical_symbols()) == ["Br"] * 4 + ["K"] * 4
     ds = spglib.get_symmetry_dataset((seed.cell[:], seed.get_scaled_positions(), seed.numbers), symprec=0.01)
@@ -279,12 +279,12 @@ def test_seed_structure_substitutes_elements_and_scales_the_cell(structure_table
     k = [i for i, s in enumerate(seed.get_chemical_symbols()) if s == "K"]
     nearest = np.sort(d[k], axis=1)[:, 1]
     assert np.allclose(nearest, seed.cell.lengths()[0] / 2, rtol=1e-3)
-    unscaled = seed_structure("KBr", scale=False, model_dir=tmp)
+    unscaled = seed_structure("KBr", scale=False, choose="nearest", model_dir=tmp)
     assert unscaled.get_volume() == pytest.approx(5.64 ** 3, rel=1e-4)
     # Nearest first: NaBr (distance 1, no structure stored), NaCl (2), CsCl (3); MgO has none.
-    second = seed_structure("KBr", rank=1, model_dir=tmp)
+    second = seed_structure("KBr", rank=1, choose="nearest", model_dir=tmp)
     assert second.info["seed_of"] == "CsCl" and len(second) == 2
-    rutile = seed_structure("SnO2", model_dir=tmp)
+    rutile = seed_structure("SnO2", choose="nearest", model_dir=tmp)
     assert rutile.info["seed_of"] == "TiO2" and sorted(set(rutile.get_chemical_symbols())) == ["O", "Sn"]
     assert len(rutile) == 6
 
@@ -294,16 +294,35 @@ def test_seed_structure_refuses_what_it_cannot_build(structure_table):
 
     tmp, _ = structure_table
     with pytest.raises(ValueError, match="rank 2"):
-        seed_structure("KBr", rank=2, model_dir=tmp)
+        seed_structure("KBr", rank=2, choose="nearest", model_dir=tmp)
     with pytest.raises(ValueError, match="stoichiometry"):
-        seed_structure("Fe2O3", model_dir=tmp)
+        seed_structure("Fe2O3", choose="nearest", model_dir=tmp)
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="rank"):
-            seed_structure("KBr", rank=bad, model_dir=tmp)
+            seed_structure("KBr", rank=bad, choose="nearest", model_dir=tmp)
     with pytest.raises(ValueError):
-        seed_structure("Xx2O3", model_dir=tmp)
-    frac = seed_structure("Ba0.5Sr0.5Cl", model_dir=tmp)  # the heaviest end member, BaCl
+        seed_structure("Xx2O3", choose="nearest", model_dir=tmp)
+    frac = seed_structure("Ba0.5Sr0.5Cl", choose="nearest", model_dir=tmp)  # the heaviest end member, BaCl
     assert frac.info["end_member"] in ("BaCl", "SrCl")
+    with pytest.raises(ValueError, match="choose"):
+        seed_structure("KBr", choose="best", model_dir=tmp)
+
+
+def test_seed_structure_ranks_the_nearest_analogues_by_the_models_space_group():
+    """With the shipped models: of the SEED_K nearest analogues with a structure, the first seed
+    has the largest P(space group) · exp(−distance / SEED_TAU); ranks go on through the rest."""
+    from cryspext.formula.analogues import SEED_K, SEED_TAU, seed_structure
+
+    if not load_table().has_structures():
+        pytest.skip("the shipped table stores no structures")
+    seeds = [seed_structure("NaMnPO4", rank=k) for k in range(SEED_K + 1)]
+    nearest = [seed_structure("NaMnPO4", rank=k, choose="nearest") for k in range(SEED_K)]
+    assert {s.info["mp_id"] for s in seeds[:SEED_K]} == {s.info["mp_id"] for s in nearest}
+    scores = [s.info["spacegroup_probability"] * np.exp(-s.info["distance"] / SEED_TAU) for s in seeds[:SEED_K]]
+    assert scores == sorted(scores, reverse=True) and 0 < seeds[0].info["spacegroup_probability"] <= 1
+    assert np.isnan(seeds[SEED_K].info["spacegroup_probability"])
+    assert np.isnan(nearest[0].info["spacegroup_probability"])
+    assert seeds[SEED_K].info["distance"] >= max(s.info["distance"] for s in nearest)
 
 
 def test_shipped_table_regenerates_its_structures():

@@ -22,9 +22,10 @@ A fractional formula (a solid solution) has no pattern of its own: its analogues
 its heaviest end member (``vegard.end_members``: Ba0.5Sr0.5TiO3 → BaTiO3), and the answer says
 so.
 
-``seed_structure`` builds a starting structure (for a first-principles relaxation) from the
-nearest analogue: its conventional cell with every element replaced by the formula's element at
-the same pattern position, the cell scaled to the formula's summed elemental volumes. The table
+``seed_structure`` builds a starting structure (for a first-principles relaxation) from an
+analogue (of the nearest few, the one whose space group the formula model finds likeliest):
+its conventional cell with every element replaced by the formula's element at the same pattern
+position, the cell scaled to the formula's summed elemental volumes. The table
 stores each analogue's atoms as the asymmetric unit of spglib's conventional standard cell
 (fractions in units of 1/65536) and its Hall number, whose symmetry operations regenerate the
 rest.
@@ -38,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["VOTE_K", "VOTE_TAU", "AnalogueTable", "pattern", "find_analogues", "analogue_vote",
-           "load_table", "seed_structure", "expand_sites"]
+__all__ = ["VOTE_K", "VOTE_TAU", "SEED_K", "SEED_TAU", "AnalogueTable", "pattern", "find_analogues",
+           "analogue_vote", "load_table", "seed_structure", "seed_from_row", "expand_sites"]
 
 # The vote's neighbours and distance scale, chosen on the validation slices of both splits
 # (``python benchmarks/formula_analogues.py --scan``; the test rows are never read) by the
@@ -58,6 +59,15 @@ MAX_ELEMENTS = 10
 _WHOLE = 1e-6  # an amount within this of a whole number is that number
 FRACTION_SCALE = 65536  # stored site fractions are integers in units of 1/FRACTION_SCALE
 _SAME_SITE = 1e-3  # regenerated sites closer than this (fractional, each axis) are one site
+
+# seed_structure's choice among the SEED_K nearest analogues with a structure: the largest
+# P(the analogue's space group | formula) · exp(−distance / SEED_TAU), P from the formula model.
+# Chosen on the random split's validation slice with validation models fitted without it
+# (``python benchmarks/seed_choice_validation.py``; rule: the best (K, τ) if it beats the nearest
+# analogue by ≥ 2 points): seeds that are the formula's own structure, nearest 55.1 %, K 3 / τ 5
+# 58.6 %, K 5 / τ 5 59.0 %, K 5 / probability alone 58.7 % (1500 slice formulas).
+SEED_K = 5
+SEED_TAU = 5.0
 
 
 def pattern(composition: dict[str, float]) -> tuple[tuple[int, ...], np.ndarray, dict[str, int]]:
@@ -168,8 +178,6 @@ def _whole_composition(composition: dict[str, float]) -> tuple[dict[str, float],
 
     if not is_fractional(composition):
         return composition, None
-    from .predict import _written
-
     member = end_members(composition)[0][0]
     return member, _written(member)
 
@@ -240,29 +248,33 @@ def expand_sites(hall: int, frac: np.ndarray, labels: np.ndarray) -> tuple[np.nd
     return images[keep] % 1.0, tiled[keep]
 
 
-def seed_structure(formula, rank: int = 0, scale: bool = True, model_dir: str | Path | None = None):
+def seed_structure(formula, rank: int = 0, scale: bool = True, choose: str = "model",
+                   model_dir: str | Path | None = None):
     """A starting structure for ``formula`` (str, pymatgen ``Composition`` or mapping) from a
-    known analogue (module docstring): the ``rank``-th nearest analogue that has a stored
-    structure (0: the nearest), its conventional standard cell with each element replaced by
-    the formula's element at the same pattern position (LiFePO4 → NaMnPO4: Li → Na, Fe → Mn).
-    With ``scale`` the cell is scaled isotropically by the ratio of the two formulas' summed
-    elemental ground-state volumes (``features.formula_unit_features``); without, it keeps the
-    analogue's cell. A guess to relax, not a prediction of positions: how often it has the
-    right structure type is in ``benchmarks/RESULTS_formula_seeds.md``.
+    known analogue (module docstring): the analogue's conventional standard cell with each
+    element replaced by the formula's element at the same pattern position (LiFePO4 → NaMnPO4:
+    Li → Na, Fe → Mn). With ``scale`` the cell is scaled isotropically by the ratio of the two
+    formulas' summed elemental ground-state volumes (``features.formula_unit_features``);
+    without, it keeps the analogue's cell. A guess to relax, not a prediction of positions: how
+    often it is the right structure is in ``benchmarks/RESULTS_formula_seeds.md``.
+
+    Which analogue: with ``choose="model"`` the candidates are the ``SEED_K`` nearest with a
+    stored structure, ordered by P(their space group | formula) of the formula model (in
+    ``model_dir``, default the shipped one) times exp(−distance / ``SEED_TAU``), then the
+    others by distance; ``choose="nearest"`` orders all by distance (no model run). ``rank``
+    picks from that order (0: the first).
 
     Returns an ``ase.Atoms`` (periodic) whose ``info`` holds ``seed_of`` (the analogue's
-    formula), ``mp_id``, ``spacegroup`` (the analogue's), ``distance``, ``volume_scale`` and
-    ``end_member`` (the end member used for a fractional formula, else None). ``ValueError``
-    when no known compound has the formula's pattern, or fewer than ``rank + 1`` of them have a
-    structure."""
-    from ase import Atoms
-    from ase.cell import Cell
-
-    from .features import formula_unit_features
-    from .parse import as_composition, parse_formula
+    formula), ``mp_id``, ``spacegroup`` (the analogue's), ``distance``, ``volume_scale``,
+    ``spacegroup_probability`` (the model's, NaN with ``choose="nearest"``) and ``end_member``
+    (the end member used for a fractional formula, else None). ``ValueError`` when no known
+    compound has the formula's pattern, or fewer than ``rank + 1`` of them have a structure."""
+    from .parse import as_composition
 
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
         raise ValueError(f"rank must be a non-negative integer, got {rank!r}")
+    if choose not in ("model", "nearest"):
+        raise ValueError(f"choose must be 'model' or 'nearest', got {choose!r}")
     comp = as_composition(formula)
     whole, of = _whole_composition(comp)
     table = load_table(str(model_dir) if model_dir else None)
@@ -276,9 +288,40 @@ def seed_structure(formula, rank: int = 0, scale: bool = True, model_dir: str | 
         raise ValueError(f"{_formula_text(formula)}: {len(with_structure)} known compound(s) of "
                          f"its stoichiometry {list(amounts)} have a stored structure, rank {rank} "
                          "asked")
-    row, d = rows[with_structure[rank]], float(dist[with_structure[rank]])
+    order = np.array(with_structure)
+    p = np.full(len(order), np.nan)
+    if choose == "model":
+        from .predict import _models
+
+        models = _models(str(model_dir) if model_dir else None)
+        p_sg = models.spacegroup_distribution(models.features([reduced]))[0]
+        head = order[:SEED_K]
+        p[: len(head)] = p_sg[table.columns["spacegroup"][rows[head]].astype(int) - 1]
+        score = p[: len(head)] * np.exp(-dist[head] / SEED_TAU)
+        first = np.argsort(-score, kind="stable")
+        order = np.concatenate([head[first], order[SEED_K:]])
+        p[: len(head)] = p[: len(head)][first]
+    row, d = rows[order[rank]], float(dist[order[rank]])
+    atoms = seed_from_row(table, row, reduced, d, scale)
+    atoms.info.update(end_member=of, spacegroup_probability=float(p[rank]))
+    return atoms
+
+
+def seed_from_row(table: AnalogueTable, row: int, composition, distance: float = float("nan"),
+                  scale: bool = True):
+    """``seed_structure``'s answer built on table row ``row`` for the whole-number
+    ``composition`` (str or mapping) of the same pattern; ``distance`` is only recorded."""
+    from ase import Atoms
+    from ase.cell import Cell
+
+    from .features import formula_unit_features
+    from .parse import as_composition, parse_formula
+
+    reduced = pattern(as_composition(composition))[2]
     c = table.columns
     analogue = str(c["formula"][row])
+    if c["key"][row] != _key(pattern(parse_formula(analogue))[0]) or _key(pattern(reduced)[0]) != c["key"][row]:
+        raise ValueError(f"{analogue} and {_written(reduced)} have different stoichiometry patterns")
     frac, position = table.sites(row)
     elements = list(reduced)
     ratio = 1.0
@@ -289,9 +332,15 @@ def seed_structure(formula, rank: int = 0, scale: bool = True, model_dir: str | 
     atoms = Atoms([elements[int(j)] for j in position], scaled_positions=frac,
                   cell=Cell.fromcellpar(conv), pbc=True)
     atoms.info.update(seed_of=analogue, mp_id=f"mp-{int(c['mp_id'][row])}",
-                      spacegroup=int(c["spacegroup"][row]), distance=d,
-                      volume_scale=round(ratio, 6), end_member=of)
+                      spacegroup=int(c["spacegroup"][row]), distance=float(distance),
+                      volume_scale=round(ratio, 6), end_member=None)
     return atoms
+
+
+def _written(composition: dict) -> str:
+    from .predict import _written as written
+
+    return written(composition)
 
 
 def _formula_text(formula) -> str:

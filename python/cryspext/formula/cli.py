@@ -178,7 +178,8 @@ def _write_seed(formula: str, path: str, quiet: bool) -> None:
     i = seed.info
     of = f" (end member {i['end_member']})" if i["end_member"] else ""
     message = (f"seed structure{of}: {seed.get_chemical_formula()} in the structure of {i['seed_of']} "
-               f"({i['mp_id']}, space group {i['spacegroup']}), volume x {i['volume_scale']:.3f}, "
+               f"({i['mp_id']}, space group {i['spacegroup']}, model probability "
+               f"{i['spacegroup_probability']:.2f}), volume x {i['volume_scale']:.3f}, "
                f"written to {path}; a guess to relax, not a prediction")
     print(message, file=sys.stderr if quiet else sys.stdout)
 
