@@ -124,7 +124,8 @@ def lattice_given_true_group(models, X, bravais: str, spacegroups, nets) -> np.n
     return models.lattice_mix(nets, models.tree_lattice(X, BRAVAIS.index(bravais), told), bravais)
 
 
-def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict | None = None):
+def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict | None = None,
+                   forest_seeds: int = 5):
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     rows = [{"mp_id": int(i)} for i in arr["mp_id"]]
@@ -176,6 +177,17 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
         rf_mp = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
         forest_mp[FOREST_MP] = rf_scores(rf_mp.fit(XC[train], B[train]), XC[test], len(BRAVAIS))
         del rf_mp
+    # The forests' own seed-to-seed spread of the Bravais figures (seed 0 is the row above), to
+    # set beside the spread between two trainings of cryspext's networks.
+    res["bravais_forest_seeds"] = {}
+    for name, (Xf, yf, p0) in {"random forest": (np.concatenate([XC[train], X_cod]),
+                                                 np.concatenate([B[train], B_cod]), p_rf),
+                               **({FOREST_MP: (XC[train], B[train], forest_mp[FOREST_MP])}
+                                  if forest_mp else {})}.items():
+        ps = [p0] + [rf_scores(RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=seed)
+                               .fit(Xf, yf), XC[test], len(BRAVAIS)) for seed in range(1, forest_seeds)]
+        res["bravais_forest_seeds"][name] = {f"top{k}": [float(topk(p, B[test], k).mean()) for p in ps]
+                                             for k in (1, 2)}
     scores_b = {
         **parts_b,
         "random forest": p_rf,
@@ -473,6 +485,13 @@ def markdown(results, api, command, elapsed, env) -> str:
             iv = r["classification_cryspext_minus_forest_mp_95"]
             out += ["", f"The same against the {FOREST_MP}: " + "; ".join(
                 f"{name} [{lo:+.2f}, {hi:+.2f}]" for name, (lo, hi) in iv.items()) + "."]
+        if r.get("bravais_forest_seeds"):
+            fs = r["bravais_forest_seeds"]
+            n_seeds = len(next(iter(fs.values()))["top1"])
+            out += ["", f"The forests refitted with seeds 0–{n_seeds - 1} (Bravais top-1 / top-2, "
+                    "lowest–highest): " + "; ".join(
+                        f"{m} {pct(min(v['top1']))}–{pct(max(v['top1']))} / "
+                        f"{pct(min(v['top2']))}–{pct(max(v['top2']))}" for m, v in fs.items()) + "."]
         if "bravais_train_top1" in r:
             ft = r["bravais_train_top1"]
             out += ["", f"Bravais top-1 on 10 000 of the *training* formulas (fit, not skill): "
@@ -629,6 +648,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
                     help="shared/data folder: COD labels for the forest where cryspext's trees "
                     "were fitted with them")
+    ap.add_argument("--forest-seeds", type=int, default=5,
+                    help="refit the Bravais forests with seeds 0..N-1 to show their spread (default 5)")
     args = ap.parse_args(argv)
     import torch
 
@@ -643,7 +664,8 @@ def main(argv=None) -> int:
     results = []
     for split in args.splits:
         model_dir = None if split == "random" else args.cache / split
-        results.append(evaluate_split(split, arr, model_dir, args.trees, args.threads, rng, cod_train))
+        results.append(evaluate_split(split, arr, model_dir, args.trees, args.threads, rng, cod_train,
+                                      args.forest_seeds))
         print(json.dumps(results[-1]), flush=True)
     api = time_api(None if args.splits[0] == "random" else args.cache / args.splits[0])
     elapsed = time.perf_counter() - t0
