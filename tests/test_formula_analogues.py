@@ -372,3 +372,17 @@ def test_cli_refuses_a_seed_structure_where_it_cannot_be_written(extra, tmp_path
     assert main(["formula", "NaCl", "--seed-structure", "s.cif", *extra]) == 2
     assert "--seed-structure goes with" in capsys.readouterr().err
     assert not (tmp_path / "s.cif").exists() and not (tmp_path / "x.csv").exists()
+
+
+def test_a_seed_does_not_depend_on_how_the_formula_is_written():
+    from cryspext.formula.analogues import seed_structure
+
+    if not load_table().has_structures():
+        pytest.skip("the shipped table stores no structures")
+    a, b = seed_structure("NaMnPO4"), seed_structure("Mn2Na2P2O8")
+    assert a.info == b.info and a.get_chemical_symbols() == b.get_chemical_symbols()
+    np.testing.assert_allclose(a.get_scaled_positions(), b.get_scaled_positions())
+    with pytest.raises(ValueError, match="patterns"):
+        from cryspext.formula.analogues import seed_from_row
+
+        seed_from_row(load_table(), 0, "LiFePO4" if load_table().columns["key"][0] != "1-1-1-4" else "NaCl")

@@ -260,7 +260,8 @@ def seed_structure(formula, rank: int = 0, scale: bool = True, choose: str = "mo
 
     Which analogue: with ``choose="model"`` the candidates are the ``SEED_K`` nearest with a
     stored structure, ordered by P(their space group | formula) of the formula model (in
-    ``model_dir``, default the shipped one) times exp(−distance / ``SEED_TAU``), then the
+    ``model_dir``, default the shipped one; for a fractional formula, of its end member) times
+    exp(−distance / ``SEED_TAU``), then the
     others by distance; ``choose="nearest"`` orders all by distance (no model run). ``rank``
     picks from that order (0: the first).
 
@@ -320,7 +321,7 @@ def seed_from_row(table: AnalogueTable, row: int, composition, distance: float =
     reduced = pattern(as_composition(composition))[2]
     c = table.columns
     analogue = str(c["formula"][row])
-    if c["key"][row] != _key(pattern(parse_formula(analogue))[0]) or _key(pattern(reduced)[0]) != c["key"][row]:
+    if _key(pattern(reduced)[0]) != c["key"][row]:
         raise ValueError(f"{analogue} and {_written(reduced)} have different stoichiometry patterns")
     frac, position = table.sites(row)
     elements = list(reduced)
