@@ -27,7 +27,6 @@ def _sg_symbol(number: int) -> str:
 def _read_formulas(path: str) -> list[str]:
     """Formulas of a text file, one per line ('-': standard input); blank lines and text after
     '#' are skipped."""
-    import sys
     from pathlib import Path
 
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -40,8 +39,6 @@ def _reading_notes():
     """Runs the block with its UserWarnings held back (the training-coverage ones are said in
     the output itself), then prints how a formula was read (``FormulaReadingWarning``) to
     standard error as a note."""
-    import sys
-
     from .parse import FormulaReadingWarning
 
     with warnings.catch_warnings(record=True) as caught:
@@ -185,8 +182,6 @@ def _write_seed(formula: str, path: str, quiet: bool) -> None:
 
 
 def _write_csv(results, path: str) -> int:
-    import sys
-
     from .table import write_csv
 
     n = write_csv(results, path)
@@ -361,9 +356,10 @@ def register(subparsers) -> None:
                         "similar elements (e.g. NaFePO4 for LiFePO4), with their space groups "
                         "and cells, from the Materials Project training data")
     p.add_argument("--seed-structure", default=None, metavar="PATH",
-                   help="also write a starting structure for a first-principles relaxation: the "
-                        "nearest known analogue's cell with the formula's elements substituted and "
-                        "its volume scaled (a CIF, POSCAR, xyz ... file, format from the name)")
+                   help="also write a starting structure for a first-principles relaxation: of the "
+                        "5 nearest known analogues, the one whose space group the model finds "
+                        "likeliest, with the formula's elements substituted and the volume scaled "
+                        "(a CIF, POSCAR, xyz ... file, format from the name)")
     p.add_argument("--png", default=None, metavar="PATH",
                    help="also draw the answer (probabilities, lattice lengths ± σ) into a PNG file")
     p.add_argument("--check", nargs=7, default=None, metavar=("N", "A", "B", "C", "ALPHA", "BETA", "GAMMA"),
