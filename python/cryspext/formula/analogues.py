@@ -25,10 +25,9 @@ so.
 ``seed_structure`` builds a starting structure (for a first-principles relaxation) from an
 analogue (of the nearest few, the one whose space group the formula model finds likeliest):
 its conventional cell with every element replaced by the formula's element at the same pattern
-position, the cell scaled to the formula's summed elemental volumes. The table
-stores each analogue's atoms as the asymmetric unit of spglib's conventional standard cell
-(fractions in units of 1/65536) and its Hall number, whose symmetry operations regenerate the
-rest.
+position, the cell scaled to the formula's summed elemental volumes. The table stores each
+analogue's atoms as the asymmetric unit of spglib's conventional standard cell (fractions in
+units of 1/65536) and its Hall number, whose symmetry operations regenerate the rest.
 """
 
 from __future__ import annotations
@@ -261,9 +260,8 @@ def seed_structure(formula, rank: int = 0, scale: bool = True, choose: str = "mo
     Which analogue: with ``choose="model"`` the candidates are the ``SEED_K`` nearest with a
     stored structure, ordered by P(their space group | formula) of the formula model (in
     ``model_dir``, default the shipped one; for a fractional formula, of its end member) times
-    exp(−distance / ``SEED_TAU``), then the
-    others by distance; ``choose="nearest"`` orders all by distance (no model run). ``rank``
-    picks from that order (0: the first).
+    exp(−distance / ``SEED_TAU``), then the others by distance; ``choose="nearest"`` orders
+    all by distance (no model run). ``rank`` picks from that order (0: the first).
 
     Returns an ``ase.Atoms`` (periodic) whose ``info`` holds ``seed_of`` (the analogue's
     formula), ``mp_id``, ``spacegroup`` (the analogue's), ``distance``, ``volume_scale``,
