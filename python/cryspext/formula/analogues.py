@@ -326,7 +326,8 @@ def seed_from_row(table: AnalogueTable, row: int, composition, distance: float =
     ratio = 1.0
     if scale:
         ratio = float(formula_unit_features(reduced)[1] / formula_unit_features(parse_formula(analogue))[1])
-    conv = np.array(c["conventional"][row], float)
+    # The data step rounded the cells to 5 decimals; rounding again drops the float32 digits.
+    conv = np.round(np.array(c["conventional"][row], float), 5)
     conv[:3] *= ratio ** (1.0 / 3.0)
     atoms = Atoms([elements[int(j)] for j in position], scaled_positions=frac,
                   cell=Cell.fromcellpar(conv), pbc=True)
