@@ -46,10 +46,18 @@ def true_structures(shared: Path, mp_ids: set[int]) -> dict:
     return out
 
 
+def structure_matcher():
+    """The test of "the seed is the true structure": pymatgen's ``StructureMatcher`` with its
+    default tolerances (ltol 0.2, stol 0.3, 5°), primitive cells, volume scaled."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    return StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=True,
+                            attempt_supercell=False)
+
+
 def score_split(split: str, model_dir: Path | None, n: int, shared: Path) -> dict:
     """The figures of the module docstring on ``n`` test formulas of ``split`` (a seeded sample
     of those with an analogue), with the table and formula model of ``model_dir``."""
-    from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Lattice, Structure
     from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -72,8 +80,7 @@ def score_split(split: str, model_dir: Path | None, n: int, shared: Path) -> dic
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
     truth = true_structures(shared, {int(arr["mp_id"][r]) for r in sample})
-    matcher = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=True,
-                               attempt_supercell=False)
+    matcher = structure_matcher()
     same_sg, match1, match3, dv, dv_raw, atoms_seed, match_model, same_sg_model = [], [], [], [], [], [], [], []
     for i, r in enumerate(sample):
         rec = truth[int(arr["mp_id"][r])]

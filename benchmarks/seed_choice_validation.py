@@ -9,7 +9,7 @@ and the validation models (networks and trees fitted without the slice,
 (``FormulaModels.spacegroup_distribution``). A choice (K, τ) takes, of the K nearest, the
 candidate with the largest P(its space group) · exp(−distance / τ) (τ = inf: the probability
 alone); K = 1 is the nearest. Scored: the share of formulas whose chosen seed is their own
-structure (pymatgen ``StructureMatcher`` as in ``formula_seeds.py``).
+structure (``formula_seeds.structure_matcher``).
 
 Rule, fixed before the run: adopt the (K, τ) with the highest share if it beats the nearest by
 at least 2.0 points; else keep the nearest.
@@ -38,7 +38,6 @@ MIN_GAIN = 0.02
 
 
 def main(argv=None) -> int:
-    from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Lattice, Structure
     from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -46,7 +45,7 @@ def main(argv=None) -> int:
     from cryspext.formula.parse import parse_formula
     from cryspext.formula.predict import FormulaModels
     from cryspext.training import formula as T
-    from formula_seeds import true_structures
+    from formula_seeds import structure_matcher, true_structures
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1500)
@@ -75,8 +74,7 @@ def main(argv=None) -> int:
         formulas = [str(arr["formula"][r]) for r, _, _ in samples]
         p_sg = models.spacegroup_distribution(models.features(formulas))
     truth = true_structures(a.shared, {int(arr["mp_id"][r]) for r, _, _ in samples})
-    matcher = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=True,
-                               attempt_supercell=False)
+    matcher = structure_matcher()
     hits = np.zeros((len(samples), K_MAX), bool)
     prob = np.zeros((len(samples), K_MAX))
     dist = np.full((len(samples), K_MAX), np.inf)

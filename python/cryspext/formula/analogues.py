@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .predict import _models, _written
+
 __all__ = ["VOTE_K", "VOTE_TAU", "SEED_K", "SEED_TAU", "AnalogueTable", "pattern", "find_analogues",
            "analogue_vote", "load_table", "seed_structure", "seed_from_row", "expand_sites"]
 
@@ -224,8 +226,8 @@ def find_analogues(formula, n: int = 5, model_dir: str | Path | None = None) -> 
 
 def expand_sites(hall: int, frac: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All sites of a cell from its asymmetric unit: every symmetry operation of spglib's Hall
-    number ``hall`` applied to the fractional coordinates ``frac`` (n, 3), images within
-    ``_SAME_SITE`` of an earlier site dropped. Returns (fractions in [0, 1) (m, 3), the label
+    number ``hall`` applied to the fractional coordinates ``frac`` (n, 3), an image within
+    ``_SAME_SITE`` of an earlier image of the same site dropped. Returns (fractions in [0, 1) (m, 3), the label
     of each site)."""
     import spglib
 
@@ -233,18 +235,17 @@ def expand_sites(hall: int, frac: np.ndarray, labels: np.ndarray) -> tuple[np.nd
     if sym is None:
         raise ValueError(f"unknown Hall number {hall}")
     frac = np.asarray(frac, float).reshape(-1, 3)
-    images = (np.einsum("kij,nj->kni", sym["rotations"], frac) + sym["translations"][:, None, :]) % 1.0
-    images = images.reshape(-1, 3)
-    tiled = np.tile(np.asarray(labels), len(sym["rotations"]))
-    keep: list[int] = []
-    for i, x in enumerate(images):
-        if keep:
-            d = images[keep] - x
-            d -= np.round(d)  # periodic: 0.9999 and 0.0001 are one position
-            if (np.abs(d).max(axis=1) < _SAME_SITE).any():
-                continue
-        keep.append(i)
-    return images[keep] % 1.0, tiled[keep]
+    labels = np.asarray(labels)
+    # (sites, operations, 3): the images of one site form its orbit; only those can coincide.
+    images = (np.einsum("kij,nj->nki", sym["rotations"], frac) + sym["translations"][None]) % 1.0
+    earlier = np.tri(images.shape[1], k=-1, dtype=bool)
+    keep = np.empty(images.shape[:2], bool)
+    for i, orbit in enumerate(images):  # one site at a time: memory (operations², not more)
+        d = orbit[:, None, :] - orbit[None, :, :]
+        d -= np.round(d)  # periodic: 0.9999 and 0.0001 are one position
+        # an image is kept unless an earlier image of the same site is there
+        keep[i] = ~((np.abs(d).max(axis=2) < _SAME_SITE) & earlier).any(axis=1)
+    return images[keep], np.repeat(labels, keep.sum(axis=1))
 
 
 def seed_structure(formula, rank: int = 0, scale: bool = True, choose: str = "model",
@@ -282,16 +283,12 @@ def seed_structure(formula, rank: int = 0, scale: bool = True, choose: str = "mo
                          "'python -m cryspext.training.formula analogues'")
     amounts, mendeleev, reduced = pattern(whole)
     rows, dist = table.nearest(amounts, mendeleev, len(table))
-    with_structure = [i for i, r in enumerate(rows) if int(table.columns["hall"][r]) != 0]
-    if len(with_structure) <= rank:
-        raise ValueError(f"{_formula_text(formula)}: {len(with_structure)} known compound(s) of "
-                         f"its stoichiometry {list(amounts)} have a stored structure, rank {rank} "
-                         "asked")
-    order = np.array(with_structure)
+    order = np.flatnonzero(table.columns["hall"][rows] != 0)  # positions in rows, nearest first
+    if len(order) <= rank:
+        raise ValueError(f"{formula}: {len(order)} known compound(s) of its stoichiometry "
+                         f"{list(amounts)} have a stored structure, rank {rank} asked")
     p = np.full(len(order), np.nan)
     if choose == "model":
-        from .predict import _models
-
         models = _models(str(model_dir) if model_dir else None)
         p_sg = models.spacegroup_distribution(models.features([reduced]))[0]
         head = order[:SEED_K]
@@ -335,16 +332,6 @@ def seed_from_row(table: AnalogueTable, row: int, composition, distance: float =
                       spacegroup=int(c["spacegroup"][row]), distance=float(distance),
                       volume_scale=round(ratio, 6), end_member=None)
     return atoms
-
-
-def _written(composition: dict) -> str:
-    from .predict import _written as written
-
-    return written(composition)
-
-
-def _formula_text(formula) -> str:
-    return formula if isinstance(formula, str) else str(formula)
 
 
 def _votes(table: AnalogueTable, rows: np.ndarray, dist: np.ndarray, tau: float,

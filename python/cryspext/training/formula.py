@@ -912,7 +912,7 @@ def analogue_structures(shared: Path, mp_ids, formulas, spacegroups) -> tuple[di
     the stored sites (fractions rounded to 1/65536) do not regenerate that cell exactly.
     Returns (columns, counts of such cases). About 6 ms per record."""
     import spglib
-    from ase.data import atomic_numbers, chemical_symbols
+    from ase.data import atomic_numbers
 
     from ..formula import analogues
     from ..formula.parse import parse_formula
@@ -952,21 +952,22 @@ def analogue_structures(shared: Path, mp_ids, formulas, spacegroups) -> tuple[di
             counts["not_standard"] += 1
             continue
         unique = np.unique(again.equivalent_atoms)
-        order = list(analogues.pattern(parse_formula(str(formulas[k])))[2])
-        element = np.array([order.index(chemical_symbols[t]) for t in ds.std_types[unique]], np.uint8)
+        # atomic number -> the element's position in the formula's pattern
+        position = np.zeros(119, np.uint8)
+        order = analogues.pattern(parse_formula(str(formulas[k])))[2]
+        position[[atomic_numbers[e] for e in order]] = np.arange(len(order))
+        std_lab = position[ds.std_types]
         frac = (np.round(ds.std_positions[unique] * analogues.FRACTION_SCALE).astype(np.int64)
                 % analogues.FRACTION_SCALE).astype(np.uint16)
         # The check that prediction time will see the same cell: regenerate it from what is stored.
-        pos, lab = analogues.expand_sites(ds.hall_number, frac / analogues.FRACTION_SCALE, element)
+        pos, lab = analogues.expand_sites(ds.hall_number, frac / analogues.FRACTION_SCALE, std_lab[unique])
         d = pos[:, None] - ds.std_positions[None]
         d -= np.round(d)
-        match = np.abs(d).max(axis=2) < 2e-3
-        std_lab = np.array([order.index(chemical_symbols[t]) for t in ds.std_types])
-        if len(pos) != len(ds.std_types) or not all((match[j] & (std_lab == lab[j])).any()
-                                                    for j in range(len(pos))):
+        match = (np.abs(d).max(axis=2) < 2e-3) & (lab[:, None] == std_lab[None, :])
+        if len(pos) != len(ds.std_types) or not match.any(axis=1).all():
             counts["not_regenerated"] += 1
             continue
-        hall[k], sites[k] = ds.hall_number, (frac, element)
+        hall[k], sites[k] = ds.hall_number, (frac, std_lab[unique])
     offsets = np.zeros(n + 1, np.int64)
     offsets[1:] = np.cumsum([len(e) for _f, e in sites])
     columns = {"hall": hall, "site_offsets": offsets,
