@@ -17,6 +17,15 @@ the formula has analogues: the product p · vote^beta (renormalised) and the lin
 bravais`` gives them.
 
     python benchmarks/analogue_vote_validation.py --split future
+
+Session 22, future slice: model alone 34.10 / 47.51 %, best the linear mix with share 0.1,
+34.23 / 48.16 % (+0.13 / +0.65 point); larger shares lose.
+
+Rule for the random slice, written in session 23 after the future slice's run and before the
+random slice's first: adopt the linear mix with share 0.1 (the future slice's best, only where
+the formula has analogues) into the shipped Bravais probabilities if on the random slice it
+raises Bravais top-1 + top-2 by at least 0.3 point and does not lower top-1 (the house rule of
+``bravais_pooling_validation.py``; the future slice passes it).
 """
 
 from __future__ import annotations
