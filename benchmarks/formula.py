@@ -35,6 +35,7 @@ from cryspext.formula.features import FEATURE_NAMES  # noqa: E402
 from cryspext.formula.cellsetting import standard_setting_features  # noqa: E402
 from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
+from cryspext.formula.parse import parse_formula  # noqa: E402
 from cryspext.formula.predict import FormulaModels, mix_parts  # noqa: E402
 from cryspext.training.cod import COD_FILE, MP_FILE, cod_training_rows  # noqa: E402
 from cryspext.training.formula import r2_score, split_indices  # noqa: E402
@@ -91,9 +92,11 @@ CLASSIFICATION_FIGURES = ("Bravais top-1", "Bravais top-2", "SG top-1 (true BL)"
                           "SG top-1 (pred. BL)", "SG top-3 (pred. BL)")
 
 
-def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
+def cryspext_parts(models, X, head: str, bravais: str | None = None, compositions=None) -> dict:
     """{"cryspext": the shipped mix, NETS: network-ensemble mean, TREES: boosted trees} for one
-    head ("bravais", "spacegroup", "lattice"); only "cryspext" when no trees are shipped."""
+    head ("bravais", "spacegroup", "lattice"); only "cryspext" when no trees are shipped. The
+    Bravais mix is the whole model's, as ``predict_formula`` ranks by it: tempered, with the
+    analogue vote for ``compositions`` (the rows' formulas) where the model folder has the table."""
     if head == "bravais":
         nets = models.bravais_proba(X).mean(axis=0)
     elif head == "spacegroup":
@@ -103,11 +106,12 @@ def cryspext_parts(models, X, head: str, bravais: str | None = None) -> dict:
     k = () if bravais is None else (BRAVAIS.index(bravais),)
     trees = models.tree_output(head, X, *k)
     if trees is None:
-        return {"cryspext": nets}
+        return {"cryspext": models.with_vote(nets, compositions) if head == "bravais" else nets}
     if head == "lattice":  # the trees given the whole model's space groups, as predict_formula
         mixed = models.lattice_mix(nets, models.tree_lattice(X, *k), bravais)
     else:
-        mixed = models.bravais_mix(nets, trees) if head == "bravais" else models.mix(nets, trees)
+        mixed = (models.with_vote(models.calibrated_bravais(nets, trees), compositions)
+                 if head == "bravais" else models.mix(nets, trees))
     return {"cryspext": mixed, NETS: nets, TREES: trees}
 
 
@@ -157,7 +161,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
 
     # ---- Bravais ----
     t = time.perf_counter()
-    parts_b = cryspext_parts(models, XL[test], "bravais")
+    formulas = [parse_formula(str(f)) for f in arr["formula"]]
+    parts_b = cryspext_parts(models, XL[test], "bravais", compositions=[formulas[i] for i in test])
     times["cryspext_bravais_predict_s"] = time.perf_counter() - t
     t = time.perf_counter()
     rf_b = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
@@ -169,7 +174,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
     # How closely each classifier fits its own training rows (a sample of 10 000).
     fit_rows = rng.permutation(train)[:10000]
     res["bravais_train_top1"] = {
-        "cryspext": float(np.mean(models.bravais(XL[fit_rows]).argmax(1) == B[fit_rows])),
+        "cryspext": float(np.mean(models.bravais(XL[fit_rows], [formulas[i] for i in fit_rows]).argmax(1)
+                                  == B[fit_rows])),
         "random forest": float(np.mean(rf_b.predict(XC[fit_rows]) == B[fit_rows]))}
     del rf_b
     forest_mp = {}
@@ -609,7 +615,13 @@ def markdown(results, api, command, elapsed, env) -> str:
             "fitted as ln(length); where the card says so, the regressors also read the space "
             "group) converted to TorchScript. The cell model is mixed the same way "
             "with its own trees (one 230-way classifier on the cell features) "
-            "where `cell_trees.pt` is shipped.",
+            "where `cell_trees.pt` is shipped. Where the model folder has its analogue table "
+            "(`analogues.npz`, the split's training formulas), cryspext's Bravais probabilities "
+            "of a formula with known analogues are (1 − s)·mix + s·vote, the vote of its 10 "
+            "nearest analogues (`formula.analogues.analogue_vote`), s = 0.1 "
+            "(`predict.BRAVAIS_VOTE_SHARE`, chosen on the validation slices, "
+            "`benchmarks/analogue_vote_validation.py`); the rows 'networks only' and 'trees "
+            "only' are without it.",
             "* Same inputs for every method: the 221 formula features of "
             "`cryspext.formula.features` (cryspext scales them inside its networks: standardised "
             "statistics through a per-feature embedding, mole fractions × 3; with `--arch "

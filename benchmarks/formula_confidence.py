@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES, spacegroups_of_bravais  # noqa: E402
-from cryspext.formula.parse import as_composition  # noqa: E402
+from cryspext.formula.parse import as_composition, parse_formula  # noqa: E402
 from cryspext.formula.predict import FEW_TRAINING_FORMULAS, FormulaModels, training_coverage  # noqa: E402
 from cryspext.formula.vegard import is_fractional  # noqa: E402
 from cryspext.training.cod import COD_FILE, MP_FILE, cod_halves  # noqa: E402
@@ -187,8 +187,9 @@ def evaluate_cod(models, forests: dict, n_forest_inputs: int, cod: dict) -> dict
     ``predict_formula``'s training coverage."""
     compositions, y, sg = cod["compositions"], cod["bravais"], cod["sg"]
     X = models.features(compositions)
-    probs = {"cryspext": models.calibrated_bravais(models.bravais_proba(X).mean(axis=0),
-                                                   models.tree_output("bravais", X))}
+    probs = {"cryspext": models.with_vote(models.calibrated_bravais(models.bravais_proba(X).mean(axis=0),
+                                                                    models.tree_output("bravais", X)),
+                                          compositions)}
     for name, (rf, _) in forests.items():
         probs[name] = forest_proba(rf, X[:, :n_forest_inputs], range(len(BRAVAIS)))
     predicted_sg = {}
@@ -234,7 +235,10 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int,
     members = models.bravais_proba(X[test])
     nets = members.mean(axis=0)
     tree_p = models.tree_output("bravais", X[test])
-    probs = {"cryspext": models.calibrated_bravais(nets, tree_p),
+    # cryspext: the probabilities predict_formula gives (tempered, with the analogue vote where
+    # the model folder has its table); before tempering: the mix of the two parts alone
+    comps = [parse_formula(str(f)) for f in arr["formula"][test]]
+    probs = {"cryspext": models.with_vote(models.calibrated_bravais(nets, tree_p), comps),
              "cryspext before tempering": models.bravais_mix(nets, tree_p), NETS: nets}
     if tree_p is not None:
         probs[TREES] = tree_p

@@ -175,6 +175,40 @@ def test_predict_formula_and_batch_carry_the_analogues():
         predict_formula("NaCl", analogues=-1)
 
 
+def test_the_vote_is_mixed_into_the_bravais_probabilities(tmp_path):
+    """Where a formula has analogues, the whole model's Bravais probabilities (those
+    predict_formula ranks by) are (1 − s) · the tempered mix + s · the vote of the folder's
+    table; a fractional formula and a new stoichiometry keep the mix, and so does every formula
+    with a model folder that has no table."""
+    from cryspext.formula.predict import BRAVAIS_VOTE_SHARE, FormulaModels, predict_formula
+
+    m = FormulaModels()
+    comps = [parse_formula(f) for f in ("NaMnPO4", "Ba0.5Sr0.5TiO3", "Li13Fe11O17")]
+    x = m.features(comps)
+    before, after = m.bravais(x), m.bravais(x, comps)
+    vote, _, covered = analogue_vote(load_table(), comps)
+    assert covered.tolist() == [True, False, False]
+    s = BRAVAIS_VOTE_SHARE
+    assert 0 < s < 1
+    np.testing.assert_allclose(after[0], (1 - s) * before[0] + s * vote[0], rtol=1e-6)
+    assert np.abs(after[0] - before[0]).max() > 1e-4  # the vote moved something
+    np.testing.assert_array_equal(after[1:], before[1:])
+    np.testing.assert_allclose(after.sum(axis=1), 1.0, rtol=1e-5)
+    ranked = predict_formula("NaMnPO4", top_k=len(BRAVAIS))["candidates"]
+    assert [c["bravais"] for c in ranked] == [BRAVAIS[k] for k in np.argsort(-after[0], kind="stable")]
+    for c in ranked:
+        assert c["probability"] == pytest.approx(after[0, BRAVAIS.index(c["bravais"])], abs=1e-6)
+    with pytest.raises(ValueError, match="compositions"):
+        m.with_vote(before, comps[:2])
+    # the same models without the table: no vote
+    for f in m.directory.iterdir():
+        if not f.name.startswith("analogues"):
+            (tmp_path / f.name).symlink_to(f)
+    bare = FormulaModels(tmp_path)
+    assert bare.analogues is None
+    np.testing.assert_array_equal(bare.bravais(x, comps), before)
+
+
 def test_cli_lists_the_analogues(capsys):
     from cryspext.cli import main
 

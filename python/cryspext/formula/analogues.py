@@ -290,6 +290,8 @@ def seed_structure(formula, rank: int = 0, scale: bool = True, choose: str = "mo
     p = np.full(len(order), np.nan)
     if choose == "model":
         models = _models(str(model_dir) if model_dir else None)
+        # the models' own probabilities, without the analogue vote: the distance term already
+        # weighs the analogues (the choice was validated so)
         p_sg = models.spacegroup_distribution(models.features([reduced]))[0]
         head = order[:SEED_K]
         p[: len(head)] = p_sg[table.columns["spacegroup"][rows[head]].astype(int) - 1]

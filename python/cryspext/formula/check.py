@@ -107,7 +107,7 @@ def check_cell(formula, spacegroup: int, cell, model_dir: str | Path | None = No
     x = m.features([comp])
     # The same probabilities and orders as predict_formula's ranking, without its lattice
     # parameters for every lattice.
-    p_bravais = m.bravais(x)[0]
+    p_bravais = m.bravais(x, [comp])[0]
     groups, p_group = m.spacegroup(x, bravais)
     p_group = p_group[0]
     by_bravais = [BRAVAIS[k] for k in np.argsort(-p_bravais)]
