@@ -16,7 +16,9 @@ cryspext.training.formula analogues``) with their space groups and conventional 
 
 ``analogue_vote`` turns the ``VOTE_K`` nearest into Bravais-lattice and space-group
 probabilities (weights exp(−distance / ``VOTE_TAU``)): a baseline for
-``benchmarks/formula_analogues.py``, not a part of the models' probabilities.
+``benchmarks/formula_analogues.py``, and with share ``predict.BRAVAIS_VOTE_SHARE`` a part of
+``predict_formula``'s Bravais probabilities for whole-number formulas
+(``FormulaModels.with_vote``).
 
 A fractional formula (a solid solution) has no pattern of its own: its analogues are those of
 its heaviest end member (``vegard.end_members``: Ba0.5Sr0.5TiO3 → BaTiO3), and the answer says

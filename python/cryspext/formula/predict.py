@@ -535,10 +535,12 @@ def predict_formula(formula, top_k: int = 3, n_spacegroups: int = 3,
     same stoichiometry with the nearest elements (``analogues.find_analogues``: Materials
     Project training formulas with their space groups and cells; for a fractional formula,
     those of its heaviest end member, named in ``"analogues_of"``) and ``"analogues_vote"``,
-    the Bravais lattices of the nearest ones by weight share. They are evidence to read next
-    to the probabilities, not a part of them: on held-out formulas of the random split, the
-    first candidate was right 81.7 % of the time where the vote's first lattice was the same
-    and 42.7 % where it was not (``benchmarks/RESULTS_formula_analogues.md``).
+    the Bravais lattices of the nearest ones by weight share. The probabilities hold that vote
+    with share ``BRAVAIS_VOTE_SHARE`` already (for whole-number formulas; a fractional
+    formula's list and vote are its end member's, shown only); read beside them, it tells
+    more: on held-out formulas of the random split, the models' first candidate was right
+    81.7 % of the time where the vote's first lattice was the same and 42.7 % where it was not
+    (``benchmarks/RESULTS_formula_analogues.md``).
     """
     top_k, n_spacegroups = _check_top_k(top_k, len(BRAVAIS)), _check_top_k(n_spacegroups, 230)
     comp = as_composition(formula)
