@@ -11,9 +11,11 @@ Needs validation networks and trees fitted without the slice (as ``formula_blend
 
 Prints, on the slice:
 
-* for the Bravais probabilities of the mix (the shipped weight): the temperature with the
-  lowest NLL and the calibration figures of ``formula_confidence.py`` before and after it (the
-  same for the space groups given the true lattice, for comparison);
+* for the Bravais probabilities of the mix (the shipped weight), tempered and then mixed with
+  the analogue vote as ``predict_formula`` does (``FormulaModels.with_vote``; the table of the
+  fit rows): the temperature with the lowest NLL and the calibration figures of
+  ``formula_confidence.py`` before and after it (the same for the space groups given the true
+  lattice, for comparison, without a vote);
 * for the lattice σ (lengths and free angles apart): the fitted constants of
   ``formula.confidence.lattice_uncertainty``, next to the two one-term forms (std only, floor
   only), each with its quantile loss (``training.formula_confidence.quantile_loss``) and the
@@ -42,11 +44,13 @@ def main(argv=None) -> int:
 
     from cryspext.formula.confidence import member_std, temper
     from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES
-    from cryspext.formula.predict import mix_parts
+    from cryspext.formula.analogues import analogue_vote
+    from cryspext.formula.predict import BRAVAIS_VOTE_SHARE, mix_parts
     from cryspext.training.formula_confidence import (ANGLE_FLOORS_DEG, RELATIVE_FLOORS, coverage,
                                                       fit_lattice_uncertainty, fit_temperature)
     from cryspext.training.formula_trees import (ANGLE_BLEND_WEIGHT, BRAVAIS_BLEND_WEIGHT,
                                                  LENGTH_BLEND_WEIGHT)
+    from formula_analogues import build_table, compositions
     from formula_blend_validation import load_validation_models, validation_tree_lattice
     from formula_confidence import calibration
 
@@ -66,11 +70,19 @@ def main(argv=None) -> int:
     with torch.no_grad():
         p = mix_parts(nets.bravais(X[:, :n_net]).mean(0).numpy(), trees.bravais(X).numpy(),
                       BRAVAIS_BLEND_WEIGHT)
-    t_best, by_t = fit_temperature(p, B)
+    # The answer mixes the analogue vote in after tempering (predict.BRAVAIS_VOTE_SHARE), with
+    # the table of the model folder's training formulas: here the fit rows'.
+    vote, _, covered = analogue_vote(build_table(arr, v["fit"]), compositions(arr, val))
+
+    def answer(q):
+        return np.where(covered[:, None], (1 - BRAVAIS_VOTE_SHARE) * q + BRAVAIS_VOTE_SHARE * vote, q)
+
+    t_best, by_t = fit_temperature(p, B, then=answer)
     out = {"split": a.split, "n_validation": int(len(val)), "network_members": cards["formula"]["members"],
-           "bravais": {"temperature": t_best,
+           "bravais": {"temperature": t_best, "analogue_vote_share": BRAVAIS_VOTE_SHARE,
+                       "temperature_without_the_vote": fit_temperature(p, B)[0],
                        "nll_by_temperature": {str(t): round(v, 4) for t, v in by_t.items()},
-                       "before": calibration(p, B), "after": calibration(temper(p, t_best), B)}}
+                       "before": calibration(answer(p), B), "after": calibration(answer(temper(p, t_best)), B)}}
 
     # The space groups given the true lattice (padded to the largest lattice's count), for
     # comparison: their own best temperature.

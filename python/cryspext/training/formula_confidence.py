@@ -28,9 +28,11 @@ def nll(p: np.ndarray, y: np.ndarray, floor: float = 1e-12) -> float:
     return float(-np.log(np.maximum(p[np.arange(len(y)), y], floor)).mean())
 
 
-def fit_temperature(p: np.ndarray, y: np.ndarray, grid=TEMPERATURES) -> tuple[float, dict]:
-    """(the temperature of ``grid`` with the lowest NLL, {temperature: NLL})."""
-    scores = {float(t): nll(temper(p, t), y) for t in grid}
+def fit_temperature(p: np.ndarray, y: np.ndarray, grid=TEMPERATURES, then=None) -> tuple[float, dict]:
+    """(the temperature of ``grid`` with the lowest NLL, {temperature: NLL}). ``then``, if
+    given, maps the tempered probabilities to the answer that is scored (the formula model
+    mixes the analogue vote in after tempering, ``predict.FormulaModels.with_vote``)."""
+    scores = {float(t): nll(temper(p, t) if then is None else then(temper(p, t)), y) for t in grid}
     return min(scores, key=scores.get), scores
 
 
