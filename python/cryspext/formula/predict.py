@@ -55,7 +55,8 @@ FAMILY = "formula"
 # without them (``benchmarks/analogue_vote_validation.py``; rule in its docstring, written before
 # the random slice was scored: +0.3 point of top-1 + top-2 and no top-1 loss). Top-1 / top-2 (%),
 # model alone → with the vote: future slice 34.10 / 47.51 → 34.23 / 48.16 (0.1 was its best
-# share; 0.2 loses), random slice 66.68 / 80.48 → 67.07 / 80.86.
+# share; 0.2 loses), random slice 66.68 / 80.48 → 67.07 / 80.86. The card's Bravais temperature
+# is fitted to the answer with the vote (``training.formula_confidence.fit_temperature``).
 BRAVAIS_VOTE_SHARE = 0.1
 
 
