@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cryspext.formula.confidence import full_uncertainties, lattice_uncertainty, member_std, temper
-from cryspext.training.formula_confidence import coverage, fit_lattice_uncertainty, fit_temperature
+from cryspext.training.formula_confidence import coverage, fit_lattice_uncertainty, fit_temperature, nll
 
 
 def _probabilities(n, classes, rng):
@@ -42,6 +42,24 @@ def test_fitted_temperature_undoes_a_known_sharpening():
     assert t == pytest.approx(1.5, abs=0.1)
     assert scores[t] == min(scores.values())
     assert fit_temperature(q, y)[0] == pytest.approx(1.0, abs=0.1)  # calibrated already
+
+
+def test_temperature_fitted_to_the_answer_after_a_later_mix():
+    """``then`` scores the answer built from the tempered probabilities (the formula model mixes
+    the analogue vote in after tempering): labels drawn from 0.8 · q + 0.2 · v, a model giving q
+    sharpened to the power 1.5, then mixed with v: the fit finds T ≈ 1.5 for that answer."""
+    rng = np.random.default_rng(2)
+    q, v = _probabilities(20000, 14, rng), _probabilities(20000, 14, rng)
+    y = np.array([rng.choice(14, p=row) for row in 0.8 * q + 0.2 * v])
+
+    def mix(p):
+        return 0.8 * p + 0.2 * v
+
+    t, scores = fit_temperature(temper(q, 1 / 1.5), y, then=mix)
+    assert t == pytest.approx(1.5, abs=0.1)
+    assert scores[t] == pytest.approx(nll(mix(temper(temper(q, 1 / 1.5), t)), y))
+    plain = fit_temperature(temper(q, 1 / 1.5), y)
+    assert fit_temperature(temper(q, 1 / 1.5), y, then=lambda p: p) == plain
 
 
 def test_member_std_is_unbiased_and_zero_for_one_member():
