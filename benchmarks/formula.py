@@ -35,11 +35,11 @@ from cryspext.formula.features import FEATURE_NAMES  # noqa: E402
 from cryspext.formula.cellsetting import standard_setting_features  # noqa: E402
 from cryspext.formula.lattice import BRAVAIS, FREE_PARAMETERS, PARAMETER_NAMES  # noqa: E402
 from cryspext.formula.lattice import spacegroups_of_bravais  # noqa: E402
-from cryspext.formula.parse import parse_formula  # noqa: E402
 from cryspext.formula.predict import FormulaModels, mix_parts  # noqa: E402
 from cryspext.training.cod import COD_FILE, MP_FILE, cod_training_rows  # noqa: E402
 from cryspext.training.formula import r2_score, split_indices  # noqa: E402
 from cryspext.training.formula_trees import tree_inputs  # noqa: E402
+from formula_analogues import compositions  # noqa: E402  (the rows' formulas, parsed)
 
 
 def topk(scores: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
@@ -160,9 +160,8 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
     times = {}
 
     # ---- Bravais ----
-    formulas = [parse_formula(str(f)) for f in arr["formula"]]  # for the analogue vote
     t = time.perf_counter()
-    parts_b = cryspext_parts(models, XL[test], "bravais", compositions=[formulas[i] for i in test])
+    parts_b = cryspext_parts(models, XL[test], "bravais", compositions=compositions(arr, test))
     times["cryspext_bravais_predict_s"] = time.perf_counter() - t
     t = time.perf_counter()
     rf_b = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
@@ -174,7 +173,7 @@ def evaluate_split(split, arr, model_dir, trees, threads, rng, cod_train: dict |
     # How closely each classifier fits its own training rows (a sample of 10 000).
     fit_rows = rng.permutation(train)[:10000]
     res["bravais_train_top1"] = {
-        "cryspext": float(np.mean(models.bravais(XL[fit_rows], [formulas[i] for i in fit_rows]).argmax(1)
+        "cryspext": float(np.mean(models.bravais(XL[fit_rows], compositions(arr, fit_rows)).argmax(1)
                                   == B[fit_rows])),
         "random forest": float(np.mean(rf_b.predict(XC[fit_rows]) == B[fit_rows]))}
     del rf_b

@@ -49,7 +49,7 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
 
     from cryspext.formula import cellvolume
     from cryspext.formula.lattice import BRAVAIS
-    from cryspext.formula.parse import parse_formula
+    from formula_analogues import compositions  # the rows' formulas, for the analogue vote
     from cryspext.formula.predict import FormulaModels
     from cryspext.training.formula_trees import tree_inputs
     from formula import rf_scores, split_indices
@@ -59,8 +59,7 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
     XF = tree_inputs(arr, formula_unit=True)
     y = arr["sg"][test] - 1
     t0 = time.perf_counter()
-    comps = [parse_formula(str(f)) for f in arr["formula"][test]]  # for the analogue vote
-    scores = {"formula alone": m.spacegroup_distribution(XF[test], comps)}
+    scores = {"formula alone": m.spacegroup_distribution(XF[test], compositions(arr, test))}
     prior = m.spacegroup_prior()
     fu_volume = XF[test, -1]  # formula_unit_volume, Å³
     for setting, C, cells in (("conventional", arr["C"], arr["conventional"]),

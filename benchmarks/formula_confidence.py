@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 from cryspext.formula.lattice import ANGLES, BRAVAIS, PARAMETER_NAMES, spacegroups_of_bravais  # noqa: E402
-from cryspext.formula.parse import as_composition, parse_formula  # noqa: E402
+from cryspext.formula.parse import as_composition  # noqa: E402
 from cryspext.formula.predict import FEW_TRAINING_FORMULAS, FormulaModels, training_coverage  # noqa: E402
 from cryspext.formula.vegard import is_fractional  # noqa: E402
 from cryspext.training.cod import COD_FILE, MP_FILE, cod_halves  # noqa: E402
@@ -227,6 +227,8 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int,
                    cod: dict | None = None) -> dict:
     from sklearn.ensemble import RandomForestClassifier
 
+    from formula_analogues import compositions  # the rows' formulas, for the analogue vote
+
     train, test = split_indices([{"mp_id": int(i)} for i in arr["mp_id"]], split)
     models = FormulaModels(model_dir)
     X, B, P = arr["X_with_formula_unit"], arr["bravais"], arr["params"]
@@ -237,8 +239,7 @@ def evaluate_split(split: str, arr: dict, model_dir, trees: int, threads: int,
     tree_p = models.tree_output("bravais", X[test])
     # cryspext: the probabilities predict_formula gives (tempered, with the analogue vote where
     # the model folder has its table); before tempering: the mix of the two parts alone
-    comps = [parse_formula(str(f)) for f in arr["formula"][test]]
-    probs = {"cryspext": models.with_vote(models.calibrated_bravais(nets, tree_p), comps),
+    probs = {"cryspext": models.with_vote(models.calibrated_bravais(nets, tree_p), compositions(arr, test)),
              "cryspext before tempering": models.bravais_mix(nets, tree_p), NETS: nets}
     if tree_p is not None:
         probs[TREES] = tree_p

@@ -67,7 +67,7 @@ def score_split(split: str, model_dir: Path | None, n: int, shared: Path) -> dic
 
     arr = T.dataset_arrays(T.DEFAULT_CACHE)
     _train, test = T._split(arr, split)
-    table = load_table(str(model_dir) if model_dir else None)
+    table = load_table(model_dir)
     if not table.has_structures() or table.card.get("split") != split:
         sys.exit(f"{model_dir or 'the shipped models'}: no analogue table with structures of split {split}")
     # Test formulas whose pattern the table has with at least one stored structure.

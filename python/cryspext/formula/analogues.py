@@ -162,15 +162,19 @@ class AnalogueTable:
         return rows[pick], d[pick].astype(float)
 
 
-@lru_cache(maxsize=4)
-def load_table(directory: str | None = None) -> AnalogueTable:
-    """The analogue table of a model folder (default: the shipped models)."""
+def load_table(directory: str | Path | None = None) -> AnalogueTable:
+    """The analogue table of a model folder (default: the shipped models), read once per file."""
     from ..models import MODELS_DIR
 
     path = (Path(directory) if directory else MODELS_DIR / "formula") / "analogues.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; write it with "
                                 "'python -m cryspext.training.formula analogues'")
+    return _read_table(str(path.resolve()))
+
+
+@lru_cache(maxsize=4)
+def _read_table(path: str) -> AnalogueTable:
     return AnalogueTable.read(path)
 
 
@@ -207,7 +211,7 @@ def find_analogues(formula, n: int = 5, model_dir: str | Path | None = None) -> 
         raise ValueError(f"n must be a positive integer, got {n!r}")
     comp = as_composition(formula)
     whole, of = _whole_composition(comp)
-    table = load_table(str(model_dir) if model_dir else None)
+    table = load_table(model_dir)
     amounts, mendeleev, _ = pattern(whole)
     rows, dist = table.nearest(amounts, mendeleev, max(int(n), VOTE_K))
     vote = None
@@ -279,7 +283,7 @@ def seed_structure(formula, rank: int = 0, scale: bool = True, choose: str = "mo
         raise ValueError(f"choose must be 'model' or 'nearest', got {choose!r}")
     comp = as_composition(formula)
     whole, of = _whole_composition(comp)
-    table = load_table(str(model_dir) if model_dir else None)
+    table = load_table(model_dir)
     if not table.has_structures():
         raise ValueError("this analogue table stores no structures; rewrite it with "
                          "'python -m cryspext.training.formula analogues'")

@@ -120,7 +120,6 @@ class FormulaModels:
         if (self.directory / "cell_trees.pt").is_file():
             self.cell_trees, self.cell_trees_card = load("cell_trees")
             self.cell_blend = float(self.cell_trees_card["blend_weight"])
-        self._analogues = None  # the analogue table, read on first use (``analogues``)
 
     def _load(self, name: str):
         """(TorchScript module, card) of ``name``.pt / .json in the model folder."""
@@ -260,14 +259,13 @@ class FormulaModels:
 
     @property
     def analogues(self):
-        """The folder's analogue table (``analogues.AnalogueTable``), read on first use; None
-        without ``analogues.npz``."""
-        if self._analogues is None:
-            from .analogues import AnalogueTable
+        """The folder's analogue table (``analogues.load_table``: read once, shared with
+        ``find_analogues``); None without ``analogues.npz``."""
+        if not (self.directory / "analogues.npz").is_file():
+            return None
+        from .analogues import load_table
 
-            path = self.directory / "analogues.npz"
-            self._analogues = AnalogueTable.read(path) if path.is_file() else False
-        return self._analogues or None
+        return load_table(self.directory)
 
     def with_vote(self, prob: np.ndarray, compositions) -> np.ndarray:
         """(n, 14) Bravais probabilities ``prob`` of ``compositions`` (a list of {element:

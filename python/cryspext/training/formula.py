@@ -998,7 +998,9 @@ def write_analogue_table(cache: Path, split: str, model_dir: Path, shared: Path 
     card = {
         "kind": "analogues", "split": split, "n_formulas": int(len(train)),
         "n_patterns": int(len(set(columns["key"].tolist()))),
-        "what": "training formulas by stoichiometry pattern, for formula.analogues.find_analogues",
+        "what": ("training formulas by stoichiometry pattern, for formula.analogues "
+                 "(find_analogues, seed_structure) and the analogue vote in predict_formula's "
+                 "Bravais probabilities"),
         "columns": {"formula": "reduced formula", "mp_id": "Materials Project id (mp-N)",
                     "spacegroup": "spglib, symprec 0.1 A", "bravais": "index into lattice.BRAVAIS",
                     "conventional": "a b c (A) alpha beta gamma (degrees) of spglib's conventional "
