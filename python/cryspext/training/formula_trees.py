@@ -136,6 +136,11 @@ CELL_BLEND_WEIGHT = 0.3
 # top-1 of the canonical model -> the mix at 0.3 / 0.5 / 0.7 / trees alone: random 60.02 ->
 # 63.14 / 64.24 / 64.42 / 63.98 %, future 25.27 -> 27.89 / 29.14 / 29.43 / 29.47 %.
 STANDARD_CELL_BLEND_WEIGHT = 0.7
+# The joint trees of predict_cell(..., formula=...): one 230-way classifier on the formula and
+# its cell read together (``formula.formulacell``: counts of atoms per cell, the cell), the cell
+# trees' settings. Mixed into the naive-Bayes combination as (1 - w) · naive Bayes + w · trees.
+FORMULA_CELL_TREES = CELL_TREES
+FORMULA_CELL_BLEND_WEIGHT = 0.0  # set from benchmarks/formula_cell_joint_validation.py
 BLEND_WEIGHT = 0.5  # the formula model's mix of space-group probabilities: equal weight, fixed beforehand
 # The Bravais probabilities lean on the trees. Scanned with benchmarks/formula_blend_validation.py
 # (3 validation networks and validation trees, all reading the formula-unit features, fitted
@@ -676,6 +681,61 @@ def train_standard_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_C
     return card
 
 
+def joint_fit_rows(arr: dict, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(joint features, space groups 1..230) to fit on: the conventional cells of ``rows`` and
+    the primitive cells of those on a centred lattice, each with its formula
+    (``formula.formulacell``; the same cells as ``training.cell.fit_rows``)."""
+    from ..formula.formulacell import joint_features
+
+    centred = rows[np.array([BRAVAIS[b][1] != "P" for b in arr["bravais"][rows]], bool)]
+    r = np.concatenate([rows, centred])
+    C = np.concatenate([arr["C"][rows], arr["C_primitive"][centred]])
+    return joint_features([str(f) for f in arr["formula"][r]], arr["X"][r], C), arr["sg"][r]
+
+
+def train_formula_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE,
+                             validate: bool = False, threads: int = 1, seed: int = 0) -> dict:
+    """Fit the joint formula-and-cell trees (space groups 1..230 from
+    ``formulacell.joint_features``) and write ``out_dir/formula_cell_trees.pt`` + card, mixed
+    into ``predict_cell(..., formula=...)`` with weight ``FORMULA_CELL_BLEND_WEIGHT``."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from ..formula.formulacell import JOINT_FEATURE_NAMES, joint_features
+    from ..formula.trees import bin_features, feature_edges, from_sklearn
+    from ..models import save_torchscript
+    from .cell import topk
+
+    t0 = time.time()
+    arr = dataset_arrays(cache)
+    train_rows, test_rows = _split(arr, split)
+    if validate:
+        train_rows, test_rows = validation_split(arr, train_rows, split)
+    F_fit, y_fit = joint_fit_rows(arr, train_rows)
+    edges = feature_edges(F_fit)
+    with threadpool_limits(threads):
+        model = _classifier(FORMULA_CELL_TREES, seed).fit(bin_features(F_fit, edges), y_fit)
+    trees = from_sklearn([(model, 230, list(model.classes_ - 1))], edges, n_heads=1)
+    fit_s = time.time() - t0
+    formulas = [str(f) for f in arr["formula"][test_rows]]
+    metrics_ = {}
+    for name, key in (("conventional", "C"), ("primitive", "C_primitive")):
+        F = joint_features(formulas, arr["X"][test_rows], arr[key][test_rows])
+        with torch.no_grad():
+            metrics_[name] = topk(trees.probabilities(torch.from_numpy(F), 0).numpy(), arr["sg"][test_rows])
+    card = _card(
+        "formula_cell_trees", split, arr, train_rows, test_rows, trees, fit_s=fit_s,
+        threads=threads, validate=validate, blend_weight=FORMULA_CELL_BLEND_WEIGHT,
+        n_fit_cells=int(len(y_fit)), inputs=JOINT_FEATURE_NAMES,
+        blend=("predict_cell(..., formula=...): (1 - blend_weight) * the naive-Bayes combination "
+               "of the formula and cell models (with the volume term) + blend_weight * these trees"),
+        settings={**FORMULA_CELL_TREES, "seed": seed, "library": LIBRARY},
+        output="probabilities(x, 0): (n, 230) probabilities of space groups 1..230",
+        test_metrics=metrics_)
+    save_torchscript(trees, Path(out_dir) / "formula_cell_trees.pt", card)
+    return card
+
+
 def repack(path: Path) -> None:
     """Re-script a saved ``formula_trees.pt`` with the current ``BoostedTrees`` code (same
     tensors) and write the current mixing weights (``BLEND_WEIGHT``, ``BRAVAIS_BLEND_WEIGHT``,
@@ -715,6 +775,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--standard-cell", action="store_true",
                     help="fit the standard-setting cell trees (cell_standard_trees.pt: the cell as "
                          "written, for predict_cell(..., setting='standard')) instead")
+    ap.add_argument("--formula-cell", action="store_true",
+                    help="fit the joint formula-and-cell trees (formula_cell_trees.pt: the formula "
+                         "and its cell read together, for predict_cell(..., formula=...)) instead")
     ap.add_argument("--repack", type=Path, default=None, metavar="PT",
                     help="only re-script an existing formula_trees.pt with the current code and "
                          "write the current mixing weights and confidence constants onto its card")
@@ -748,6 +811,8 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or (MODEL_DIR if a.split == "random" else a.cache / "future")
     if a.cell:
         card = train_cell_trees(a.split, out, a.cache, a.validate, a.threads, a.seed)
+    elif a.formula_cell:
+        card = train_formula_cell_trees(a.split, out, a.cache, a.validate, a.threads, a.seed)
     elif a.standard_cell:
         card = train_standard_cell_trees(a.split, out, a.cache, a.validate, a.threads, a.seed)
     else:
