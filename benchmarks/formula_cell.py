@@ -8,7 +8,8 @@ Each split's own models (random: the shipped ones; future: ``cache/formula/futur
 by the formula model (``FormulaModels.spacegroup_distribution``), by the cell model (its
 conventional cell, and a primitive cell), and by the two combined as ``predict_cell`` does
 (``FormulaModels.formula_and_cell``: naive Bayes, P(formula) · P(cell) / P(group), P(group) from
-the training formulas' counts on the card, times the volume term of ``formula.cellvolume``). For
+the training formulas' counts on the card, times the volume term of ``formula.cellvolume``, mixed
+with the joint formula-and-cell trees where the models ship them). For
 reference, naive Bayes without the volume term, and the product without the prior either. NLL: the mean negative log-likelihood
 of the true group (lower is better; it scores the probabilities, not only the ranking). The baseline is a random forest fitted
 in the same run on the formula features next to the cell features (the same columns both models
@@ -48,6 +49,7 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
     from sklearn.ensemble import RandomForestClassifier
 
     from cryspext.formula import cellvolume
+    from cryspext.formula.formulacell import joint_features
     from cryspext.formula.lattice import BRAVAIS
     from formula_analogues import compositions  # the rows' formulas, for the analogue vote
     from cryspext.formula.predict import FormulaModels
@@ -60,19 +62,28 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
     y = arr["sg"][test] - 1
     t0 = time.perf_counter()
     scores = {"formula alone": m.spacegroup_distribution(XF[test], compositions(arr, test))}
+    formulas = [str(f) for f in arr["formula"][test]]
     prior = m.spacegroup_prior()
     fu_volume = XF[test, -1]  # formula_unit_volume, Å³
     for setting, C, cells in (("conventional", arr["C"], arr["conventional"]),
                               ("primitive", arr["C_primitive"], arr["primitive"])):
         cell = m.cell_mix(C[test])
         scores[f"cell alone, {setting} cells"] = cell
+        volume = cellvolume.cell_volume(cells[test])
+        # predict_cell's joint trees read the formula and the cell together (formula.formulacell)
+        joint = (joint_features(formulas, arr["X"][test], C[test])
+                 if m.formula_cell_trees is not None else None)
         scores[f"formula and cell combined, {setting} cells"] = m.formula_and_cell(
-            scores["formula alone"], cell, cellvolume.cell_volume(cells[test]), fu_volume)
+            scores["formula alone"], cell, volume, fu_volume, joint)
         if setting == "conventional" and m.cell_standard_trees is not None:
             # the cell declared a standard one: predict_cell(..., formula=..., setting="standard")
             scores["formula and cell combined, conventional cells declared standard (setting='standard')"] = (
                 m.formula_and_cell(scores["formula alone"], m.cell_standard_mix(C[test], cells[test]),
-                                   cellvolume.cell_volume(cells[test]), fu_volume))
+                                   volume, fu_volume, joint))
+        if joint is not None:
+            scores[f"(reference: naive Bayes with the volume term, without the joint trees, {setting} cells)"] = (
+                m.formula_and_cell(scores["formula alone"], cell, volume, fu_volume))
+            scores[f"(reference: the joint trees alone, {setting} cells)"] = m.formula_cell_tree_proba(joint)
         scores[f"(reference: naive Bayes without the volume term, {setting} cells)"] = (
             scores["formula alone"] * cell / prior)
         scores[f"(reference: product without the prior or the volume term, {setting} cells)"] = (
@@ -89,6 +100,14 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
     for setting, C in (("conventional", arr["C"]), ("primitive", arr["C_primitive"])):
         scores[f"random forest on formula and cell features, {setting} cells"] = rf_scores(
             rf, np.column_stack([XF[test], C[test]]), 230)
+    del rf
+    # The same forest on the joint trees' inputs (atoms per cell of each element, ...), so that
+    # both learners of that row read the same columns.
+    rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
+    rf.fit(joint_features([str(f) for f in arr["formula"][rows]], arr["X"][rows], cells), arr["sg"][rows] - 1)
+    for setting, C in (("conventional", arr["C"]), ("primitive", arr["C_primitive"])):
+        scores[f"random forest on the joint features (formula.formulacell), {setting} cells"] = rf_scores(
+            rf, joint_features(formulas, arr["X"][test], C[test]), 230)
     del rf
     lines = [f"## Split `{split}` ({len(train)} train / {len(test)} test formulas)", "",
              "| method | SG top-1 | SG top-3 | NLL |", "|---|---|---|---|"]
@@ -126,8 +145,13 @@ def main(argv=None) -> int:
               "P(group | cell) / P(group), times the volume term P(ρ | group)^δ with ρ = ln(cell "
               "volume / formula-unit volume) (`formula.cellvolume`; δ from the split's "
               "`cell_volume.json`, chosen on its validation slice by "
-              "`benchmarks/formula_cell_validation.py` before this run). The references without "
-              "the volume term or the prior are shown only to measure the parts.", ""]
+              "`benchmarks/formula_cell_validation.py` before this run). Where the split's models "
+              "have joint trees (`formula_cell_trees.pt`, one classifier on the formula and the "
+              "cell read together, `formula.formulacell`), the combination is (1 − w) · that + w · "
+              "their probabilities, w from their card (chosen on the validation slices, "
+              "`benchmarks/formula_cell_joint_validation.py`). The references (naive Bayes "
+              "without the joint trees, the joint trees alone, and without the volume term or "
+              "the prior) are shown only to measure the parts.", ""]
     text = "\n".join(lines + body)
     a.out.write_text(text)
     print(text)

@@ -98,6 +98,8 @@ def score_split(split: str, members: int) -> dict:
         np.savez_compressed(Path(d) / "analogues.npz", **table_columns(
             arr["formula"][fit], arr["mp_id"][fit], arr["sg"][fit], arr["bravais"][fit],
             arr["conventional"][fit]))
+        (Path(d) / "analogues.json").write_text(json.dumps(
+            {"kind": "analogues", "split": split, "what": "the validation slice's fit rows"}))
         m = FormulaModels(d)
         for card in (m.formula_card, m.trees_card):
             if card.get("split") != split or "validation_run" not in card:

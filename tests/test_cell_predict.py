@@ -176,8 +176,9 @@ def test_primitive_cells_of_centred_cubic_lattices(name, structure, a, bravais):
 @shipped
 def test_formula_and_cell_combined():
     """predict_cell(..., formula=...): P(formula) · P(cell) / P(group) · P(ρ | group)^δ,
-    renormalised, with ρ = ln(V_cell / V_formula unit) and the shipped table; a cubic cell that
-    the cell alone calls Pm-3m becomes Fm-3m for NaCl and stays Pm-3m for CsCl."""
+    renormalised, with ρ = ln(V_cell / V_formula unit) and the shipped table (mixed with the
+    joint formula-and-cell trees where they are shipped); the rock-salt and CsCl cells get their
+    own groups."""
     import json
 
     from cryspext.formula.features import formula_unit_features
@@ -188,8 +189,10 @@ def test_formula_and_cell_combined():
     alone = predict_cell(*cell, top_k=230)
     assert alone["spacegroups"][0]["number"] == 221
     nacl = predict_cell(*cell, top_k=230, formula="NaCl")
-    assert nacl["spacegroups"][0]["number"] == 225 and nacl["formula"] == "NaCl"
-    assert predict_cell(*cell, top_k=1, formula="CsCl")["spacegroups"][0]["number"] == 221
+    assert nacl["formula"] == "NaCl"
+    # The rock-salt cell (a = 5.64 Å, four NaCl) is Fm-3m; CsCl's (4.12 Å, one) Pm-3m.
+    assert predict_cell(5.64, 5.64, 5.64, 90, 90, 90, top_k=1, formula="NaCl")["spacegroups"][0]["number"] == 225
+    assert predict_cell(4.12, 4.12, 4.12, 90, 90, 90, top_k=1, formula="CsCl")["spacegroups"][0]["number"] == 221
     m = _models(None)
     assert isinstance(m, FormulaModels)
     nacl_comp = [{"Na": 1, "Cl": 1}]  # with the analogue vote, as predict_formula ranks
@@ -204,6 +207,17 @@ def test_formula_and_cell_combined():
     volume = np.exp(delta * np.array([np.interp(rho, table["grid"], row) for row in table["log_density"]]))
     expected = np.array([from_formula[g - 1] * cell_p[g] for g in range(1, 231)]) / m.spacegroup_prior() * volume
     expected /= expected.sum()
+    if m.formula_cell_trees is not None:  # mixed with the joint trees, weight on their card
+        from cryspext.formula.cellgeom import cell_features
+        from cryspext.formula.formulacell import joint_features
+
+        w = json.loads((MODELS_DIR / "formula" / "formula_cell_trees.json").read_text())["blend_weight"]
+        p_joint = m.formula_cell_tree_proba(joint_features(nacl_comp, m.features(nacl_comp),
+                                                           cell_features(cell)[None]))[0]
+        assert 0 < w < 1 and p_joint.sum() == pytest.approx(1, abs=1e-5)
+        expected = (1 - w) * expected + w * p_joint
+        top = nacl["spacegroups"][0]
+        assert top["joint_probability"] == pytest.approx(p_joint[top["number"] - 1], rel=1e-6)
     got = {s["number"]: s for s in nacl["spacegroups"]}
     assert len(got) == 230 and sum(s["probability"] for s in got.values()) == pytest.approx(1)
     for g in (225, 221, 216):
@@ -220,9 +234,10 @@ def test_formula_and_cell_combined():
 def test_cli_cell_with_formula(capsys):
     from cryspext.cli import main
 
-    assert main(["formula", "cell", "4", "4", "4", "90", "90", "90", "--of", "NaCl", "--top", "2"]) == 0
+    assert main(["formula", "cell", "5.64", "5.64", "5.64", "90", "90", "90", "--of", "NaCl", "--top", "2"]) == 0
     out = capsys.readouterr().out
     assert "together" in out and "225 Fm-3m" in out.splitlines()[3]
+    assert "read together" in out.splitlines()[3]  # the joint trees' part
     assert "formula-unit volume = " in out.splitlines()[1]
     assert main(["formula", "NaCl", "--of", "KCl"]) == 2
     assert "--of goes with 'cell'" in capsys.readouterr().err

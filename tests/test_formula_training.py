@@ -454,3 +454,45 @@ def test_dataset_file_bytes_do_not_depend_on_the_write_time(tmp_path, monkeypatc
     import gzip
 
     assert json.loads(gzip.open(tmp_path / "two.json.gz", "rt").read()) == data
+
+
+def test_joint_formula_cell_trees_are_mixed_into_predict_cell(tiny_models, tmp_path, monkeypatch):
+    """Joint trees (formula and cell read together): (1 − w) · the naive-Bayes answer + w · their
+    probabilities for the rows' ``formulacell.joint_features``, w from their card; without a
+    formula or with a fractional one, predict_cell does not read them."""
+    import shutil
+
+    from cryspext.formula.cellgeom import cell_features
+    from cryspext.formula.formulacell import JOINT_FEATURE_NAMES, joint_features
+    from cryspext.formula.predict import FormulaModels
+    from cryspext.training import formula_trees
+
+    out, _ = tiny_models
+    joint_dir = tmp_path / "with_joint"
+    shutil.copytree(out, joint_dir)
+    monkeypatch.setitem(formula_trees.FORMULA_CELL_TREES, "max_iter", 5)
+    monkeypatch.setattr(formula_trees, "FORMULA_CELL_BLEND_WEIGHT", 0.4)
+    card = formula_trees.train_formula_cell_trees("future", joint_dir, cache=out.parent)
+    assert card["kind"] == "formula_cell_trees" and card["inputs"] == JOINT_FEATURE_NAMES
+    assert card["blend_weight"] == 0.4 and card["n_trees"] > 0
+    assert set(card["test_metrics"]) == {"conventional", "primitive"}
+    models = FormulaModels(joint_dir)
+    cell = (4.0, 4.0, 4.0, 90, 90, 90)
+    joint = joint_features(["NaCl"], models.features(["NaCl"]), cell_features(cell)[None])
+    p_joint = models.formula_cell_tree_proba(joint)[0]
+    assert p_joint.shape == (230,) and p_joint.sum() == pytest.approx(1, abs=1e-5)
+    naive = {s["number"]: s["probability"] for s in
+             predict_cell(*cell, top_k=230, model_dir=out, formula="NaCl")["spacegroups"]}
+    mixed = predict_cell(*cell, top_k=230, model_dir=joint_dir, formula="NaCl")["spacegroups"]
+    assert sum(s["probability"] for s in mixed) == pytest.approx(1, abs=1e-6)
+    for s in mixed[:20]:
+        assert s["probability"] == pytest.approx(0.6 * naive[s["number"]] + 0.4 * p_joint[s["number"] - 1],
+                                                 rel=1e-5, abs=1e-9)
+        assert s["joint_probability"] == pytest.approx(p_joint[s["number"] - 1], rel=1e-6)
+    alone = predict_cell(*cell, top_k=230, model_dir=out)["spacegroups"]
+    assert predict_cell(*cell, top_k=230, model_dir=joint_dir)["spacegroups"] == alone
+    # They learned whole-number formulas: a fractional one keeps the naive-Bayes answer.
+    assert (predict_cell(*cell, top_k=230, model_dir=joint_dir, formula="Na0.5K0.5Cl")["spacegroups"]
+            == predict_cell(*cell, top_k=230, model_dir=out, formula="Na0.5K0.5Cl")["spacegroups"])
+    with pytest.raises(ValueError, match="joint"):
+        FormulaModels(out).formula_cell_tree_proba(joint)

@@ -283,14 +283,17 @@ def _cell(args) -> int:
         print(f"cell volume / formula-unit volume = {result['volume_ratio']:.2f} (about the formula "
               "units per cell times a packing factor; each group is weighed by how common this "
               "ratio is among its training cells)")
+        joint = "joint_probability" in result["spacegroups"][0]
         print(f"space groups from this cell and the formula {result['formula']} together "
-              "(p; from the cell alone, from the formula alone):")
+              "(p; from the cell alone, from the formula alone"
+              + ("; from trees that read the formula and the cell together" if joint else "") + "):")
     for i, s in enumerate(result["spacegroups"], 1):
         line = f"{i}. space group {s['number']:>3} {_sg_symbol(s['number']):<12} ({s['bravais']})  p = {s['probability']:.2f}"
         if "spread" in s:
             line += f" ± {s['spread']:.2f}"
         else:
-            line += f"  (cell {s['cell_probability']:.2f}, formula {s['formula_probability']:.2f})"
+            line += f"  (cell {s['cell_probability']:.2f}, formula {s['formula_probability']:.2f}"
+            line += f", both read together {s['joint_probability']:.2f})" if "joint_probability" in s else ")"
         print(line)
     return 0
 

@@ -40,10 +40,11 @@ from . import cellvolume
 from .cellgeom import TRAINING_LENGTHS, canonical_cell, canonical_features
 from .confidence import full_uncertainties, lattice_uncertainty, member_std, temper
 from .features import FEATURE_NAMES, formula_features, formula_unit_features, formula_unit_rows
+from .formulacell import joint_features
 from .lattice import (ANGLES, BRAVAIS, BRAVAIS_NAMES, full_parameters, rhombohedral_to_hexagonal,
                       rhombohedral_to_hexagonal_uncertainty)
 from .parse import as_composition
-from .vegard import end_members
+from .vegard import end_members, is_fractional
 
 __all__ = ["FormulaModels", "mix_parts", "predict_formula", "predict_formulas", "predict_cell"]
 
@@ -115,6 +116,11 @@ class FormulaModels:
                     raise ValueError(f"{self.directory / 'cell_volume.npz'}: another grid than "
                                      "formula.cellvolume.GRID")
             self.volume_card = json.loads((self.directory / "cell_volume.json").read_text())
+        # Optional joint trees on the formula and its cell read together (``formulacell``),
+        # mixed into predict_cell(..., formula=...) with the weight on their card.
+        self.formula_cell_trees, self.formula_cell_card = None, None
+        if (self.directory / "formula_cell_trees.pt").is_file():
+            self.formula_cell_trees, self.formula_cell_card = load("formula_cell_trees")
         # Optional boosted trees of the cell model, mixed with weight ``cell_blend``.
         self.cell_trees, self.cell_trees_card, self.cell_blend = None, None, 0.0
         if (self.directory / "cell_trees.pt").is_file():
@@ -338,12 +344,14 @@ class FormulaModels:
         return prior / prior.sum()
 
     def formula_and_cell(self, from_formula: np.ndarray, from_cell: np.ndarray,
-                         cell_volume, formula_unit_volume) -> np.ndarray:
+                         cell_volume, formula_unit_volume, joint: np.ndarray | None = None) -> np.ndarray:
         """(n, 230) P(group | formula, cell) of ``predict_cell(..., formula=...)``: the formula
         model's (``spacegroup_distribution``) and the cell model's (``cell_mix``) (n, 230)
         probabilities as independent evidence, P(formula) · P(cell) / P(group), times the volume
         term P(ρ | group)^δ where the models ship its table (``cellvolume``; ρ = ln(cell volume /
-        formula-unit volume), both (n,) in Å³)."""
+        formula-unit volume), both (n,) in Å³). Where the models ship joint trees and ``joint``
+        holds the rows' ``formulacell.joint_features``, the answer is (1 − w) · that + w · the
+        joint trees' probabilities, w from their card."""
         prior = self.spacegroup_prior()
         if prior is None:
             raise ValueError("these formula models' card has no space-group counts to combine with "
@@ -354,7 +362,21 @@ class FormulaModels:
             rho = cellvolume.volume_ratio(cell_volume, formula_unit_volume)
             log_p = log_p + float(self.volume_card["delta"]) * cellvolume.log_likelihood(self.volume_table, rho)
         p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True)
+        p = p / p.sum(axis=1, keepdims=True)
+        if self.formula_cell_trees is not None and joint is not None:
+            p = mix_parts(p, self.formula_cell_tree_proba(joint), float(self.formula_cell_card["blend_weight"]))
+        return p
+
+    def formula_cell_tree_proba(self, joint: np.ndarray) -> np.ndarray:
+        """(n, 230) probabilities of the joint formula-and-cell trees for rows ``joint`` of
+        ``formulacell.joint_features``."""
+        if self.formula_cell_trees is None:
+            raise ValueError(f"no joint formula-and-cell trees in {self.directory} (python -m "
+                             "cryspext.training.formula_trees --formula-cell fits them)")
+        import torch
+
+        with torch.no_grad():
+            return self.formula_cell_trees.probabilities(self._tensor(joint), 0).numpy()
 
     def cell_standard_mix(self, C, params, members: np.ndarray | None = None) -> np.ndarray:
         """(n, 230) probabilities of the cell model for cells written in their conventional
@@ -739,13 +761,15 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     formula-unit volume), which tells how many formula units the cell holds (``cellvolume``;
     the answer's ``"volume_ratio"`` is e^ρ). Each entry then has ``probability`` (combined),
     ``cell_probability`` and ``formula_probability`` instead of ``spread``, and the answer has
-    ``"formula"`` and the formula's ``"training_coverage"``. The formula settles what the cell
-    cannot (Fm-3m against Pm-3m for a cubic cell) and the cell what the formula cannot: on
-    held-out formulas space group top-1 rises from 62 % (formula) and 60 % (cell) to 80 %
-    (``benchmarks/RESULTS_formula_cell.md``; level with a random forest fitted on formula and
-    cell features together, which is ahead on the future split). Both models learn from
-    Materials Project, so their errors are not fully independent and the combined
-    probabilities lean to overconfidence.
+    ``"formula"`` and the formula's ``"training_coverage"``. Where the models ship joint trees
+    (``formula_cell_trees.pt``: one classifier on the formula and the cell read together,
+    ``formulacell``, which sees about how many atoms of each element the cell holds), the
+    answer is (1 − w) · naive Bayes + w · their probabilities (w on their card), and each
+    entry also has ``joint_probability``; fractional formulas, which they did not learn, keep
+    naive Bayes. The formula settles what the cell cannot (Fm-3m against Pm-3m for a cubic
+    cell) and the cell what the formula cannot (``benchmarks/RESULTS_formula_cell.md``). Both
+    models learn from Materials Project, so their errors are not fully independent and the
+    combined probabilities lean to overconfidence.
     """
     top_k = _check_top_k(top_k, 230)
     if setting not in ("any", "standard"):
@@ -777,9 +801,13 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
                               for i in order]
         return out
     comp = as_composition(formula)
-    from_formula = m.spacegroup_distribution(m.features([comp]), [comp])[0]
+    X = m.features([comp])
+    from_formula = m.spacegroup_distribution(X, [comp])[0]
     volume, fu_volume = cellvolume.cell_volume(params), formula_unit_features(comp)[1]
-    combined = m.formula_and_cell(from_formula[None], prob[None], [volume], [fu_volume])[0]
+    # The joint trees learned whole-number formulas only; a fractional one keeps naive Bayes.
+    joint = (joint_features([comp], X, feats)
+             if m.formula_cell_trees is not None and not is_fractional(comp) else None)
+    combined = m.formula_and_cell(from_formula[None], prob[None], [volume], [fu_volume], joint)[0]
     order = np.argsort(-combined)[:top_k]
     out["formula"] = formula if isinstance(formula, str) else _written(comp)
     out["volume_ratio"] = float(volume / fu_volume)
@@ -789,7 +817,9 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
         if not coverage["in_training_range"]:
             warnings.warn(f"{out['formula']}: {'; '.join(coverage['reasons'])}: the formula's part "
                           "is an extrapolation", UserWarning, stacklevel=2)
+    p_joint = m.formula_cell_tree_proba(joint)[0] if joint is not None else None
     out["spacegroups"] = [{"number": int(i) + 1, "probability": float(combined[i]),
                            "cell_probability": float(prob[i]), "formula_probability": float(from_formula[i]),
+                           **({"joint_probability": float(p_joint[i])} if p_joint is not None else {}),
                            "bravais": bravais_of_spacegroup(int(i) + 1)} for i in order]
     return out

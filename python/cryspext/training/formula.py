@@ -16,7 +16,8 @@ Steps (each a sub-command):
   networks read the formula-unit features too (``NETWORK_FORMULA_UNIT_INPUTS``).
 * ``trees`` — the gradient-boosted trees mixed into the outputs of the formula and cell models
   (``training/formula_trees.py``: ``formula_trees.pt``, ``cell_trees.pt``) and the trees of
-  ``predict_cell(..., setting="standard")`` (``cell_standard_trees.pt``). The Bravais and
+  ``predict_cell(..., setting="standard")`` (``cell_standard_trees.pt``) and of
+  ``predict_cell(..., formula=...)`` (``formula_cell_trees.pt``). The Bravais and
   space-group trees also learn half of COD's formula → space-group labels (``training.cod``;
   ``--no-cod``: without).
 * ``recipe`` — the shipped models from the data set in one command: the cell model, the two
@@ -1384,7 +1385,8 @@ def main(argv: list[str] | None = None) -> int:
                               element_dim=args.element_dim)
         print(json.dumps(summary))
     if args.step == "trees":
-        from .formula_trees import train as train_formula_trees, train_cell_trees, train_standard_cell_trees
+        from .formula_trees import (train as train_formula_trees, train_cell_trees, train_formula_cell_trees,
+                                    train_standard_cell_trees)
 
         out = args.out or (MODEL_DIR if args.split == "random" else args.cache / args.split)
         shared = None if args.no_cod else args.shared  # COD labels for the classifiers
@@ -1392,7 +1394,8 @@ def main(argv: list[str] | None = None) -> int:
                                          args.threads, shared=shared),
                      train_cell_trees(args.split, Path(out), args.cache, args.validate, args.threads),
                      train_standard_cell_trees(args.split, Path(out), args.cache, args.validate,
-                                               args.threads)):
+                                               args.threads),
+                     train_formula_cell_trees(args.split, Path(out), args.cache, args.validate, args.threads)):
             print(json.dumps({k: card[k] for k in ("kind", "split", "n_trees", "fit_s",
                                                    "test_metrics")}))
     if args.step == "volume":
