@@ -604,14 +604,24 @@ def refit_classifiers(path: Path, shared: Path | None, cache: Path = DEFAULT_CAC
     return card
 
 
+def _spacegroup_trees(F: np.ndarray, y: np.ndarray, settings: dict, seed: int, threads: int):
+    """One 230-way classifier (space groups 1..230 ``y``) fitted on the binned rows ``F``, packed
+    as ``formula.trees.BoostedTrees`` (one head)."""
+    from threadpoolctl import threadpool_limits
+
+    from ..formula.trees import bin_features, feature_edges, from_sklearn
+
+    edges = feature_edges(F)
+    with threadpool_limits(threads):
+        model = _classifier(settings, seed).fit(bin_features(F, edges), y)
+    return from_sklearn([(model, 230, list(model.classes_ - 1))], edges, n_heads=1)
+
+
 def train_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE,
                      validate: bool = False, threads: int = 1, seed: int = 0) -> dict:
     """Fit the cell-geometry trees (space groups 1..230 from the cell features, on the same
     conventional + primitive training cells as ``training.cell``) and write
     ``out_dir/cell_trees.pt`` + card, mixed with the cell networks by ``formula.predict``."""
-    from threadpoolctl import threadpool_limits
-
-    from ..formula.trees import bin_features, feature_edges, from_sklearn
     from ..models import save_torchscript
     from .cell import fit_rows, topk
 
@@ -621,10 +631,7 @@ def train_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE,
     if validate:
         train_rows, test_rows = validation_split(arr, train_rows, split)
     C_fit, y_fit = fit_rows(arr, train_rows)
-    edges = feature_edges(C_fit)
-    with threadpool_limits(threads):
-        model = _classifier(CELL_TREES, seed).fit(bin_features(C_fit, edges), y_fit)
-    trees = from_sklearn([(model, 230, list(model.classes_ - 1))], edges, n_heads=1)
+    trees = _spacegroup_trees(C_fit, y_fit, CELL_TREES, seed, threads)
     fit_s = time.time() - t0
     import torch
 
@@ -649,10 +656,7 @@ def train_standard_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_C
     """Fit the standard-setting cell trees (space groups 1..230 from the cell as written,
     ``cellsetting.standard_setting_features``, on the conventional training cells) and write
     ``out_dir/cell_standard_trees.pt`` + card, for ``predict_cell(..., setting="standard")``."""
-    from threadpoolctl import threadpool_limits
-
     from ..formula.cellsetting import STANDARD_FEATURE_NAMES, standard_setting_features
-    from ..formula.trees import bin_features, feature_edges, from_sklearn
     from ..models import save_torchscript
     from .cell import topk
 
@@ -662,10 +666,7 @@ def train_standard_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_C
     if validate:
         train_rows, test_rows = validation_split(arr, train_rows, split)
     F_fit = standard_setting_features(arr["conventional"][train_rows])
-    edges = feature_edges(F_fit)
-    with threadpool_limits(threads):
-        model = _classifier(CELL_TREES, seed).fit(bin_features(F_fit, edges), arr["sg"][train_rows])
-    trees = from_sklearn([(model, 230, list(model.classes_ - 1))], edges, n_heads=1)
+    trees = _spacegroup_trees(F_fit, arr["sg"][train_rows], CELL_TREES, seed, threads)
     fit_s = time.time() - t0
     import torch
 
@@ -707,10 +708,8 @@ def train_formula_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CA
     ``formulacell.joint_features``) and write ``out_dir/formula_cell_trees.pt`` + card, mixed
     into ``predict_cell(..., formula=...)`` with weight ``FORMULA_CELL_BLEND_WEIGHT``."""
     import torch
-    from threadpoolctl import threadpool_limits
 
     from ..formula.formulacell import JOINT_FEATURE_NAMES, joint_features
-    from ..formula.trees import bin_features, feature_edges, from_sklearn
     from ..models import save_torchscript
     from .cell import topk
 
@@ -720,10 +719,7 @@ def train_formula_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CA
     if validate:
         train_rows, test_rows = validation_split(arr, train_rows, split)
     F_fit, y_fit = joint_fit_rows(arr, train_rows)
-    edges = feature_edges(F_fit)
-    with threadpool_limits(threads):
-        model = _classifier(FORMULA_CELL_TREES, seed).fit(bin_features(F_fit, edges), y_fit)
-    trees = from_sklearn([(model, 230, list(model.classes_ - 1))], edges, n_heads=1)
+    trees = _spacegroup_trees(F_fit, y_fit, FORMULA_CELL_TREES, seed, threads)
     fit_s = time.time() - t0
     formulas = [str(f) for f in arr["formula"][test_rows]]
     metrics_ = {}
