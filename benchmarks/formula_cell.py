@@ -53,7 +53,7 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
     from cryspext.formula.lattice import BRAVAIS
     from formula_analogues import compositions  # the rows' formulas, for the analogue vote
     from cryspext.formula.predict import FormulaModels
-    from cryspext.training.formula_trees import tree_inputs
+    from cryspext.training.formula_trees import joint_fit_rows, tree_inputs
     from formula import rf_scores, split_indices
 
     train, test = split_indices([{"mp_id": int(i)} for i in arr["mp_id"]], split)
@@ -63,6 +63,7 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
     t0 = time.perf_counter()
     scores = {"formula alone": m.spacegroup_distribution(XF[test], compositions(arr, test))}
     formulas = [str(f) for f in arr["formula"][test]]
+    joint = {}  # the test rows' joint features by cell setting
     prior = m.spacegroup_prior()
     fu_volume = XF[test, -1]  # formula_unit_volume, Å³
     for setting, C, cells in (("conventional", arr["C"], arr["conventional"]),
@@ -71,19 +72,19 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
         scores[f"cell alone, {setting} cells"] = cell
         volume = cellvolume.cell_volume(cells[test])
         # predict_cell's joint trees read the formula and the cell together (formula.formulacell)
-        joint = (joint_features(formulas, arr["X"][test], C[test])
-                 if m.formula_cell_trees is not None else None)
+        joint[setting] = joint_features(formulas, arr["X"][test], C[test])
+        p_joint = m.formula_cell_tree_proba(joint[setting]) if m.formula_cell_trees is not None else None
         scores[f"formula and cell combined, {setting} cells"] = m.formula_and_cell(
-            scores["formula alone"], cell, volume, fu_volume, joint)
+            scores["formula alone"], cell, volume, fu_volume, p_joint)
         if setting == "conventional" and m.cell_standard_trees is not None:
             # the cell declared a standard one: predict_cell(..., formula=..., setting="standard")
             scores["formula and cell combined, conventional cells declared standard (setting='standard')"] = (
                 m.formula_and_cell(scores["formula alone"], m.cell_standard_mix(C[test], cells[test]),
-                                   volume, fu_volume, joint))
-        if joint is not None:
+                                   volume, fu_volume, p_joint))
+        if p_joint is not None:
             scores[f"(reference: naive Bayes with the volume term, without the joint trees, {setting} cells)"] = (
                 m.formula_and_cell(scores["formula alone"], cell, volume, fu_volume))
-            scores[f"(reference: the joint trees alone, {setting} cells)"] = m.formula_cell_tree_proba(joint)
+            scores[f"(reference: the joint trees alone, {setting} cells)"] = p_joint
         scores[f"(reference: naive Bayes without the volume term, {setting} cells)"] = (
             scores["formula alone"] * cell / prior)
         scores[f"(reference: product without the prior or the volume term, {setting} cells)"] = (
@@ -104,10 +105,11 @@ def evaluate(split: str, arr: dict, model_dir: Path, trees: int, threads: int) -
     # The same forest on the joint trees' inputs (atoms per cell of each element, ...), so that
     # both learners of that row read the same columns.
     rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=0)
-    rf.fit(joint_features([str(f) for f in arr["formula"][rows]], arr["X"][rows], cells), arr["sg"][rows] - 1)
-    for setting, C in (("conventional", arr["C"]), ("primitive", arr["C_primitive"])):
+    F_fit, y_fit = joint_fit_rows(arr, train)  # the joint trees' training rows
+    rf.fit(F_fit, y_fit - 1)
+    for setting in ("conventional", "primitive"):
         scores[f"random forest on the joint features (formula.formulacell), {setting} cells"] = rf_scores(
-            rf, joint_features(formulas, arr["X"][test], C[test]), 230)
+            rf, joint[setting], 230)
     del rf
     lines = [f"## Split `{split}` ({len(train)} train / {len(test)} test formulas)", "",
              "| method | SG top-1 | SG top-3 | NLL |", "|---|---|---|---|"]

@@ -496,3 +496,6 @@ def test_joint_formula_cell_trees_are_mixed_into_predict_cell(tiny_models, tmp_p
             == predict_cell(*cell, top_k=230, model_dir=out, formula="Na0.5K0.5Cl")["spacegroups"])
     with pytest.raises(ValueError, match="joint"):
         FormulaModels(out).formula_cell_tree_proba(joint)
+    with pytest.raises(ValueError, match="joint"):  # joint probabilities need the trees' weight
+        FormulaModels(out).formula_and_cell(np.full((1, 230), 1 / 230), np.full((1, 230), 1 / 230),
+                                            [64.0], [30.0], p_joint[None])

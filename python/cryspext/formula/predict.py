@@ -344,14 +344,14 @@ class FormulaModels:
         return prior / prior.sum()
 
     def formula_and_cell(self, from_formula: np.ndarray, from_cell: np.ndarray,
-                         cell_volume, formula_unit_volume, joint: np.ndarray | None = None) -> np.ndarray:
+                         cell_volume, formula_unit_volume, from_joint: np.ndarray | None = None) -> np.ndarray:
         """(n, 230) P(group | formula, cell) of ``predict_cell(..., formula=...)``: the formula
         model's (``spacegroup_distribution``) and the cell model's (``cell_mix``) (n, 230)
         probabilities as independent evidence, P(formula) · P(cell) / P(group), times the volume
         term P(ρ | group)^δ where the models ship its table (``cellvolume``; ρ = ln(cell volume /
-        formula-unit volume), both (n,) in Å³). Where the models ship joint trees and ``joint``
-        holds the rows' ``formulacell.joint_features``, the answer is (1 − w) · that + w · the
-        joint trees' probabilities, w from their card."""
+        formula-unit volume), both (n,) in Å³). With ``from_joint``, the joint trees' (n, 230)
+        probabilities (``formula_cell_tree_proba``), the answer is (1 − w) · that + w ·
+        ``from_joint``, w from the joint trees' card."""
         prior = self.spacegroup_prior()
         if prior is None:
             raise ValueError("these formula models' card has no space-group counts to combine with "
@@ -363,8 +363,11 @@ class FormulaModels:
             log_p = log_p + float(self.volume_card["delta"]) * cellvolume.log_likelihood(self.volume_table, rho)
         p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
         p = p / p.sum(axis=1, keepdims=True)
-        if self.formula_cell_trees is not None and joint is not None:
-            p = mix_parts(p, self.formula_cell_tree_proba(joint), float(self.formula_cell_card["blend_weight"]))
+        if from_joint is not None:
+            if self.formula_cell_card is None:
+                raise ValueError(f"no joint formula-and-cell trees in {self.directory} to weigh "
+                                 "from_joint with")
+            p = mix_parts(p, from_joint, float(self.formula_cell_card["blend_weight"]))
         return p
 
     def formula_cell_tree_proba(self, joint: np.ndarray) -> np.ndarray:
@@ -805,9 +808,9 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
     from_formula = m.spacegroup_distribution(X, [comp])[0]
     volume, fu_volume = cellvolume.cell_volume(params), formula_unit_features(comp)[1]
     # The joint trees learned whole-number formulas only; a fractional one keeps naive Bayes.
-    joint = (joint_features([comp], X, feats)
-             if m.formula_cell_trees is not None and not is_fractional(comp) else None)
-    combined = m.formula_and_cell(from_formula[None], prob[None], [volume], [fu_volume], joint)[0]
+    p_joint = (m.formula_cell_tree_proba(joint_features([comp], X, feats))
+               if m.formula_cell_trees is not None and not is_fractional(comp) else None)
+    combined = m.formula_and_cell(from_formula[None], prob[None], [volume], [fu_volume], p_joint)[0]
     order = np.argsort(-combined)[:top_k]
     out["formula"] = formula if isinstance(formula, str) else _written(comp)
     out["volume_ratio"] = float(volume / fu_volume)
@@ -817,9 +820,8 @@ def predict_cell(a: float, b: float, c: float, alpha: float, beta: float, gamma:
         if not coverage["in_training_range"]:
             warnings.warn(f"{out['formula']}: {'; '.join(coverage['reasons'])}: the formula's part "
                           "is an extrapolation", UserWarning, stacklevel=2)
-    p_joint = m.formula_cell_tree_proba(joint)[0] if joint is not None else None
     out["spacegroups"] = [{"number": int(i) + 1, "probability": float(combined[i]),
                            "cell_probability": float(prob[i]), "formula_probability": float(from_formula[i]),
-                           **({"joint_probability": float(p_joint[i])} if p_joint is not None else {}),
+                           **({"joint_probability": float(p_joint[0, i])} if p_joint is not None else {}),
                            "bravais": bravais_of_spacegroup(int(i) + 1)} for i in order]
     return out

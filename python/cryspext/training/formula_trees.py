@@ -421,6 +421,13 @@ def metrics(trees, X, B, SG, P, rows) -> dict:
     return out
 
 
+def _fit_and_score_rows(arr: dict, split: str, validate: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to fit on, rows to score on) of ``split``: its training and test rows, or with
+    ``validate`` the training rows minus the validation slice and that slice."""
+    train_rows, test_rows = _split(arr, split)
+    return validation_split(arr, train_rows, split) if validate else (train_rows, test_rows)
+
+
 def _card(kind: str, split: str, arr: dict, train_rows, test_rows, trees, *, fit_s: float,
           threads: int, validate: bool, blend_weight: float = BLEND_WEIGHT, **fields) -> dict:
     """The card fields common to the formula and cell trees, then ``fields``."""
@@ -465,9 +472,7 @@ def train(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE, validate: bool
 
     t0 = time.time()
     arr = dataset_arrays(cache)
-    train_rows, test_rows = _split(arr, split)
-    if validate:
-        train_rows, test_rows = validation_split(arr, train_rows, split)
+    train_rows, test_rows = _fit_and_score_rows(arr, split, validate)
     from ..formula.features import FEATURE_NAMES, FORMULA_UNIT_FEATURE_NAMES
 
     B, SG, P = arr["bravais"], arr["sg"], arr["params"]
@@ -627,9 +632,7 @@ def train_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CACHE,
 
     t0 = time.time()
     arr = dataset_arrays(cache)
-    train_rows, test_rows = _split(arr, split)
-    if validate:
-        train_rows, test_rows = validation_split(arr, train_rows, split)
+    train_rows, test_rows = _fit_and_score_rows(arr, split, validate)
     C_fit, y_fit = fit_rows(arr, train_rows)
     trees = _spacegroup_trees(C_fit, y_fit, CELL_TREES, seed, threads)
     fit_s = time.time() - t0
@@ -662,9 +665,7 @@ def train_standard_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_C
 
     t0 = time.time()
     arr = dataset_arrays(cache)
-    train_rows, test_rows = _split(arr, split)
-    if validate:
-        train_rows, test_rows = validation_split(arr, train_rows, split)
+    train_rows, test_rows = _fit_and_score_rows(arr, split, validate)
     F_fit = standard_setting_features(arr["conventional"][train_rows])
     trees = _spacegroup_trees(F_fit, arr["sg"][train_rows], CELL_TREES, seed, threads)
     fit_s = time.time() - t0
@@ -715,9 +716,7 @@ def train_formula_cell_trees(split: str, out_dir: Path, cache: Path = DEFAULT_CA
 
     t0 = time.time()
     arr = dataset_arrays(cache)
-    train_rows, test_rows = _split(arr, split)
-    if validate:
-        train_rows, test_rows = validation_split(arr, train_rows, split)
+    train_rows, test_rows = _fit_and_score_rows(arr, split, validate)
     F_fit, y_fit = joint_fit_rows(arr, train_rows)
     trees = _spacegroup_trees(F_fit, y_fit, FORMULA_CELL_TREES, seed, threads)
     fit_s = time.time() - t0
